@@ -1,0 +1,43 @@
+# AI Factory Bench - the two commands: `make run` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SNAKEMAKE := $(VENV)/bin/snakemake
+RESULTS ?= results
+
+.PHONY: setup system venv run report test lint unit bench clean
+
+setup: system venv
+
+system:
+	@envs/install-system.sh
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade 'pip>=24,<27'
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+## make run: set-up, then the default experiments on the local profile, then the HTML report.
+run: setup
+	$(SNAKEMAKE) --profile profiles/local --config results=$(RESULTS)
+	$(SNAKEMAKE) --profile profiles/local --config results=$(RESULTS) --report $(RESULTS)/report.html
+
+## make test: set-up, then ruff, snakefmt --check, snakemake --lint, and pytest.
+test: setup lint
+	$(VENV)/bin/pytest -q -ra
+
+lint: venv
+	$(VENV)/bin/ruff check aibench scripts tests bench
+	$(VENV)/bin/snakefmt --check Snakefile rules
+	$(SNAKEMAKE) --lint --profile profiles/local
+
+bench: setup
+	$(PY) bench/redis_fidelity.py
+	$(PY) bench/monitoring_cost.py
+	$(PY) bench/workflow_overhead.py
+
+clean:
+	rm -rf $(RESULTS) .snakemake

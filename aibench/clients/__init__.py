@@ -1,0 +1,8 @@
+"""Client kinds (load generators), one module each, registered by name."""
+
+from aibench.clients.base import ClientKind
+from aibench.registry import Registry
+
+CLIENTS: Registry[ClientKind] = Registry("client kind", modules=["aibench.clients.redis_benchmark"])
+
+__all__ = ["CLIENTS", "ClientKind"]

@@ -1,0 +1,96 @@
+"""redis-benchmark: Redis's own closed-loop load generator, its CSV parsed into the common schema."""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+from typing import Any
+
+from aibench.clients import CLIENTS
+from aibench.clients.base import ClientKind
+from aibench.errors import ClientError
+from aibench.results.schema import Metric, PointResult
+from aibench.secrets import mask, mask_argv
+
+LATENCY_COLUMNS = {
+    "avg_latency_ms": "mean",
+    "min_latency_ms": "min",
+    "p50_latency_ms": "p50",
+    "p95_latency_ms": "p95",
+    "p99_latency_ms": "p99",
+    "max_latency_ms": "max",
+}
+
+
+def parse_csv(text: str) -> list[Metric]:
+    """Metrics from ``redis-benchmark --csv`` output (one row per test)."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows or "rps" not in rows[0]:
+        raise ValueError(f"not redis-benchmark CSV output: {text[:200]!r}")
+    metrics: list[Metric] = []
+    for row in rows:
+        command = row["test"]
+        labels = {"command": command}
+        metrics.append(Metric("throughput", "mean", float(row["rps"]), "ops/s", labels, "redis-benchmark:rps"))
+        for column, stat in LATENCY_COLUMNS.items():
+            if column in row:
+                metrics.append(
+                    Metric("latency", stat, float(row[column]), "ms", labels, f"redis-benchmark:{column}")
+                )
+    return metrics
+
+
+def command_line(host: str, port: int, password: str | None, params: dict[str, Any]) -> list[str]:
+    argv = ["redis-benchmark", "-h", host, "-p", str(port)]
+    if password:
+        argv += ["-a", password]
+    argv += [
+        "-c", str(params["clients"]),
+        "-n", str(params["requests"]),
+        "-d", str(params["data_size"]),
+        "-P", str(params["pipeline"]),
+        "-t", params["tests"],
+        "--csv",
+    ]
+    if params["keyspace"]:
+        argv += ["-r", str(params["keyspace"])]
+    if params["threads"]:
+        argv += ["--threads", str(params["threads"])]
+    return argv
+
+
+def version() -> str:
+    out = subprocess.run(["redis-benchmark", "--version"], capture_output=True, text=True, check=False)
+    return out.stdout.strip()
+
+
+@CLIENTS.register
+class RedisBenchmark(ClientKind):
+    name = "redis-benchmark"
+    params_schema = "kinds/redis-benchmark"
+    services = ("redis",)
+    secret_names = ("REDIS_PASSWORD",)
+
+    def run(
+        self, endpoint: dict[str, Any], secrets: dict[str, str], params: dict[str, Any], timeout_s: float
+    ) -> PointResult:
+        password = secrets.get("REDIS_PASSWORD")
+        argv = command_line(endpoint["host"], int(endpoint["port"]), password, params)
+        shown = " ".join(mask_argv(argv, [password or ""]))
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+        except subprocess.TimeoutExpired:
+            raise ClientError(f"redis-benchmark ran past its time limit of {timeout_s:g} s: {shown}") from None
+        stderr = mask(done.stderr, [password or ""]).strip()
+        if done.returncode != 0 or not done.stdout.strip():
+            raise ClientError(f"redis-benchmark failed (exit {done.returncode}): {stderr[-2000:]}\ncommand: {shown}")
+        try:
+            metrics = parse_csv(done.stdout)
+        except ValueError as exc:
+            raise ClientError(f"{exc}; stderr: {stderr[-2000:]}") from None
+        return PointResult(
+            metrics=metrics,
+            raw_csv=done.stdout.encode(),
+            tool={"name": "redis-benchmark", "version": version(), "command": shown},
+        )

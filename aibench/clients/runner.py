@@ -1,0 +1,59 @@
+"""Run one point: a client kind against an endpoint, timed, written in the common schema."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from aibench.clients import CLIENTS
+from aibench.results.schema import summary_document, write_point
+
+
+def run_point(
+    *,
+    client_kind: str,
+    endpoint: dict[str, Any],
+    secrets: dict[str, str],
+    params: dict[str, Any],
+    out_dir: str | os.PathLike[str],
+    timeout_s: float,
+    experiment: str = "adhoc",
+    point: str = "adhoc",
+    repeat: int = 0,
+    swept: dict[str, Any] | None = None,
+    service: dict[str, Any] | None = None,
+    client_recipe: str | None = None,
+) -> dict[str, Any]:
+    """Run the load, write raw.csv.gz + summary.json into ``out_dir``; return the summary."""
+    client = CLIENTS.create(client_kind)
+    start_wall = time.time()
+    start = time.monotonic()
+    result = client.run(endpoint, secrets, params, timeout_s)
+    duration = time.monotonic() - start
+    summary = summary_document(
+        experiment=experiment,
+        point=point,
+        repeat=repeat,
+        params=params,
+        swept=swept or {},
+        service={"endpoint": f"{endpoint['host']}:{endpoint['port']}", **(service or {})},
+        client={"kind": client_kind, "recipe": client_recipe},
+        window={"start": start_wall, "end": start_wall + duration, "duration_s": duration},
+        result=result,
+    )
+    write_point(Path(out_dir), summary, result.raw_csv)
+    return summary
+
+
+def run_point_against(service_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], **settings: Any) -> dict[str, Any]:
+    """Run a point against the deployment in ``service_dir`` (its endpoint.json and secrets.env)."""
+    from aibench.files import read_json
+    from aibench.secrets import read_secrets
+
+    service_dir = Path(service_dir)
+    endpoint = read_json(service_dir / "endpoint.json")
+    secrets_file = service_dir / "secrets.env"
+    secrets = read_secrets(secrets_file) if secrets_file.exists() else {}
+    return run_point(endpoint=endpoint, secrets=secrets, out_dir=out_dir, **settings)

@@ -1,0 +1,156 @@
+"""Service lifecycle: deploy -> wait until ready -> stop, and stop-everything for error handlers.
+
+State lives in the service directory (results/<experiment>/service or results/monitoring):
+spec.json (what to run), secrets.env (0600), handle.json (launcher, pid or job id, log),
+endpoint.json (host, port; written by the service job), ready.json, stopped.json.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from aibench import probes
+from aibench.errors import ServiceError
+from aibench.files import read_json, tail, write_json
+from aibench.launchers import get_launcher
+from aibench.secrets import read_secrets, write_secrets
+from aibench.services import SERVICES
+
+LOG_NAME = "service.log"
+
+
+def deploy(
+    service_dir: str | Path,
+    *,
+    experiment: str,
+    kind: str,
+    params: dict[str, Any],
+    launcher: str = "local",
+    targets_dir: str | Path | None = None,
+    bind_host: str = "127.0.0.1",
+    grace_s: float = 10.0,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Write secrets and spec, start the service job, write and return handle.json."""
+    service_dir = Path(service_dir).absolute()
+    service_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("endpoint.json", "ready.json", "stopped.json"):
+        (service_dir / stale).unlink(missing_ok=True)
+    service = SERVICES.create(kind)
+    secrets = service.make_secrets(params)
+    secrets_file = service_dir / "secrets.env"
+    write_secrets(secrets_file, secrets)
+    spec = {
+        "kind": kind,
+        "experiment": experiment,
+        "params": params,
+        "secrets_file": str(secrets_file),
+        "workdir": str(service_dir),
+        "datadir": str(service_dir / "data"),
+        "bind_host": bind_host,
+        "targets_dir": str(Path(targets_dir).absolute()) if targets_dir else None,
+        "grace_s": grace_s,
+        "labels": {"experiment": experiment, "service": kind, **(labels or {})},
+    }
+    spec_file = service_dir / "spec.json"
+    write_json(spec_file, spec)
+    handle = get_launcher(launcher).start(
+        [sys.executable, "-m", "aibench.serve", str(spec_file)],
+        log=service_dir / LOG_NAME,
+        workdir=service_dir,
+        job_name=f"aibench-{experiment}-{kind}",
+    )
+    handle.update({"kind": kind, "experiment": experiment, "grace_s": grace_s})
+    write_json(service_dir / "handle.json", handle)
+    return handle
+
+
+def _failure(service_dir: Path, handle: dict[str, Any], what: str) -> ServiceError:
+    log = Path(handle.get("log", service_dir / LOG_NAME))
+    return ServiceError(
+        f"service {handle.get('kind')} of experiment {handle.get('experiment')}: {what}\n"
+        f"--- last lines of {log} ---\n{tail(log)}"
+    )
+
+
+def wait_ready(service_dir: str | Path, timeout_s: float, interval_s: float) -> dict[str, Any]:
+    """Poll for endpoint.json, then the kind's readiness probe, within ``timeout_s``.
+
+    On failure the service is stopped and a ServiceError carries the tail of its log.
+    """
+    service_dir = Path(service_dir)
+    handle = read_json(service_dir / "handle.json")
+    launcher = get_launcher(handle["launcher"])
+    service = SERVICES.create(handle["kind"])
+    secrets_file = service_dir / "secrets.env"
+    secrets = read_secrets(secrets_file) if secrets_file.exists() else {}
+    endpoint_file = service_dir / "endpoint.json"
+    start = time.monotonic()
+
+    def alive() -> str | None:
+        state = launcher.state(handle)
+        if state.startswith("ended"):
+            return f"the service job ended before it was ready ({state})"
+        return None
+
+    def check() -> None:
+        if not endpoint_file.exists():
+            raise probes.NotReady(f"{endpoint_file} not written yet")
+        endpoint = read_json(endpoint_file)
+        service.probe(endpoint, secrets, timeout=max(0.5, min(5.0, interval_s * 10)))
+
+    try:
+        probes.poll(check, timeout_s, interval_s, alive=alive, max_interval_s=max(interval_s, 1.0))
+    except probes.NotReady as exc:
+        how = stop(service_dir)
+        raise _failure(service_dir, handle, f"{exc} (service stopped: {how['how']})") from None
+    endpoint = read_json(endpoint_file)
+    ready = {
+        "ready_at": time.time(),
+        "waited_s": round(time.monotonic() - start, 3),
+        "lag_after_start_s": round(time.time() - endpoint["started_at"], 3),
+        "host": endpoint["host"],
+        "port": endpoint["port"],
+    }
+    write_json(service_dir / "ready.json", ready)
+    return ready
+
+
+def stop(service_dir: str | Path, grace_s: float | None = None) -> dict[str, Any]:
+    """Stop the service job of ``service_dir``; write and return stopped.json."""
+    service_dir = Path(service_dir)
+    handle = read_json(service_dir / "handle.json")
+    grace = handle.get("grace_s", 10.0) if grace_s is None else grace_s
+    how = get_launcher(handle["launcher"]).stop(handle, grace)
+    stopped = {"stopped_at": time.time(), "how": how, "handle": handle}
+    write_json(service_dir / "stopped.json", stopped)
+    return stopped
+
+
+def running(service_dir: str | Path) -> bool:
+    """True while the service job of ``service_dir`` has not been stopped and is alive."""
+    service_dir = Path(service_dir)
+    handle_file = service_dir / "handle.json"
+    if not handle_file.exists():
+        return False
+    handle = read_json(handle_file)
+    stopped_file = service_dir / "stopped.json"
+    if stopped_file.exists() and read_json(stopped_file).get("handle", {}).get("pid") == handle.get("pid"):
+        return False
+    return not get_launcher(handle["launcher"]).state(handle).startswith("ended")
+
+
+def stop_all(service_dirs: list[Path]) -> list[str]:
+    """Stop every service job still alive among ``service_dirs``; returns what was stopped."""
+    stopped = []
+    for service_dir in service_dirs:
+        try:
+            if running(service_dir):
+                how = stop(service_dir)["how"]
+                stopped.append(f"{service_dir} ({how})")
+        except Exception as exc:  # keep going: every other service must still be stopped
+            stopped.append(f"{service_dir}: could not stop: {exc}")
+    return stopped

@@ -1,0 +1,95 @@
+"""Reading a point's time window back from Prometheus (HTTP API, query_range)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from aibench import probes
+
+
+class PrometheusClient:
+    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def _get(self, path: str, **params: Any) -> Any:
+        response = requests.get(f"{self.base_url}{path}", params=params, timeout=self.timeout)
+        body = response.json()
+        if response.status_code != 200 or body.get("status") != "success":
+            raise RuntimeError(f"Prometheus {path} {params.get('query')!r}: {body.get('error', response.text)}")
+        return body["data"]
+
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"query": promql}
+        if at is not None:
+            params["time"] = at
+        return self._get("/api/v1/query", **params)["result"]
+
+    def query_range(self, promql: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+        return self._get("/api/v1/query_range", query=promql, start=start, end=end, step=step)["result"]
+
+    def wait_scraped_past(self, selector: str, until: float, deadline_s: float, interval_s: float) -> None:
+        """Wait until every target matching ``selector`` has a sample at or after ``until``.
+
+        Returns at once when no target matches (nothing to wait for).
+        """
+
+        def check() -> None:
+            result = self.query(f"min(timestamp(up{{{selector}}}))")
+            if result and float(result[0]["value"][1]) < until:
+                raise probes.NotReady(f"last scrape at {result[0]['value'][1]}, window ends {until:.3f}")
+
+        probes.poll(check, deadline_s, interval_s)
+
+
+def scrape_window(
+    client: PrometheusClient, queries: dict[str, str], selector: str, start: float, end: float, step: float
+) -> list[dict[str, Any]]:
+    """Rows (series, timestamp, value, labels) of every query over [start, end]."""
+    rows: list[dict[str, Any]] = []
+    for series, template in queries.items():
+        promql = template.format(sel=selector)
+        for result in client.query_range(promql, start, end, step):
+            labels = ";".join(f"{k}={v}" for k, v in sorted(result["metric"].items()))
+            for timestamp, value in result["values"]:
+                rows.append({"series": series, "timestamp": float(timestamp), "value": float(value), "labels": labels})
+    return rows
+
+
+
+
+def scrape_point(
+    prometheus: dict[str, Any],
+    summary: dict[str, Any],
+    queries: dict[str, str],
+    interval_s: float,
+) -> list[dict[str, Any]]:
+    """Every resource series of the point's service over the point's window.
+
+    Waits (polling, with a deadline) until Prometheus has scraped past the window's end.
+    """
+    client = PrometheusClient(f"http://{prometheus['host']}:{prometheus['port']}")
+    selector = f'experiment="{summary["experiment"]}"'
+    window = summary["window"]
+    client.wait_scraped_past(selector, window["end"], deadline_s=10 * interval_s + 10, interval_s=0.2)
+    queries = {"targets_up": "sum(up{{{sel}}})", **queries}
+    rows = scrape_window(client, queries, selector, window["start"], window["end"], interval_s)
+    return [{"experiment": summary["experiment"], "point": summary["point"], **r} for r in rows]
+
+
+def scrape_point_files(ready_json: str, summary_json: str, output_csv: str, interval_s: float) -> int:
+    """scrape_point from the files of a run; writes ``output_csv`` atomically, returns the row count."""
+    import pandas as pd
+
+    from aibench.files import atomic_open, read_json
+    from aibench.services import SERVICES
+
+    summary = read_json(summary_json)
+    queries = SERVICES.create(summary["service"]["kind"]).resource_queries()
+    rows = scrape_point(read_json(ready_json), summary, queries, interval_s)
+    columns = ["experiment", "point", "series", "timestamp", "value", "labels"]
+    with atomic_open(output_csv, "w") as handle:
+        pd.DataFrame(rows, columns=columns).to_csv(handle, index=False)
+    return len(rows)

@@ -1,0 +1,78 @@
+"""Readiness checks (TCP, HTTP, Redis PING) and polling with a deadline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import requests
+
+from aibench.ports import port_open
+
+
+class NotReady(Exception):
+    """The probe did not succeed this time; the message says what it saw."""
+
+
+def tcp(host: str, port: int, timeout: float = 1.0) -> None:
+    if not port_open(host, port, timeout):
+        raise NotReady(f"nothing accepts TCP connections on {host}:{port}")
+
+
+def http(url: str, status: int = 200, timeout: float = 2.0, headers: dict | None = None) -> None:
+    try:
+        response = requests.get(url, timeout=timeout, headers=headers)
+    except requests.RequestException as exc:
+        raise NotReady(f"GET {url}: {type(exc).__name__}") from None
+    if response.status_code != status:
+        raise NotReady(f"GET {url}: HTTP {response.status_code}, expected {status}")
+
+
+def redis_ping(host: str, port: int, password: str | None, timeout: float = 2.0) -> None:
+    import redis
+
+    client = redis.Redis(
+        host=host, port=port, password=password, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+    try:
+        if not client.ping():
+            raise NotReady(f"redis {host}:{port}: PING not answered with PONG")
+    except redis.RedisError as exc:
+        raise NotReady(f"redis {host}:{port}: {type(exc).__name__}: {exc}") from None
+    finally:
+        client.close()
+
+
+def poll(
+    check: Callable[[], None],
+    deadline_s: float,
+    interval_s: float,
+    alive: Callable[[], str | None] = lambda: None,
+    max_interval_s: float | None = None,
+) -> float:
+    """Call ``check`` until it passes or ``deadline_s`` runs out; returns the seconds it took.
+
+    ``alive`` returns None while the thing being waited for can still come up, or a reason
+    why it never will (e.g. the process exited); then polling stops at once. The interval
+    grows by half each time up to ``max_interval_s`` (default: the initial interval, i.e.
+    fixed polling), so readiness is noticed within one interval.
+    """
+    start = time.monotonic()
+    end = start + deadline_s
+    interval = interval_s
+    cap = max_interval_s if max_interval_s is not None else interval_s
+    last = "not checked yet"
+    while True:
+        reason = alive()
+        if reason:
+            raise NotReady(reason)
+        try:
+            check()
+            return time.monotonic() - start
+        except NotReady as exc:
+            last = str(exc)
+        now = time.monotonic()
+        if now >= end:
+            raise NotReady(f"not ready after {deadline_s:g} s: {last}")
+        time.sleep(min(interval, max(0.0, end - now)))
+        interval = min(cap, interval * 1.5)

@@ -1,0 +1,207 @@
+"""Load config and recipes, validate each against its schema, and expand experiments into points.
+
+Everything here runs when the workflow is parsed, so a bad file stops the run before anything
+starts; every error names the file and the field.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aibench.clients import CLIENTS
+from aibench.errors import ConfigError
+from aibench.recipes.sweep import Point, expand
+from aibench.recipes.validation import check, describe, load_yaml, validate
+from aibench.services import SERVICES
+
+
+@dataclass(frozen=True)
+class ServiceRecipe:
+    name: str
+    file: Path
+    kind: str
+    params: dict[str, Any]
+    ready_timeout_s: float
+    ready_interval_s: float
+    stop_grace_s: float
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ClientRecipe:
+    name: str
+    file: Path
+    kind: str
+    params: dict[str, Any]
+    timeout_s: float
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    file: Path
+    service: ServiceRecipe
+    client: ClientRecipe
+    sweep: dict[str, list[Any]]
+    repeats: int
+    points: list[Point]
+    description: str = ""
+
+    def point(self, point_id: str) -> Point:
+        for p in self.points:
+            if p.id == point_id:
+                return p
+        raise KeyError(f"experiment {self.name!r} has no point {point_id!r}")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a run will do, validated: the config and its experiments with their points."""
+
+    config: dict[str, Any]
+    recipes_dir: Path
+    experiments: dict[str, Experiment] = field(default_factory=dict)
+
+    @property
+    def results(self) -> Path:
+        return Path(self.config["results"])
+
+    @property
+    def monitoring(self) -> dict[str, Any]:
+        return self.config["monitoring"]
+
+
+def load_config(data: Any, source: str) -> dict[str, Any]:
+    """Validate a config mapping (from file ``source``), filling in defaults."""
+    return validate(copy.deepcopy(data) if data is not None else None, "config", source)
+
+
+def _recipe_file(recipes_dir: Path, folder: str, name: str, referrer: str) -> Path:
+    path = recipes_dir / folder / f"{name}.yaml"
+    if not path.is_file():
+        available = sorted(p.stem for p in (recipes_dir / folder).glob("*.yaml"))
+        raise ConfigError(
+            f"{referrer}: no {folder[:-1]} recipe {name!r} ({path} does not exist; "
+            f"available: {', '.join(available) or 'none'})"
+        )
+    return path
+
+
+def _kind_schema(registry: Any, kind: str, source: Path) -> str:
+    try:
+        cls = registry.get(kind)
+    except KeyError as exc:
+        raise ConfigError(f"{source}: field 'kind': {exc.args[0]}") from None
+    return cls.params_schema
+
+
+def _merge_params(
+    base: dict[str, Any], overrides: dict[str, Any], schema: str, source: Path, prefix: str
+) -> dict[str, Any]:
+    merged = {**base, **overrides}
+    return validate(merged, schema, source, field_prefix=prefix)
+
+
+def load_service(path: Path) -> ServiceRecipe:
+    data = validate(load_yaml(path), "service", path)
+    schema = _kind_schema(SERVICES, data["kind"], path)
+    params = validate(data["params"], schema, path, field_prefix="params")
+    return ServiceRecipe(
+        name=path.stem,
+        file=path,
+        kind=data["kind"],
+        params=params,
+        ready_timeout_s=float(data["readiness"]["timeout_s"]),
+        ready_interval_s=float(data["readiness"]["interval_s"]),
+        stop_grace_s=float(data["stop"]["grace_s"]),
+        description=data.get("description", ""),
+    )
+
+
+def load_client(path: Path) -> ClientRecipe:
+    data = validate(load_yaml(path), "client", path)
+    schema = _kind_schema(CLIENTS, data["kind"], path)
+    params = validate(data["params"], schema, path, field_prefix="params")
+    return ClientRecipe(
+        name=path.stem,
+        file=path,
+        kind=data["kind"],
+        params=params,
+        timeout_s=float(data["timeout_s"]),
+        description=data.get("description", ""),
+    )
+
+
+def _check_sweep(
+    sweep: dict[str, list[Any]], base: dict[str, Any], client: ClientRecipe, path: Path
+) -> None:
+    schema = CLIENTS.get(client.kind).params_schema
+    for name, values in sweep.items():
+        if name not in base:
+            raise ConfigError(
+                f"{path}: field 'sweep.{name}': not a parameter of client kind {client.kind!r} "
+                f"(known: {', '.join(sorted(base))})"
+            )
+        for index, value in enumerate(values):
+            error = check({**base, name: value}, schema)
+            if error is not None:
+                raise ConfigError(f"{path}: field 'sweep.{name}[{index}]': {describe(error)}")
+
+
+def load_experiment(path: Path, recipes_dir: Path) -> Experiment:
+    data = validate(load_yaml(path), "experiment", path)
+    service = load_service(_recipe_file(recipes_dir, "services", data["service"], f"{path}: field 'service'"))
+    client = load_client(_recipe_file(recipes_dir, "clients", data["client"], f"{path}: field 'client'"))
+    service_schema = SERVICES.get(service.kind).params_schema
+    client_schema = CLIENTS.get(client.kind).params_schema
+    service_params = _merge_params(service.params, data["service_params"], service_schema, path, "service_params")
+    client_params = _merge_params(client.params, data["client_params"], client_schema, path, "client_params")
+    _check_sweep(data["sweep"], client_params, client, path)
+    points = expand(client_params, data["sweep"], data["repeats"])
+    return Experiment(
+        name=path.stem,
+        file=path,
+        service=ServiceRecipe(**{**service.__dict__, "params": service_params}),
+        client=ClientRecipe(**{**client.__dict__, "params": client_params}),
+        sweep=data["sweep"],
+        repeats=data["repeats"],
+        points=points,
+        description=data.get("description", ""),
+    )
+
+
+def load_plan(config: Any, source: str, workflow_dir: str | Path) -> Plan:
+    """Validate ``config`` (read from ``source``) and every recipe it uses; expand the points."""
+    config = load_config(config, source)
+    recipes_dir = Path(config["recipes"])
+    if not recipes_dir.is_absolute():
+        recipes_dir = Path(workflow_dir) / recipes_dir
+    if not recipes_dir.is_dir():
+        raise ConfigError(f"{source}: field 'recipes': directory {recipes_dir} does not exist")
+    plan = Plan(config=config, recipes_dir=recipes_dir)
+    for index, name in enumerate(config["experiments"]):
+        path = _recipe_file(recipes_dir, "experiments", name, f"{source}: field 'experiments[{index}]'")
+        plan.experiments[name] = load_experiment(path, recipes_dir)
+    return plan
+
+
+def load_any(path: Path, recipes_dir: Path | None = None) -> str:
+    """Validate one file of any kind (config or recipe), guessing its kind from its folder.
+
+    Returns a one-line description of what was checked.
+    """
+    folder = path.resolve().parent.name
+    if folder == "experiments":
+        exp = load_experiment(path, recipes_dir or path.resolve().parents[1])
+        return f"{path}: experiment, {len(exp.points)} points"
+    if folder == "services":
+        return f"{path}: service recipe, kind {load_service(path).kind}"
+    if folder == "clients":
+        return f"{path}: client recipe, kind {load_client(path).kind}"
+    data = load_yaml(path)
+    load_plan(data, str(path), recipes_dir.parent if recipes_dir else Path.cwd())
+    return f"{path}: config"

@@ -1,0 +1,127 @@
+"""The service job: what a launcher runs (as a local process group, or as a SLURM job's step).
+
+It picks free ports on its node, starts the service and its exporters, writes endpoint.json and
+the Prometheus file_sd targets, then waits. On SIGTERM/SIGINT it stops everything it started
+and removes its targets. Usage: ``python -m aibench.serve SPEC_JSON``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from aibench.files import read_json, write_json
+from aibench.monitoring.file_sd import remove_targets, write_target
+from aibench.ports import free_port
+from aibench.secrets import read_secrets
+from aibench.services import SERVICES
+from aibench.services.base import Command, ServiceContext
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: Any) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def log(message: str) -> None:
+    print(f"[aibench serve {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _start(command: Command, stdout: Any = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        command.argv, env={**os.environ, **command.env}, stdin=subprocess.DEVNULL, stdout=stdout,
+        stderr=subprocess.STDOUT if stdout is not None else None,
+    )
+
+
+def _terminate(procs: list[subprocess.Popen], grace_s: float) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + grace_s
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log(f"pid {proc.pid} ignored SIGTERM for {grace_s:g} s: SIGKILL")
+            proc.kill()
+            proc.wait()
+
+
+def run(spec_path: str) -> int:
+    spec = read_json(spec_path)
+    kind = SERVICES.create(spec["kind"])
+    missing = [b for b in kind.binaries if shutil.which(b) is None]
+    if missing:
+        log(f"cannot start {spec['kind']}: not found on PATH: {', '.join(missing)}")
+        return 127
+    workdir = Path(spec["workdir"])
+    datadir = Path(spec["datadir"])
+    datadir.mkdir(parents=True, exist_ok=True)
+    secrets = read_secrets(spec["secrets_file"]) if spec.get("secrets_file") else {}
+    host = spec["bind_host"]
+    ctx = ServiceContext(
+        experiment=spec["experiment"], params=spec["params"], secrets=secrets, host=host,
+        port=free_port(host), workdir=workdir, datadir=datadir,
+    )
+    targets_dir = spec.get("targets_dir")
+    exporters = kind.exporters(ctx, [free_port(host) for _ in range(4)]) if targets_dir else []
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _raise_stop)
+    procs: list[subprocess.Popen] = []
+    target_names: list[str] = []
+    code = 0
+    try:
+        service = _start(kind.command(ctx))
+        procs.append(service)
+        log(f"{spec['kind']} started, pid {service.pid}, listening on {host}:{ctx.port}")
+        for exporter in exporters:
+            if shutil.which(exporter.command.argv[0]) is None:
+                log(f"exporter {exporter.name}: {exporter.command.argv[0]} not found; not monitored")
+                continue
+            with open(workdir / f"exporter-{exporter.name}.log", "ab") as out:
+                procs.append(_start(exporter.command, stdout=out))
+        node = socket.gethostname()
+        write_json(
+            workdir / "endpoint.json",
+            {
+                "kind": spec["kind"], "host": host, "port": ctx.port, "node": node,
+                "pid": service.pid, "started_at": time.time(),
+                "exporters": [{"name": e.name, "port": e.port} for e in exporters],
+            },
+        )
+        if targets_dir:
+            labels = {**spec.get("labels", {}), "node": node}
+            for exporter in exporters:
+                name = f"{spec['experiment']}--{exporter.name}"
+                write_target(targets_dir, name, f"{host}:{exporter.port}", {**labels, "exporter": exporter.name})
+                target_names.append(name)
+        code = service.wait()
+        log(f"{spec['kind']} exited by itself with code {code}")
+        code = code or 1
+    except _Stop as stop:
+        log(f"{stop} received: stopping {spec['kind']}")
+    finally:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        if targets_dir:
+            remove_targets(targets_dir, target_names)
+        _terminate(procs, float(spec.get("grace_s", 10)))
+        log("all processes of this service job stopped")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1]))

@@ -1,0 +1,107 @@
+"""What every service kind provides: command, credentials, exporters, readiness probe, queries."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+from aibench.files import write_text
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    """Where and how one deployment of a service runs (built by the service job at start)."""
+
+    experiment: str
+    params: dict[str, Any]
+    secrets: dict[str, str]
+    host: str  # address the service binds to
+    port: int
+    workdir: Path  # results/<experiment>/service
+    datadir: Path  # per-run data directory (scratch)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A process to start: argv (never through a shell) and extra environment."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Exporter:
+    """A Prometheus exporter started beside the service, scraped at ``host:port``."""
+
+    name: str
+    command: Command
+    port: int
+
+
+class ServiceKind:
+    """Base of a service kind; subclasses register with ``SERVICES.register``."""
+
+    name: ClassVar[str]
+    #: schema name of the kind's params, under config/schemas/
+    params_schema: ClassVar[str]
+    #: binaries the kind needs on the node (checked before start, named in the error)
+    binaries: ClassVar[tuple[str, ...]] = ()
+
+    def make_secrets(self, params: dict[str, Any]) -> dict[str, str]:
+        """Credentials generated per run (written to a 0600 file by deploy_service)."""
+        return {}
+
+    def command(self, ctx: ServiceContext) -> Command:
+        raise NotImplementedError
+
+    def process_pattern(self, ctx: ServiceContext) -> str:
+        """A regular expression matching the service's command line (for the process exporter)."""
+        return re.escape(str(ctx.workdir))
+
+    def exporters(self, ctx: ServiceContext, ports: list[int]) -> list[Exporter]:
+        """Exporters to run beside the service; ``ports`` are free ports to use, in order."""
+        return [self.process_exporter(ctx, ports[0])]
+
+    def probe(self, endpoint: dict[str, Any], secrets: dict[str, str], timeout: float) -> None:
+        """Raise probes.NotReady unless the service answers a real request."""
+        raise NotImplementedError
+
+    def resource_queries(self) -> dict[str, str]:
+        """PromQL per resource series, with ``{sel}`` standing for the label selector of this run."""
+        return {
+            "cpu_cores": 'sum(rate(namedprocess_namegroup_cpu_seconds_total{{{sel}}}[5s]))',
+            "rss_bytes": 'sum(namedprocess_namegroup_memory_bytes{{{sel},memtype="resident"}})',
+        }
+
+    def process_exporter(self, ctx: ServiceContext, port: int) -> Exporter:
+        config = {
+            "process_names": [
+                {
+                    "name": self.name,
+                    "comm": list(self.process_comms()),
+                    "cmdline": [self.process_pattern(ctx)],
+                }
+            ]
+        }
+        path = ctx.workdir / "process-exporter.yml"
+        write_text(path, yaml.safe_dump(config))
+        return Exporter(
+            name="process",
+            port=port,
+            command=Command(
+                [
+                    "prometheus-process-exporter",
+                    f"-config.path={path}",
+                    f"-web.listen-address={ctx.host}:{port}",
+                    "-threads=false",
+                    "-gather-smaps=false",
+                ]
+            ),
+        )
+
+    def process_comms(self) -> tuple[str, ...]:
+        return self.binaries[:1]

@@ -1,0 +1,54 @@
+"""Prometheus, run by the workflow itself: scrapes every exporter registered through file_sd."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from aibench import probes
+from aibench.files import write_text
+from aibench.services import SERVICES
+from aibench.services.base import Command, Exporter, ServiceContext, ServiceKind
+
+
+@SERVICES.register
+class Prometheus(ServiceKind):
+    name = "prometheus"
+    params_schema = "kinds/prometheus"
+    binaries = ("prometheus",)
+
+    def command(self, ctx: ServiceContext) -> Command:
+        interval = f"{ctx.params['scrape_interval_s']:g}s"
+        config = {
+            "global": {"scrape_interval": interval, "scrape_timeout": interval},
+            "scrape_configs": [
+                {
+                    "job_name": "aibench",
+                    "file_sd_configs": [
+                        {"files": [f"{ctx.params['targets_dir']}/*.json"], "refresh_interval": "2s"}
+                    ],
+                }
+            ],
+        }
+        path = ctx.workdir / "prometheus.yml"
+        write_text(path, yaml.safe_dump(config, sort_keys=False))
+        return Command(
+            [
+                "prometheus",
+                f"--config.file={path}",
+                f"--storage.tsdb.path={ctx.datadir}",
+                f"--web.listen-address={ctx.host}:{ctx.port}",
+                "--storage.tsdb.retention.time=30d",
+                "--log.level=warn",
+            ]
+        )
+
+    def exporters(self, ctx: ServiceContext, ports: list[int]) -> list[Exporter]:
+        return []
+
+    def probe(self, endpoint: dict[str, Any], secrets: dict[str, str], timeout: float) -> None:
+        probes.http(f"http://{endpoint['host']}:{endpoint['port']}/-/ready", timeout=timeout)
+
+    def resource_queries(self) -> dict[str, str]:
+        return {}

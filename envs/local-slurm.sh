@@ -1,0 +1,618 @@
+#!/usr/bin/env bash
+# envs/local-slurm.sh - a REAL single-node SLURM cluster, with accounting, for AI Factory Bench's tests.
+#
+# Usage (as root; Debian 12 / slurm-wlm 22.05; no systemd needed):
+#   envs/local-slurm.sh start    install missing packages, (re)write the config, start munged, a private
+#                                MariaDB, slurmdbd, slurmctld and slurmd; wait until the node is idle and
+#                                sacct answers; print a one-line summary. Idempotent; also fine after a reboot.
+#   envs/local-slurm.sh stop     cancel all jobs, stop every daemon; no slurm/munge/mariadb process is left
+#   envs/local-slurm.sh status   one line per daemon; exit 0 only if all of them are up
+#   envs/local-slurm.sh env      export lines for tests:  eval "$(envs/local-slurm.sh env)"
+#
+# What you get: cluster "aibench", node "$(hostname -s)", partitions debug (default) and gpu, fake GPUs
+# (gres gpu:fake:N on /dev/null, /dev/zero, ...: `sbatch -p gpu --gres=gpu:1` works), account "aibench"
+# (root's default; `--account=aibench` works, jobs without --account run too: no AccountingStorageEnforce),
+# sacct through slurmdbd backed by a private MariaDB on 127.0.0.1. The config is written to /etc/slurm
+# (Slurm's compiled-in default), so plain sbatch/squeue/sacct need no SLURM_CONF.
+#
+# Knobs (environment):
+#   AIBENCH_SLURM_STATE=/var/tmp/aibench-slurm  pid files, logs, spool dirs, MariaDB datadir and socket
+#   AIBENCH_SLURM_DB_PORT=3307     port of the private MariaDB (bound to 127.0.0.1 only)
+#   AIBENCH_SLURM_ACCOUNT=aibench  account registered in slurmdbd for root
+#   AIBENCH_SLURM_GPUS=2           number of fake GPUs (0 = none, at most 5)
+#   AIBENCH_SLURM_PROCTRACK=auto   auto|cgroup|linuxproc (auto: cgroup when cgroup v1 is usable)
+#   AIBENCH_SLURM_TIMEOUT=120      seconds any single wait may take
+#   AIBENCH_SLURM_FORCE=0          1 = overwrite Slurm config files this script did not write
+#
+# Logs: $AIBENCH_SLURM_STATE/log/ (slurmctld.log, slurmd.log, slurmdbd.log, *.out = daemon stderr, apt.log),
+# $AIBENCH_SLURM_STATE/mariadb/mariadbd.err, /var/log/munge/munged.log.
+set -euo pipefail
+
+readonly CLUSTER=aibench
+readonly PARTITION=debug
+readonly GPU_PARTITION=gpu
+readonly MARKER="# Managed by AI Factory Bench envs/local-slurm.sh - rewritten on every start; edit the script."
+readonly PACKAGES=(munge slurmctld slurmd slurm-client slurmdbd mariadb-server mariadb-client)
+readonly FAKE_GPU_DEVICES=(/dev/null /dev/zero /dev/full /dev/random /dev/urandom)
+
+STATE=${AIBENCH_SLURM_STATE:-/var/tmp/aibench-slurm}
+DB_PORT=${AIBENCH_SLURM_DB_PORT:-3307}
+ACCOUNT=${AIBENCH_SLURM_ACCOUNT:-aibench}
+GPUS=${AIBENCH_SLURM_GPUS:-2}
+PROCTRACK=${AIBENCH_SLURM_PROCTRACK:-auto}
+TIMEOUT=${AIBENCH_SLURM_TIMEOUT:-120}
+FORCE=${AIBENCH_SLURM_FORCE:-0}
+
+ETC=/etc/slurm
+SLURM_CONF_FILE=$ETC/slurm.conf
+RUN=$STATE/run
+LOGDIR=$STATE/log
+SPOOL=$STATE/spool
+DB_DIR=$STATE/mariadb
+DB_DATA=$DB_DIR/data
+DB_SOCK=$DB_DIR/mariadbd.sock
+DB_PIDFILE=$DB_DIR/mariadbd.pid
+DB_LOG=$DB_DIR/mariadbd.err
+DB_PASSFILE=$STATE/slurmdbd-db.password
+MUNGE_PIDFILE=/run/munge/munged.pid
+HOST=$(hostname -s)
+
+# --------------------------------------------------------------------------------------------- helpers
+log() { printf 'local-slurm: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+now_us() { echo "${EPOCHREALTIME/./}"; }
+elapsed_since() { awk -v a="$1" -v b="$(now_us)" 'BEGIN { printf "%.1f", (b - a) / 1e6 }'; }
+
+# pidfile_of DAEMON: where the daemon's pid is recorded
+pidfile_of() {
+  case $1 in
+    munged) echo "$MUNGE_PIDFILE" ;;
+    mariadbd) echo "$DB_PIDFILE" ;;
+    *) echo "$RUN/$1.pid" ;;
+  esac
+}
+
+# logs_of DAEMON: its log files, most useful first
+logs_of() {
+  case $1 in
+    munged) echo "/var/log/munge/munged.log $LOGDIR/munged.out" ;;
+    mariadbd) echo "$DB_LOG $LOGDIR/mariadbd.out" ;;
+    *) echo "$LOGDIR/$1.log $LOGDIR/$1.out" ;;
+  esac
+}
+
+# running PID: PID is a live process (not a zombie)
+running() {
+  local stat
+  [[ $1 =~ ^[0-9]+$ ]] || return 1
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ]
+}
+
+# alive PID NAME: PID is a live process whose command name is NAME (guards against reused pids)
+alive() {
+  [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ] && running "$1"
+}
+
+# daemon_pid DAEMON: print the pid of our running DAEMON (from its pid file), fail if it is not running
+daemon_pid() {
+  local f pid
+  f=$(pidfile_of "$1")
+  [ -s "$f" ] || return 1
+  pid=$(tr -dc '0-9' <"$f")
+  alive "$pid" "$1" || return 1
+  echo "$pid"
+}
+
+# pids_named NAME: all live processes whose command name is exactly NAME
+pids_named() {
+  local d pid
+  for d in /proc/[0-9]*; do
+    pid=${d#/proc/}
+    if alive "$pid" "$1"; then echo "$pid"; fi
+  done
+}
+
+# terminate PID NAME: SIGTERM, wait (bounded), then SIGKILL
+terminate() {
+  local pid=$1 name=$2 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 150; i++)); do  # up to 30 s: slurmctld saves state, MariaDB flushes
+    alive "$pid" "$name" || return 0
+    sleep 0.2
+  done
+  log "$name (pid $pid) ignored SIGTERM for 30 s: SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 25; i++)); do alive "$pid" "$name" || return 0; sleep 0.2; done
+}
+
+# wait_for PID CMD...: poll CMD until it succeeds (deadline $TIMEOUT s).
+# Returns 2 at once if PID (or "-" for none) has exited, 1 on timeout.
+wait_for() {
+  local pid=$1 deadline
+  shift
+  deadline=$(($(now_us) + TIMEOUT * 1000000))
+  until "$@" >/dev/null 2>&1; do
+    if [ "$pid" != - ] && ! running "$pid"; then return 2; fi
+    (($(now_us) < deadline)) || return 1
+    sleep 0.2
+  done
+}
+
+# fail DAEMON WHY: say which daemon failed, show the tail of its logs, exit 1
+fail() {
+  local daemon=$1 why=$2 f shown=0
+  log "ERROR: $daemon $why"
+  for f in $(logs_of "$daemon"); do
+    [ -s "$f" ] || continue
+    # A Slurm daemon in the foreground writes the same lines to its log and to stderr (*.out).
+    if [ "$shown" = 1 ] && [[ $daemon == slurm* ]]; then continue; fi
+    printf -- '---- last 25 lines of %s ----\n' "$f" >&2
+    tail -n 25 "$f" >&2
+    shown=1
+  done
+  log "the daemons that did start are left running for inspection; '$0 stop' stops them"
+  exit 1
+}
+
+# spawn DAEMON CMD...: run CMD (a daemon in foreground mode) detached in its own session, cwd /,
+# stdio to $LOGDIR/DAEMON.out (fresh for each start), and print its pid. A start-up failure thus shows as an exited pid at
+# once, and the daemon writes its own pid file (which `status` and `stop` read).
+# (setsid does not fork here: the subshell is no process-group leader, so $! is the daemon's pid.)
+spawn() {
+  local daemon=$1
+  shift
+  (cd / && exec setsid "$@" </dev/null >"$LOGDIR/$daemon.out" 2>&1) &
+  echo "$!"
+}
+
+# await DAEMON PID WHAT CMD...: wait until CMD succeeds, else report DAEMON as failed
+await() {
+  local daemon=$1 pid=$2 what=$3 rc=0
+  shift 3
+  wait_for "$pid" "$@" || rc=$?
+  case $rc in
+    0) ;;
+    2) fail "$daemon" "exited while starting (waiting for: $what)" ;;
+    *) fail "$daemon" "not ready after ${TIMEOUT}s (waiting for: $what)" ;;
+  esac
+}
+
+# ours FILE: FILE is absent or was written by this script (or AIBENCH_SLURM_FORCE=1)
+ours() {
+  [ ! -e "$1" ] || [ "$(head -n 1 "$1")" = "$MARKER" ] || [ "$FORCE" = 1 ] ||
+    die "$1 was not written by this script; move it away or set AIBENCH_SLURM_FORCE=1"
+}
+
+# write_config FLAGVAR FILE MODE OWNER CONTENT: (re)write FILE if CONTENT differs, then set FLAGVAR=1
+write_config() {
+  local flag=$1 file=$2 mode=$3 owner=$4 content="$MARKER"$'\n'"$5"
+  if [ -f "$file" ] && [ "$(cat "$file")" = "$content" ]; then
+    chmod "$mode" "$file"
+    chown "$owner" "$file"
+    return 0
+  fi
+  ours "$file"
+  install -m "$mode" -o "${owner%:*}" -g "${owner#*:}" /dev/null "$file"
+  printf '%s\n' "$content" >"$file"
+  printf -v "$flag" 1
+}
+
+# remove_config FLAGVAR FILE: remove FILE (if it is ours), then set FLAGVAR=1
+remove_config() {
+  [ -e "$2" ] || return 0
+  ours "$2"
+  rm -f "$2"
+  printf -v "$1" 1
+}
+
+# --------------------------------------------------------------------------------------------- probes
+probe_munge() { munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; }
+db() { mariadb --no-defaults --protocol=socket --socket="$DB_SOCK" -uroot "$@"; }
+probe_db() { db -N -e 'SELECT 1' >/dev/null 2>&1; }
+probe_dbd() { timeout 20 sacctmgr -n -P show cluster format=cluster >/dev/null 2>&1; }
+probe_ctld() { timeout 20 scontrol ping 2>/dev/null | grep -q ' is UP'; }
+probe_sacct() { timeout 20 sacct -n -X -S now -o jobid >/dev/null 2>&1; }
+node_state() { timeout 20 sinfo -h -N -n "$HOST" -o %T 2>/dev/null | head -n 1; }
+node_ready() { case $(node_state) in idle | mixed | allocated) return 0 ;; *) return 1 ;; esac; }
+
+# --------------------------------------------------------------------------------------------- start steps
+POLICY_RC_CREATED=0
+cleanup() { if [ "$POLICY_RC_CREATED" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi; }
+trap cleanup EXIT
+
+install_packages() {
+  local missing=() p
+  for p in "${PACKAGES[@]}"; do
+    [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || missing+=("$p")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  log "installing ${missing[*]} (apt log: $LOGDIR/apt.log)"
+  # The packages' maintainer scripts must not start system-wide daemons: we run our own.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 0755 /usr/sbin/policy-rc.d
+    POLICY_RC_CREATED=1
+  fi
+  local apt=(apt-get -q -o DPkg::Lock::Timeout=600)
+  if ! { DEBIAN_FRONTEND=noninteractive "${apt[@]}" update &&
+    DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends \
+      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"; } \
+    >>"$LOGDIR/apt.log" 2>&1; then
+    tail -n 25 "$LOGDIR/apt.log" >&2
+    die "apt-get could not install ${missing[*]}"
+  fi
+  cleanup
+  POLICY_RC_CREATED=0
+}
+
+make_dirs() {
+  install -d -m 0755 "$STATE" "$RUN" "$LOGDIR" "$SPOOL" "$ETC"
+  chown slurm:slurm "$RUN" "$LOGDIR"
+  install -d -m 0700 -o slurm -g slurm "$SPOOL/slurmctld"
+  install -d -m 0755 "$SPOOL/slurmd"
+  install -d -m 0750 -o mysql -g mysql "$DB_DIR"
+}
+
+ensure_hostname_resolves() {
+  getent hosts "$HOST" >/dev/null && return 0
+  log "hostname $HOST does not resolve: adding it to /etc/hosts"
+  printf '127.0.0.1\t%s\n' "$HOST" >>/etc/hosts
+}
+
+# cgroup v1 is usable when freezer (proctrack), cpuset (cores) and memory (RAM) are v1 hierarchies
+# under /sys/fs/cgroup in which we can create a child cgroup. Sets CGROUP_NOTE when it is not.
+CGROUP_NOTE=""
+cgroup_v1_usable() {
+  local c probe
+  for c in freezer cpuset memory; do
+    if ! awk -v c="$c" '$3 == "cgroup" && ("," $4 ",") ~ ("," c ",") { ok = 1 } END { exit !ok }' /proc/mounts; then
+      CGROUP_NOTE="no cgroup v1 '$c' hierarchy"; return 1
+    fi
+    probe=/sys/fs/cgroup/$c/aibench-probe-$$
+    if ! mkdir "$probe" 2>/dev/null; then CGROUP_NOTE="cannot create a cgroup in /sys/fs/cgroup/$c"; return 1; fi
+    rmdir "$probe" 2>/dev/null || true
+  done
+}
+
+choose_proctrack() {
+  case $PROCTRACK in
+    cgroup | linuxproc) ;;
+    auto)
+      if cgroup_v1_usable; then PROCTRACK=cgroup; else
+        PROCTRACK=linuxproc
+        log "cgroup v1 not usable ($CGROUP_NOTE): falling back to proctrack/linuxproc, task/none;" \
+          "processes a job leaves in the background may outlive it, and memory limits are not enforced"
+      fi ;;
+    *) die "AIBENCH_SLURM_PROCTRACK must be auto, cgroup or linuxproc (got '$PROCTRACK')" ;;
+  esac
+}
+
+CONFIG_CHANGED=0
+DBD_CONFIG_CHANGED=0
+write_slurm_configs() {
+  local hw mem_mb gres_node="" gres_types="" plugins accounting i gres_conf=""
+  # Hardware from slurmd -C (CPUs, boards, sockets, cores, threads) minus its NodeName and RealMemory.
+  hw=$(slurmd -C 2>/dev/null | awk 'NR == 1 { $1 = ""; for (i = 2; i <= NF; i++) if ($i ~ /^RealMemory=/) $i = ""; print }' | xargs) || true
+  [ -n "$hw" ] || hw="CPUs=$(nproc)"
+  # RealMemory a bit under what the machine has (slurmd marks the node INVAL if it reports less).
+  mem_mb=$(awk '/^MemTotal:/ { printf "%d", $2 / 1024 }' /proc/meminfo)
+  mem_mb=$((mem_mb - (mem_mb / 20 > 256 ? mem_mb / 20 : 256)))
+
+  if [[ ! $GPUS =~ ^[0-9]+$ ]] || ((GPUS > ${#FAKE_GPU_DEVICES[@]})); then
+    die "AIBENCH_SLURM_GPUS must be 0..${#FAKE_GPU_DEVICES[@]} (got '$GPUS')"
+  fi
+  if ((GPUS > 0)); then
+    gres_types="GresTypes=gpu"
+    gres_node=" Gres=gpu:fake:$GPUS"
+    # Each fake GPU needs a real device file; a Count= alone makes the node INVAL.
+    gres_conf="AutoDetect=off"
+    for ((i = 0; i < GPUS; i++)); do gres_conf+=$'\n'"NodeName=$HOST Name=gpu Type=fake File=${FAKE_GPU_DEVICES[i]}"; done
+  fi
+
+  if [ "$PROCTRACK" = cgroup ]; then
+    plugins="ProctrackType=proctrack/cgroup
+TaskPlugin=task/cgroup,task/affinity"
+  else
+    plugins="ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none"
+  fi
+
+  accounting="AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+AccountingStorageTRES=gres/gpu
+AccountingStoreFlags=job_comment
+# AccountingStorageEnforce is deliberately unset: jobs without --account run too.
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=30"
+
+  write_config CONFIG_CHANGED "$SLURM_CONF_FILE" 0644 root:root "ClusterName=$CLUSTER
+SlurmctldHost=$HOST(127.0.0.1)
+SlurmUser=slurm
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+MpiDefault=none
+MailProg=/bin/true
+StateSaveLocation=$SPOOL/slurmctld
+SlurmdSpoolDir=$SPOOL/slurmd
+SlurmctldPidFile=$RUN/slurmctld.pid
+SlurmdPidFile=$RUN/slurmd.pid
+SlurmctldLogFile=$LOGDIR/slurmctld.log
+SlurmdLogFile=$LOGDIR/slurmd.log
+$plugins
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+SchedulerType=sched/backfill
+DefMemPerCPU=1000
+MinJobAge=300
+ReturnToService=2
+KillWait=5
+$accounting
+$gres_types
+NodeName=$HOST NodeAddr=127.0.0.1 $hw RealMemory=$mem_mb$gres_node State=UNKNOWN
+PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+PartitionName=$GPU_PARTITION Nodes=$HOST MaxTime=INFINITE State=UP"
+
+  if ((GPUS > 0)); then
+    write_config CONFIG_CHANGED "$ETC/gres.conf" 0644 root:root "$gres_conf"
+  else
+    remove_config CONFIG_CHANGED "$ETC/gres.conf"
+  fi
+  if [ "$PROCTRACK" = cgroup ]; then
+    # Never ConstrainDevices: the fake GPUs are /dev/null and /dev/zero, which every job needs.
+    write_config CONFIG_CHANGED "$ETC/cgroup.conf" 0644 root:root "CgroupPlugin=cgroup/v1
+CgroupAutomount=no
+ConstrainCores=yes
+ConstrainRAMSpace=yes
+ConstrainSwapSpace=no
+ConstrainDevices=no"
+  else
+    remove_config CONFIG_CHANGED "$ETC/cgroup.conf"
+  fi
+
+  write_config DBD_CONFIG_CHANGED "$ETC/slurmdbd.conf" 0600 slurm:slurm "AuthType=auth/munge
+DbdHost=localhost
+SlurmUser=slurm
+PidFile=$RUN/slurmdbd.pid
+LogFile=$LOGDIR/slurmdbd.log
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort=$DB_PORT
+StorageUser=slurm
+StoragePass=$(cat "$DB_PASSFILE")
+StorageLoc=slurm_acct_db"
+}
+
+ensure_munged() {
+  local pid
+  if [ ! -s /etc/munge/munge.key ]; then
+    log "creating the munge key"
+    install -d -m 0700 -o munge -g munge /etc/munge
+    if command -v mungekey >/dev/null; then
+      mungekey --create --keyfile=/etc/munge/munge.key
+    else
+      dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none
+    fi
+  fi
+  chown munge:munge /etc/munge /etc/munge/munge.key
+  chmod 0700 /etc/munge
+  chmod 0400 /etc/munge/munge.key
+  install -d -m 0755 -o munge -g munge /run/munge # /run is emptied by a reboot
+  install -d -m 0700 -o munge -g munge /var/lib/munge /var/log/munge
+  probe_munge && return 0
+  if pid=$(daemon_pid munged); then terminate "$pid" munged; fi
+  log "starting munged"
+  # munged daemonises itself and reports start-up errors through its exit code.
+  runuser -u munge -- /usr/sbin/munged </dev/null >"$LOGDIR/munged.out" 2>&1 ||
+    fail munged "exited with an error on start"
+  await munged - "munge -n | unmunge" probe_munge
+}
+
+ensure_mariadb() {
+  local pid
+  if [ ! -f "$DB_PASSFILE" ]; then
+    (umask 077 && od -An -N18 -tx1 /dev/urandom | tr -d ' \n' >"$DB_PASSFILE")
+  fi
+  if [ ! -f "$DB_DIR/.initialised" ]; then
+    log "initialising the private MariaDB in $DB_DATA"
+    rm -rf "$DB_DATA"
+    mariadb-install-db --no-defaults --user=mysql --datadir="$DB_DATA" --skip-test-db \
+      --auth-root-authentication-method=socket >>"$LOGDIR/mariadb-install-db.out" 2>&1 ||
+      fail mariadb-install-db "could not initialise $DB_DATA"
+    touch "$DB_DIR/.initialised"
+  fi
+  if ! pid=$(daemon_pid mariadbd); then
+    log "starting MariaDB on 127.0.0.1:$DB_PORT"
+    rm -f "$DB_SOCK" "$DB_SOCK.lock" "$DB_PIDFILE"
+    pid=$(spawn mariadbd /usr/sbin/mariadbd --no-defaults --user=mysql --datadir="$DB_DATA" \
+      --socket="$DB_SOCK" --pid-file="$DB_PIDFILE" --log-error="$DB_LOG" \
+      --bind-address=127.0.0.1 --port="$DB_PORT" --skip-name-resolve \
+      --innodb-buffer-pool-size=256M --innodb-lock-wait-timeout=900 --innodb-use-native-aio=0)
+  fi
+  await mariadbd "$pid" "SELECT 1 over $DB_SOCK" probe_db
+  # (Re)set slurmdbd's database user; the password lives in $DB_PASSFILE and slurmdbd.conf.
+  db <<SQL || fail mariadbd "refused to set up slurmdbd's database user"
+CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1';
+ALTER USER 'slurm'@'127.0.0.1' IDENTIFIED BY '$(cat "$DB_PASSFILE")';
+GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';
+SQL
+}
+
+ensure_slurmdbd() {
+  local pid
+  if pid=$(daemon_pid slurmdbd) && [ "$DBD_CONFIG_CHANGED" = 1 ]; then
+    log "slurmdbd.conf changed: restarting slurmdbd"
+    terminate "$pid" slurmdbd
+  fi
+  if ! pid=$(daemon_pid slurmdbd); then
+    log "starting slurmdbd"
+    pid=$(spawn slurmdbd /usr/sbin/slurmdbd -D)
+  fi
+  await slurmdbd "$pid" "sacctmgr show cluster" probe_dbd
+}
+
+# register_accounting: cluster, account and root's association in slurmdbd (each only if missing)
+register_accounting() {
+  local sam=(timeout 30 sacctmgr -i -Q)
+  if [ -z "$(timeout 30 sacctmgr -n -P show cluster "$CLUSTER" format=cluster)" ]; then
+    "${sam[@]}" add cluster "$CLUSTER" >/dev/null || fail slurmdbd "could not register cluster $CLUSTER"
+  fi
+  if [ -z "$(timeout 30 sacctmgr -n -P show account "$ACCOUNT" format=account)" ]; then
+    "${sam[@]}" add account "$ACCOUNT" Cluster="$CLUSTER" Description="AI Factory Bench tests" \
+      Organization=aibench >/dev/null || fail slurmdbd "could not add account $ACCOUNT"
+  fi
+  if [ -z "$(timeout 30 sacctmgr -n -P show assoc where cluster="$CLUSTER" account="$ACCOUNT" user=root format=user)" ]; then
+    "${sam[@]}" add user root Account="$ACCOUNT" Cluster="$CLUSTER" DefaultAccount="$ACCOUNT" >/dev/null ||
+      fail slurmdbd "could not add user root to account $ACCOUNT"
+  fi
+}
+
+ensure_slurmctld_slurmd() {
+  local pid d
+  if [ "$CONFIG_CHANGED" = 1 ]; then
+    for d in slurmd slurmctld; do
+      if pid=$(daemon_pid "$d"); then log "configuration changed: restarting $d"; terminate "$pid" "$d"; fi
+    done
+  fi
+  if ! pid=$(daemon_pid slurmctld); then
+    log "starting slurmctld"
+    pid=$(spawn slurmctld /usr/sbin/slurmctld -D)
+  fi
+  await slurmctld "$pid" "scontrol ping" probe_ctld
+  if ! pid=$(daemon_pid slurmd); then
+    log "starting slurmd"
+    pid=$(spawn slurmd /usr/sbin/slurmd -D)
+  fi
+  wait_for_node "$pid"
+}
+
+# wait_for_node SLURMD_PID: until the node is idle (or busy with jobs); resume it if drained/down
+wait_for_node() {
+  local pid=$1 state deadline
+  deadline=$(($(now_us) + TIMEOUT * 1000000))
+  while :; do
+    state=$(node_state || true)
+    case $state in
+      idle | mixed | allocated) return 0 ;;
+      *inval*) fail slurmd "registered, but node $HOST is INVAL: slurm.conf does not match the machine" ;;
+      *drain*) timeout 20 scontrol update nodename="$HOST" state=resume >/dev/null 2>&1 || true ;;
+    esac
+    running "$pid" || fail slurmd "exited while starting (node state: '${state:-unknown}')"
+    (($(now_us) < deadline)) || fail slurmd "node $HOST not idle after ${TIMEOUT}s (state: '${state:-unknown}')"
+    sleep 0.2
+  done
+}
+
+do_start() {
+  local t0 state
+  t0=$(now_us)
+  [ "$(id -u)" = 0 ] || die "must run as root"
+  mkdir -p "$LOGDIR" # for apt.log; ownership is fixed once the slurm user exists
+  install_packages
+  make_dirs
+  ensure_hostname_resolves
+  choose_proctrack
+  ensure_munged
+  ensure_mariadb # creates the database password before slurmdbd.conf is written
+  write_slurm_configs
+  ensure_slurmdbd
+  register_accounting
+  ensure_slurmctld_slurmd
+  await slurmdbd - "sacct answers" probe_sacct
+  state=$(node_state)
+  printf 'local-slurm: up in %ss: cluster %s, node %s %s (%s, %s fake GPUs), partitions %s*,%s, proctrack/%s, sacct via slurmdbd + MariaDB 127.0.0.1:%s, account %s, state %s\n' \
+    "$(elapsed_since "$t0")" "$CLUSTER" "$HOST" "$state" \
+    "$(timeout 20 sinfo -h -N -n "$HOST" -o '%c CPUs, %m MB' | head -n 1)" "$GPUS" \
+    "$PARTITION" "$GPU_PARTITION" "$PROCTRACK" "$DB_PORT" "$ACCOUNT" "$STATE"
+}
+
+# --------------------------------------------------------------------------------------------- stop
+cancel_jobs() {
+  local jobs i
+  probe_ctld || return 0
+  jobs=$(timeout 20 squeue -h -t PD,R,CG,S,CF -o %i 2>/dev/null | xargs) || return 0
+  [ -n "$jobs" ] || return 0
+  log "cancelling jobs: $jobs"
+  # shellcheck disable=SC2086 # one argument per job id
+  timeout 20 scancel $jobs 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do # up to 20 s for the jobs' processes to end
+    [ -z "$(timeout 20 squeue -h -t R,CG -o %i 2>/dev/null)" ] && return 0
+    sleep 0.2
+  done
+  log "jobs still running after 20 s; their processes are killed below"
+}
+
+do_stop() {
+  local d pid
+  [ "$(id -u)" = 0 ] || die "must run as root"
+  cancel_jobs
+  for d in slurmd slurmctld slurmdbd mariadbd munged; do
+    if pid=$(daemon_pid "$d"); then
+      log "stopping $d (pid $pid)"
+      terminate "$pid" "$d"
+    fi
+    rm -f "$(pidfile_of "$d")"
+  done
+  # Anything left (job step daemons, daemons started by hand or by an older run) goes too.
+  for d in slurmstepd slurmd slurmctld slurmscriptd slurmdbd munged; do
+    for pid in $(pids_named "$d"); do
+      log "stopping stray $d (pid $pid)"
+      terminate "$pid" "$d"
+    done
+  done
+  for pid in $(pids_named mariadbd); do
+    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--datadir=$DB_DATA"; then
+      log "stopping stray mariadbd (pid $pid)"
+      terminate "$pid" mariadbd
+    fi
+  done
+  log "stopped"
+}
+
+# --------------------------------------------------------------------------------------------- status
+do_status() {
+  local bad=0 d pid probe state
+  for d in munged mariadbd slurmdbd slurmctld slurmd; do
+    case $d in
+      munged) probe=probe_munge ;;
+      mariadbd) probe=probe_db ;;
+      slurmdbd) probe=probe_dbd ;;
+      slurmctld) probe=probe_ctld ;;
+      slurmd) probe=node_ready ;;
+    esac
+    if ! pid=$(daemon_pid "$d"); then
+      printf '%-10s stopped\n' "$d"; bad=1
+    elif ! "$probe"; then
+      printf '%-10s running (pid %s) but not answering\n' "$d" "$pid"; bad=1
+    else
+      case $d in
+        mariadbd) state="127.0.0.1:$DB_PORT, datadir $DB_DATA" ;;
+        slurmd) state="node $HOST $(node_state)" ;;
+        slurmctld) state="cluster $CLUSTER, config $SLURM_CONF_FILE" ;;
+        *) state="" ;;
+      esac
+      printf '%-10s up (pid %s) %s\n' "$d" "$pid" "$state"
+    fi
+  done
+  return "$bad"
+}
+
+do_env() {
+  printf 'export SLURM_CONF=%q\n' "$SLURM_CONF_FILE"
+  printf 'export AIBENCH_SLURM_STATE=%q\n' "$STATE"
+  printf 'export AIBENCH_SLURM_CLUSTER=%q\n' "$CLUSTER"
+  printf 'export AIBENCH_SLURM_ACCOUNT=%q\n' "$ACCOUNT"
+  printf 'export AIBENCH_SLURM_PARTITION=%q\n' "$PARTITION"
+  printf 'export AIBENCH_SLURM_GPU_PARTITION=%q\n' "$GPU_PARTITION"
+  printf 'export AIBENCH_SLURM_GPUS=%q\n' "$GPUS"
+}
+
+case ${1:-} in
+  start) do_start ;;
+  stop) do_stop ;;
+  status) do_status ;;
+  env) do_env ;;
+  *) printf 'usage: %s start|stop|status|env\n' "$0" >&2; exit 2 ;;
+esac

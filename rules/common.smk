@@ -1,0 +1,101 @@
+import re
+
+from aibench.lifecycle import stop_all
+from aibench.paths import RunLayout
+from aibench.recipes import load_plan
+
+
+# Every config and recipe file is validated here, when the workflow is parsed:
+# a bad file stops the run before anything starts.
+PLAN = load_plan(config, "config (config/config.yaml, --configfile, --config)", workflow.basedir)
+RESULTS = str(PLAN.results)
+LAYOUT = RunLayout(RESULTS)
+MONITORING = PLAN.monitoring["enabled"]
+MONITOR_DIR = f"{RESULTS}/monitoring"
+
+
+wildcard_constraints:
+    experiment="|".join(re.escape(name) for name in PLAN.experiments),
+    point=r"[A-Za-z0-9.+_-]+",
+    param=r"[a-z][a-z0-9_]*",
+
+
+def experiment(wildcards):
+    return PLAN.experiments[wildcards.experiment]
+
+
+def point_dirs(name=None):
+    names = [name] if name else list(PLAN.experiments)
+    return [
+        f"{RESULTS}/{exp}/points/{point.id}"
+        for exp in names
+        for point in PLAN.experiments[exp].points
+    ]
+
+
+def point_summaries(name=None):
+    return [f"{d}/summary.json" for d in point_dirs(name)]
+
+
+def point_outputs(name=None):
+    """What marks a point finished: its Prometheus window when monitored, else its summary."""
+    leaf = "metrics.csv" if MONITORING else "summary.json"
+    return [f"{d}/{leaf}" for d in point_dirs(name)]
+
+
+def experiment_point_outputs(wildcards):
+    return point_outputs(wildcards.experiment)
+
+
+def monitor_ready(wildcards):
+    return [f"{MONITOR_DIR}/ready.json"] if MONITORING else []
+
+
+def figures():
+    return [
+        f"{RESULTS}/figures/{name}/{param}.{ext}"
+        for name, exp in PLAN.experiments.items()
+        for param in exp.sweep
+        for ext in ("png", "svg")
+    ]
+
+
+def all_targets():
+    targets = [f"{RESULTS}/summary.csv", *figures()]
+    targets += [f"{RESULTS}/{name}/service/stopped.json" for name in PLAN.experiments]
+    if MONITORING:
+        targets.append(f"{MONITOR_DIR}/stopped.json")
+    return targets
+
+
+def service_settings(wildcards):
+    exp = experiment(wildcards)
+    return {
+        "experiment": exp.name,
+        "kind": exp.service.kind,
+        "params": exp.service.params,
+        "launcher": PLAN.config["launcher"],
+        "targets_dir": str(LAYOUT.targets) if MONITORING else None,
+        "grace_s": exp.service.stop_grace_s,
+    }
+
+
+def point_settings(wildcards):
+    exp = experiment(wildcards)
+    point = exp.point(wildcards.point)
+    return {
+        "experiment": exp.name,
+        "point": point.id,
+        "repeat": point.repeat,
+        "params": point.params,
+        "swept": point.swept,
+        "client_kind": exp.client.kind,
+        "client_recipe": exp.client.name,
+        "timeout_s": exp.client.timeout_s,
+        "service": {"kind": exp.service.kind, "recipe": exp.service.name},
+    }
+
+
+def stop_leftover_services():
+    for line in stop_all(LAYOUT.service_dirs()):
+        print(f"aibench: stopped leftover service {line}")

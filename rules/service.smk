@@ -1,0 +1,42 @@
+# Service lifecycle: deploy -> wait until ready -> (points run) -> stop.
+# handle.json and ready.json are temporary: they describe a live deployment only.
+
+
+rule deploy_service:
+    output:
+        handle=temp(f"{RESULTS}/{{experiment}}/service/handle.json"),
+    log:
+        f"{RESULTS}/{{experiment}}/service/deploy.log",
+    params:
+        service=service_settings,
+    localrule: True
+    script:
+        "../scripts/deploy_service.py"
+
+
+rule wait_endpoint:
+    input:
+        handle=f"{RESULTS}/{{experiment}}/service/handle.json",
+    output:
+        ready=temp(f"{RESULTS}/{{experiment}}/service/ready.json"),
+    log:
+        f"{RESULTS}/{{experiment}}/service/wait.log",
+    params:
+        timeout_s=lambda wc: experiment(wc).service.ready_timeout_s,
+        interval_s=lambda wc: experiment(wc).service.ready_interval_s,
+    localrule: True
+    script:
+        "../scripts/wait_endpoint.py"
+
+
+rule stop_service:
+    input:
+        handle=f"{RESULTS}/{{experiment}}/service/handle.json",
+        points=experiment_point_outputs,
+    output:
+        stopped=f"{RESULTS}/{{experiment}}/service/stopped.json",
+    log:
+        f"{RESULTS}/{{experiment}}/service/stop.log",
+    localrule: True
+    script:
+        "../scripts/stop_service.py"

@@ -1,0 +1,11 @@
+"""run_client: one point's load against the deployed service, written in the common schema."""
+
+from pathlib import Path
+
+from aibench.clients.runner import run_point_against
+from aibench.snakemake_glue import script_logger, service_dir_of
+
+log = script_logger(snakemake.log, "client")
+settings = dict(snakemake.params.point)
+summary = run_point_against(service_dir_of(snakemake.input.ready), Path(snakemake.output.summary).parent, **settings)
+log.info("%s %s: %s in %.2f s", summary["experiment"], summary["point"], summary["status"], summary["window"]["duration_s"])
