@@ -32,7 +32,7 @@ test: setup lint
 lint: venv
 	$(VENV)/bin/ruff check aibench scripts tests bench
 	$(VENV)/bin/snakefmt --check Snakefile rules
-	$(SNAKEMAKE) --lint --profile profiles/local
+	$(SNAKEMAKE) --lint --profile profiles/local 2>&1 | tee .lint.log; grep -q "Congratulations" .lint.log
 
 bench: setup
 	$(PY) bench/redis_fidelity.py

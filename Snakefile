@@ -1,6 +1,5 @@
 from snakemake.utils import min_version
 
-
 min_version("9.0")
 
 
@@ -11,6 +10,12 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+
+
+# The image every rule runs in with --sdm apptainer (built from envs/aibench.def).
+container: PLAN.config["container"]
+
+
 include: "rules/service.smk"
 include: "rules/client.smk"
 include: "rules/monitor.smk"
@@ -18,9 +23,9 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True
 
 
 onsuccess:

@@ -89,6 +89,7 @@ def wait_ready(service_dir: str | Path, timeout_s: float, interval_s: float) -> 
     secrets = read_secrets(secrets_file) if secrets_file.exists() else {}
     endpoint_file = service_dir / "endpoint.json"
     start = time.monotonic()
+    probe_timeout = max(0.5, min(5.0, interval_s * 10))
 
     def alive() -> str | None:
         state = launcher.state(handle)
@@ -100,7 +101,8 @@ def wait_ready(service_dir: str | Path, timeout_s: float, interval_s: float) -> 
         if not endpoint_file.exists():
             raise probes.NotReady(f"{endpoint_file} not written yet")
         endpoint = read_json(endpoint_file)
-        service.probe(endpoint, secrets, timeout=max(0.5, min(5.0, interval_s * 10)))
+        left = timeout_s - (time.monotonic() - start)
+        service.probe(endpoint, secrets, timeout=max(0.1, min(probe_timeout, left)))
 
     try:
         probes.poll(check, timeout_s, interval_s, alive=alive, max_interval_s=max(interval_s, 1.0))

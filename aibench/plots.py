@@ -8,8 +8,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
 PANELS = (
     ("throughput", "mean", "Throughput"),
@@ -22,11 +22,17 @@ def _series_label(keys: tuple, names: list[str]) -> str:
 
 
 def sweep_figure(
-    table: pd.DataFrame, experiment: str, param: str, swept: list[str], outputs: list[str | os.PathLike[str]]
+    table: pd.DataFrame,
+    experiment: str,
+    param: str,
+    swept: list[str],
+    outputs: list[str | os.PathLike[str]],
 ) -> None:
     """Throughput and p99 latency of ``experiment`` against ``param``; one line per command and
     combination of the other swept parameters; mean over repeats with min-max error bars."""
-    data = table[(table["experiment"] == experiment) & (table["source"] == "client") & (table["status"] == "ok")]
+    data = table[
+        (table["experiment"] == experiment) & (table["source"] == "client") & (table["status"] == "ok")
+    ]
     column = f"param_{param}"
     others = [f"param_{p}" for p in swept if p != param]
     group_keys = (["command"] if "command" in data.columns else []) + others
@@ -43,8 +49,12 @@ def sweep_figure(
             stats = group.groupby(column)["value"].agg(["mean", "min", "max"]).sort_index()
             x = stats.index.to_numpy()
             ax.errorbar(
-                x, stats["mean"], yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
-                marker="o", capsize=3, label=_series_label(keys, [k.removeprefix("param_") for k in group_keys]),
+                x,
+                stats["mean"],
+                yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
+                marker="o",
+                capsize=3,
+                label=_series_label(keys, [k.removeprefix("param_") for k in group_keys]),
             )
         values = pd.to_numeric(subset[column], errors="coerce").dropna()
         if len(values) and values.min() > 0 and values.max() / values.min() >= 10:

@@ -32,7 +32,11 @@ def redis_ping(host: str, port: int, password: str | None, timeout: float = 2.0)
     import redis
 
     client = redis.Redis(
-        host=host, port=port, password=password, socket_timeout=timeout, socket_connect_timeout=timeout
+        host=host,
+        port=port,
+        password=password,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
     )
     try:
         if not client.ping():

@@ -44,9 +44,7 @@ class Registry(Generic[T]):
         try:
             return self._classes[name]
         except KeyError:
-            raise KeyError(
-                f"unknown {self.what} {name!r} (known: {', '.join(self.names())})"
-            ) from None
+            raise KeyError(f"unknown {self.what} {name!r} (known: {', '.join(self.names())})") from None
 
     def create(self, name: str) -> T:
         factory: Callable[[], T] = self.get(name)

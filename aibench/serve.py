@@ -41,7 +41,10 @@ def log(message: str) -> None:
 
 def _start(command: Command, stdout: Any = None) -> subprocess.Popen:
     return subprocess.Popen(
-        command.argv, env={**os.environ, **command.env}, stdin=subprocess.DEVNULL, stdout=stdout,
+        command.argv,
+        env={**os.environ, **command.env},
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
         stderr=subprocess.STDOUT if stdout is not None else None,
     )
 
@@ -73,8 +76,13 @@ def run(spec_path: str) -> int:
     secrets = read_secrets(spec["secrets_file"]) if spec.get("secrets_file") else {}
     host = spec["bind_host"]
     ctx = ServiceContext(
-        experiment=spec["experiment"], params=spec["params"], secrets=secrets, host=host,
-        port=free_port(host), workdir=workdir, datadir=datadir,
+        experiment=spec["experiment"],
+        params=spec["params"],
+        secrets=secrets,
+        host=host,
+        port=free_port(host),
+        workdir=workdir,
+        datadir=datadir,
     )
     targets_dir = spec.get("targets_dir")
     exporters = kind.exporters(ctx, [free_port(host) for _ in range(4)]) if targets_dir else []
@@ -97,8 +105,12 @@ def run(spec_path: str) -> int:
         write_json(
             workdir / "endpoint.json",
             {
-                "kind": spec["kind"], "host": host, "port": ctx.port, "node": node,
-                "pid": service.pid, "started_at": time.time(),
+                "kind": spec["kind"],
+                "host": host,
+                "port": ctx.port,
+                "node": node,
+                "pid": service.pid,
+                "started_at": time.time(),
                 "exporters": [{"name": e.name, "port": e.port} for e in exporters],
             },
         )
@@ -106,7 +118,12 @@ def run(spec_path: str) -> int:
             labels = {**spec.get("labels", {}), "node": node}
             for exporter in exporters:
                 name = f"{spec['experiment']}--{exporter.name}"
-                write_target(targets_dir, name, f"{host}:{exporter.port}", {**labels, "exporter": exporter.name})
+                write_target(
+                    targets_dir,
+                    name,
+                    f"{host}:{exporter.port}",
+                    {**labels, "exporter": exporter.name},
+                )
                 target_names.append(name)
         code = service.wait()
         log(f"{spec['kind']} exited by itself with code {code}")

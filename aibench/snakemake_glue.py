@@ -27,3 +27,10 @@ def script_logger(log_files: list[str] | None, name: str) -> logging.Logger:
 def service_dir_of(path: str | os.PathLike[str]) -> Path:
     """The service directory holding a service file (handle.json, ready.json, ...)."""
     return Path(path).parent
+
+
+def config_files(workflow: object) -> list[Path]:
+    """The config files of a Snakemake run, lowest precedence first (Snakefile's, then --configfile)."""
+    cli = [Path(f) for f in getattr(workflow.config_settings, "configfiles", [])]  # type: ignore[attr-defined]
+    own = [Path(f) for f in workflow.configfiles if Path(f) not in cli]  # type: ignore[attr-defined]
+    return own + cli

@@ -5,7 +5,8 @@
 #   envs/local-slurm.sh start    install missing packages, (re)write the config, start munged, a private
 #                                MariaDB, slurmdbd, slurmctld and slurmd; wait until the node is idle and
 #                                sacct answers; print a one-line summary. Idempotent; also fine after a reboot.
-#   envs/local-slurm.sh stop     cancel all jobs, stop every daemon; no slurm/munge/mariadb process is left
+#   envs/local-slurm.sh stop     cancel all jobs, stop every daemon; no slurm*/munged process (not even one
+#                                this script did not start) nor our private mariadbd is left
 #   envs/local-slurm.sh status   one line per daemon; exit 0 only if all of them are up
 #   envs/local-slurm.sh env      export lines for tests:  eval "$(envs/local-slurm.sh env)"
 #
@@ -57,10 +58,30 @@ DB_PASSFILE=$STATE/slurmdbd-db.password
 MUNGE_PIDFILE=/run/munge/munged.pid
 HOST=$(hostname -s)
 
+# check_settings: fail early on knobs that would only fail later, deep inside a daemon
+check_settings() {
+  [[ $STATE == /* ]] || die "AIBENCH_SLURM_STATE must be an absolute path (got '$STATE')"
+  # slurmd and MariaDB put unix sockets under it, whose paths may not exceed 107 bytes.
+  ((${#STATE} <= 64)) || die "AIBENCH_SLURM_STATE is too long (${#STATE} > 64 characters): $STATE"
+  [[ $DB_PORT =~ ^[0-9]+$ ]] || die "AIBENCH_SLURM_DB_PORT must be a port number (got '$DB_PORT')"
+  [[ $TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "AIBENCH_SLURM_TIMEOUT must be a number of seconds (got '$TIMEOUT')"
+  if [[ ! $GPUS =~ ^[0-9]+$ ]] || ((GPUS > ${#FAKE_GPU_DEVICES[@]})); then
+    die "AIBENCH_SLURM_GPUS must be 0..${#FAKE_GPU_DEVICES[@]} (got '$GPUS')"
+  fi
+  [ "$(id -u)" = 0 ] || die "must run as root"
+}
+
+# lock: one start or stop at a time (concurrent test sessions may both call start)
+lock() {
+  mkdir -p "$STATE"
+  exec 9>"$STATE/.lock"
+  flock -w "$TIMEOUT" 9 || die "another '$0 start|stop' has held $STATE/.lock for ${TIMEOUT}s"
+}
+
 # --------------------------------------------------------------------------------------------- helpers
 log() { printf 'local-slurm: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-now_us() { echo "${EPOCHREALTIME/./}"; }
+now_us() { echo "${EPOCHREALTIME//[!0-9]/}"; } # microseconds (the radix character follows the locale)
 elapsed_since() { awk -v a="$1" -v b="$(now_us)" 'BEGIN { printf "%.1f", (b - a) / 1e6 }'; }
 
 # pidfile_of DAEMON: where the daemon's pid is recorded
@@ -118,13 +139,13 @@ pids_named() {
 terminate() {
   local pid=$1 name=$2 i
   kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 150; i++)); do  # up to 30 s: slurmctld saves state, MariaDB flushes
+  for ((i = 0; i < 300; i++)); do # up to 30 s: slurmctld saves state, MariaDB flushes
     alive "$pid" "$name" || return 0
-    sleep 0.2
+    sleep 0.1
   done
   log "$name (pid $pid) ignored SIGTERM for 30 s: SIGKILL"
   kill -KILL "$pid" 2>/dev/null || true
-  for ((i = 0; i < 25; i++)); do alive "$pid" "$name" || return 0; sleep 0.2; done
+  for ((i = 0; i < 50; i++)); do alive "$pid" "$name" || return 0; sleep 0.1; done
 }
 
 # wait_for PID CMD...: poll CMD until it succeeds (deadline $TIMEOUT s).
@@ -156,14 +177,25 @@ fail() {
   exit 1
 }
 
+# close_extra_fds: close every file descriptor above 2 (our lock, and whatever the caller passed
+# down, such as a pipe it reads to its end), so that daemons started from here hold none of them
+close_extra_fds() {
+  local fd
+  for fd in /proc/self/fd/*; do
+    fd=${fd##*/}
+    if ((fd > 2)); then exec {fd}>&-; fi
+  done 2>/dev/null
+}
+
 # spawn DAEMON CMD...: run CMD (a daemon in foreground mode) detached in its own session, cwd /,
-# stdio to $LOGDIR/DAEMON.out (fresh for each start), and print its pid. A start-up failure thus shows as an exited pid at
-# once, and the daemon writes its own pid file (which `status` and `stop` read).
-# (setsid does not fork here: the subshell is no process-group leader, so $! is the daemon's pid.)
+# stdio to $LOGDIR/DAEMON.out (fresh for each start), no other file descriptors, and print its pid.
+# A start-up failure thus shows at once as an exited pid; the daemon writes its own pid file, which
+# `status` and `stop` read. (setsid does not fork here: the subshell is no process-group leader,
+# so $! is the daemon's pid.)
 spawn() {
   local daemon=$1
   shift
-  (cd / && exec setsid "$@" </dev/null >"$LOGDIR/$daemon.out" 2>&1) &
+  (cd / && close_extra_fds && exec setsid "$@") </dev/null >"$LOGDIR/$daemon.out" 2>&1 &
   echo "$!"
 }
 
@@ -211,8 +243,8 @@ remove_config() {
 probe_munge() { munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; }
 db() { mariadb --no-defaults --protocol=socket --socket="$DB_SOCK" -uroot "$@"; }
 probe_db() { db -N -e 'SELECT 1' >/dev/null 2>&1; }
-probe_dbd() { timeout 20 sacctmgr -n -P show cluster format=cluster >/dev/null 2>&1; }
-probe_ctld() { timeout 20 scontrol ping 2>/dev/null | grep -q ' is UP'; }
+probe_dbd() { timeout 5 sacctmgr -n -P show cluster format=cluster >/dev/null 2>&1; }
+probe_ctld() { timeout 5 scontrol ping 2>/dev/null | grep -q ' is UP'; }
 probe_sacct() { timeout 20 sacct -n -X -S now -o jobid >/dev/null 2>&1; }
 node_state() { timeout 20 sinfo -h -N -n "$HOST" -o %T 2>/dev/null | head -n 1; }
 node_ready() { case $(node_state) in idle | mixed | allocated) return 0 ;; *) return 1 ;; esac; }
@@ -255,10 +287,22 @@ make_dirs() {
   install -d -m 0750 -o mysql -g mysql "$DB_DIR"
 }
 
+# ensure_hostname_resolves: slurmd finds its node by hostname, which must resolve. Sets HOST_ADDR, and
+# COMM_PARAMS so the Slurm daemons bind to that address instead of all addresses when it is a loopback one.
+HOST_ADDR=127.0.0.1
+COMM_PARAMS=""
 ensure_hostname_resolves() {
-  getent hosts "$HOST" >/dev/null && return 0
-  log "hostname $HOST does not resolve: adding it to /etc/hosts"
-  printf '127.0.0.1\t%s\n' "$HOST" >>/etc/hosts
+  if ! getent ahostsv4 "$HOST" >/dev/null; then
+    log "hostname $HOST does not resolve: adding it to /etc/hosts"
+    printf '127.0.0.1\t%s\n' "$HOST" >>/etc/hosts
+  fi
+  HOST_ADDR=$(getent ahostsv4 "$HOST" | awk 'NR == 1 { print $1 }')
+  if [[ $HOST_ADDR == 127.* ]]; then
+    COMM_PARAMS="CommunicationParameters=NoCtldInAddrAny,NoInAddrAny"
+  else
+    log "hostname $HOST resolves to $HOST_ADDR, not to a loopback address:" \
+      "the Slurm daemons listen on all addresses"
+  fi
 }
 
 # cgroup v1 is usable when freezer (proctrack), cpuset (cores) and memory (RAM) are v1 hierarchies
@@ -267,11 +311,14 @@ CGROUP_NOTE=""
 cgroup_v1_usable() {
   local c probe
   for c in freezer cpuset memory; do
-    if ! awk -v c="$c" '$3 == "cgroup" && ("," $4 ",") ~ ("," c ",") { ok = 1 } END { exit !ok }' /proc/mounts; then
+    if ! awk -v c="$c" '$3 == "cgroup" && ("," $4 ",") ~ ("," c ",") { ok = 1 } END { exit !ok }' \
+      /proc/mounts; then
       CGROUP_NOTE="no cgroup v1 '$c' hierarchy"; return 1
     fi
     probe=/sys/fs/cgroup/$c/aibench-probe-$$
-    if ! mkdir "$probe" 2>/dev/null; then CGROUP_NOTE="cannot create a cgroup in /sys/fs/cgroup/$c"; return 1; fi
+    if ! mkdir "$probe" 2>/dev/null; then
+      CGROUP_NOTE="cannot create a cgroup in /sys/fs/cgroup/$c"; return 1
+    fi
     rmdir "$probe" 2>/dev/null || true
   done
 }
@@ -289,26 +336,27 @@ choose_proctrack() {
   esac
 }
 
-CONFIG_CHANGED=0
-DBD_CONFIG_CHANGED=0
+CONFIG_CHANGED=0     # slurm.conf, gres.conf or cgroup.conf changed: restart slurmctld + slurmd
+DBD_CONFIG_CHANGED=0 # slurmdbd.conf changed: restart slurmdbd
+DB_RESTARTED=0       # MariaDB was restarted with new options: restart slurmdbd
 write_slurm_configs() {
   local hw mem_mb gres_node="" gres_types="" plugins accounting i gres_conf=""
   # Hardware from slurmd -C (CPUs, boards, sockets, cores, threads) minus its NodeName and RealMemory.
-  hw=$(slurmd -C 2>/dev/null | awk 'NR == 1 { $1 = ""; for (i = 2; i <= NF; i++) if ($i ~ /^RealMemory=/) $i = ""; print }' | xargs) || true
+  hw=$(slurmd -C 2>/dev/null |
+    awk 'NR == 1 { $1 = ""; for (i = 2; i <= NF; i++) if ($i ~ /^RealMemory=/) $i = ""; print }' | xargs) || true
   [ -n "$hw" ] || hw="CPUs=$(nproc)"
   # RealMemory a bit under what the machine has (slurmd marks the node INVAL if it reports less).
   mem_mb=$(awk '/^MemTotal:/ { printf "%d", $2 / 1024 }' /proc/meminfo)
   mem_mb=$((mem_mb - (mem_mb / 20 > 256 ? mem_mb / 20 : 256)))
 
-  if [[ ! $GPUS =~ ^[0-9]+$ ]] || ((GPUS > ${#FAKE_GPU_DEVICES[@]})); then
-    die "AIBENCH_SLURM_GPUS must be 0..${#FAKE_GPU_DEVICES[@]} (got '$GPUS')"
-  fi
   if ((GPUS > 0)); then
     gres_types="GresTypes=gpu"
     gres_node=" Gres=gpu:fake:$GPUS"
     # Each fake GPU needs a real device file; a Count= alone makes the node INVAL.
     gres_conf="AutoDetect=off"
-    for ((i = 0; i < GPUS; i++)); do gres_conf+=$'\n'"NodeName=$HOST Name=gpu Type=fake File=${FAKE_GPU_DEVICES[i]}"; done
+    for ((i = 0; i < GPUS; i++)); do
+      gres_conf+=$'\n'"NodeName=$HOST Name=gpu Type=fake File=${FAKE_GPU_DEVICES[i]}"
+    done
   fi
 
   if [ "$PROCTRACK" = cgroup ]; then
@@ -328,7 +376,7 @@ JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=30"
 
   write_config CONFIG_CHANGED "$SLURM_CONF_FILE" 0644 root:root "ClusterName=$CLUSTER
-SlurmctldHost=$HOST(127.0.0.1)
+SlurmctldHost=$HOST($HOST_ADDR)
 SlurmUser=slurm
 SlurmdUser=root
 AuthType=auth/munge
@@ -349,9 +397,10 @@ DefMemPerCPU=1000
 MinJobAge=300
 ReturnToService=2
 KillWait=5
+$COMM_PARAMS
 $accounting
 $gres_types
-NodeName=$HOST NodeAddr=127.0.0.1 $hw RealMemory=$mem_mb$gres_node State=UNKNOWN
+NodeName=$HOST NodeAddr=$HOST_ADDR $hw RealMemory=$mem_mb$gres_node State=UNKNOWN
 PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 PartitionName=$GPU_PARTITION Nodes=$HOST MaxTime=INFINITE State=UP"
 
@@ -405,7 +454,7 @@ ensure_munged() {
   if pid=$(daemon_pid munged); then terminate "$pid" munged; fi
   log "starting munged"
   # munged daemonises itself and reports start-up errors through its exit code.
-  runuser -u munge -- /usr/sbin/munged </dev/null >"$LOGDIR/munged.out" 2>&1 ||
+  (cd / && close_extra_fds && exec runuser -u munge -- /usr/sbin/munged) </dev/null >"$LOGDIR/munged.out" 2>&1 ||
     fail munged "exited with an error on start"
   await munged - "munge -n | unmunge" probe_munge
 }
@@ -423,13 +472,21 @@ ensure_mariadb() {
       fail mariadb-install-db "could not initialise $DB_DATA"
     touch "$DB_DIR/.initialised"
   fi
+  # --no-defaults: ignore /etc/mysql. The InnoDB sizes are the least slurmdbd accepts without a warning.
+  local cmd=(/usr/sbin/mariadbd --no-defaults --user=mysql --datadir="$DB_DATA"
+    --socket="$DB_SOCK" --pid-file="$DB_PIDFILE" --log-error="$DB_LOG"
+    --bind-address=127.0.0.1 --port="$DB_PORT" --skip-name-resolve
+    --innodb-buffer-pool-size=512M --innodb-log-file-size=64M
+    --innodb-lock-wait-timeout=900 --innodb-use-native-aio=0)
+  if pid=$(daemon_pid mariadbd) && [ "$(tr '\0' ' ' <"/proc/$pid/cmdline")" != "${cmd[*]} " ]; then
+    log "MariaDB options changed: restarting it (and slurmdbd)"
+    terminate "$pid" mariadbd
+    DB_RESTARTED=1
+  fi
   if ! pid=$(daemon_pid mariadbd); then
     log "starting MariaDB on 127.0.0.1:$DB_PORT"
     rm -f "$DB_SOCK" "$DB_SOCK.lock" "$DB_PIDFILE"
-    pid=$(spawn mariadbd /usr/sbin/mariadbd --no-defaults --user=mysql --datadir="$DB_DATA" \
-      --socket="$DB_SOCK" --pid-file="$DB_PIDFILE" --log-error="$DB_LOG" \
-      --bind-address=127.0.0.1 --port="$DB_PORT" --skip-name-resolve \
-      --innodb-buffer-pool-size=256M --innodb-lock-wait-timeout=900 --innodb-use-native-aio=0)
+    pid=$(spawn mariadbd "${cmd[@]}")
   fi
   await mariadbd "$pid" "SELECT 1 over $DB_SOCK" probe_db
   # (Re)set slurmdbd's database user; the password lives in $DB_PASSFILE and slurmdbd.conf.
@@ -442,8 +499,8 @@ SQL
 
 ensure_slurmdbd() {
   local pid
-  if pid=$(daemon_pid slurmdbd) && [ "$DBD_CONFIG_CHANGED" = 1 ]; then
-    log "slurmdbd.conf changed: restarting slurmdbd"
+  if pid=$(daemon_pid slurmdbd) && [ "$DBD_CONFIG_CHANGED$DB_RESTARTED" != 00 ]; then
+    log "slurmdbd.conf or MariaDB changed: restarting slurmdbd"
     terminate "$pid" slurmdbd
   fi
   if ! pid=$(daemon_pid slurmdbd); then
@@ -453,9 +510,12 @@ ensure_slurmdbd() {
   await slurmdbd "$pid" "sacctmgr show cluster" probe_dbd
 }
 
-# register_accounting: cluster, account and root's association in slurmdbd (each only if missing)
+# register_accounting: cluster, account, root's association and default account in slurmdbd (if missing)
 register_accounting() {
-  local sam=(timeout 30 sacctmgr -i -Q)
+  local sam=(timeout 30 sacctmgr -i -Q) rows
+  rows=$(timeout 30 sacctmgr -n -P show user root withassoc format=defaultaccount,account,cluster \
+    2>/dev/null) || true
+  grep -qxF "$ACCOUNT|$ACCOUNT|$CLUSTER" <<<"$rows" && return 0 # all there already
   if [ -z "$(timeout 30 sacctmgr -n -P show cluster "$CLUSTER" format=cluster)" ]; then
     "${sam[@]}" add cluster "$CLUSTER" >/dev/null || fail slurmdbd "could not register cluster $CLUSTER"
   fi
@@ -463,7 +523,11 @@ register_accounting() {
     "${sam[@]}" add account "$ACCOUNT" Cluster="$CLUSTER" Description="AI Factory Bench tests" \
       Organization=aibench >/dev/null || fail slurmdbd "could not add account $ACCOUNT"
   fi
-  if [ -z "$(timeout 30 sacctmgr -n -P show assoc where cluster="$CLUSTER" account="$ACCOUNT" user=root format=user)" ]; then
+  log "making $ACCOUNT root's (default) account"
+  if grep -q "|$ACCOUNT|$CLUSTER\$" <<<"$rows"; then
+    "${sam[@]}" modify user root set DefaultAccount="$ACCOUNT" >/dev/null ||
+      fail slurmdbd "could not make $ACCOUNT root's default account"
+  else
     "${sam[@]}" add user root Account="$ACCOUNT" Cluster="$CLUSTER" DefaultAccount="$ACCOUNT" >/dev/null ||
       fail slurmdbd "could not add user root to account $ACCOUNT"
   fi
@@ -500,15 +564,17 @@ wait_for_node() {
       *drain*) timeout 20 scontrol update nodename="$HOST" state=resume >/dev/null 2>&1 || true ;;
     esac
     running "$pid" || fail slurmd "exited while starting (node state: '${state:-unknown}')"
-    (($(now_us) < deadline)) || fail slurmd "node $HOST not idle after ${TIMEOUT}s (state: '${state:-unknown}')"
+    (($(now_us) < deadline)) ||
+      fail slurmd "node $HOST not idle after ${TIMEOUT}s (state: '${state:-unknown}')"
     sleep 0.2
   done
 }
 
 do_start() {
-  local t0 state
+  local t0 state hw summary
   t0=$(now_us)
-  [ "$(id -u)" = 0 ] || die "must run as root"
+  check_settings
+  lock
   mkdir -p "$LOGDIR" # for apt.log; ownership is fixed once the slurm user exists
   install_packages
   make_dirs
@@ -522,10 +588,11 @@ do_start() {
   ensure_slurmctld_slurmd
   await slurmdbd - "sacct answers" probe_sacct
   state=$(node_state)
-  printf 'local-slurm: up in %ss: cluster %s, node %s %s (%s, %s fake GPUs), partitions %s*,%s, proctrack/%s, sacct via slurmdbd + MariaDB 127.0.0.1:%s, account %s, state %s\n' \
-    "$(elapsed_since "$t0")" "$CLUSTER" "$HOST" "$state" \
-    "$(timeout 20 sinfo -h -N -n "$HOST" -o '%c CPUs, %m MB' | head -n 1)" "$GPUS" \
-    "$PARTITION" "$GPU_PARTITION" "$PROCTRACK" "$DB_PORT" "$ACCOUNT" "$STATE"
+  hw=$(timeout 20 sinfo -h -N -n "$HOST" -o '%c CPUs, %m MB' | head -n 1)
+  summary="up in $(elapsed_since "$t0")s: cluster $CLUSTER, node $HOST $state ($hw, $GPUS fake GPUs),"
+  summary+=" partitions $PARTITION*,$GPU_PARTITION, proctrack/$PROCTRACK,"
+  summary+=" sacct via slurmdbd + MariaDB 127.0.0.1:$DB_PORT, account $ACCOUNT, state $STATE"
+  printf 'local-slurm: %s\n' "$summary"
 }
 
 # --------------------------------------------------------------------------------------------- stop
@@ -545,8 +612,9 @@ cancel_jobs() {
 }
 
 do_stop() {
-  local d pid
-  [ "$(id -u)" = 0 ] || die "must run as root"
+  local d pid i
+  check_settings
+  lock
   cancel_jobs
   for d in slurmd slurmctld slurmdbd mariadbd munged; do
     if pid=$(daemon_pid "$d"); then
@@ -568,7 +636,29 @@ do_stop() {
       terminate "$pid" mariadbd
     fi
   done
-  log "stopped"
+  # The dead daemons are zombies until PID 1 reaps them (some init processes do so lazily): wait a
+  # little, so that `ps` right after `stop` is clean.
+  for ((i = 0; i < 50; i++)); do
+    [ -z "$(zombies)" ] && break
+    sleep 0.1
+  done
+  if [ -n "$(zombies)" ]; then
+    log "stopped; PID 1 has not yet reaped these exited daemons: $(zombies | xargs)"
+  else
+    log "stopped"
+  fi
+}
+
+# zombies: exited (not yet reaped) processes with one of our daemons' names
+zombies() {
+  local d stat
+  for d in /proc/[0-9]*; do
+    stat=$(cat "$d/stat" 2>/dev/null) || continue
+    case $stat in
+      *"(munged) Z"* | *"(mariadbd) Z"* | *"(slurm"*") Z"*) echo "${d#/proc/}" ;;
+      *) ;;
+    esac
+  done
 }
 
 # --------------------------------------------------------------------------------------------- status

@@ -11,9 +11,9 @@ rule run_client:
         summary=f"{RESULTS}/{{experiment}}/points/{{point}}/summary.json",
     log:
         f"{RESULTS}/{{experiment}}/points/{{point}}/client.log",
-    params:
-        point=point_settings,
     resources:
         load_slots=1,
+    params:
+        point=point_settings,
     script:
         "../scripts/run_client.py"

@@ -3,11 +3,11 @@ import re
 from aibench.lifecycle import stop_all
 from aibench.paths import RunLayout
 from aibench.recipes import load_plan
-
+from aibench.snakemake_glue import config_files
 
 # Every config and recipe file is validated here, when the workflow is parsed:
 # a bad file stops the run before anything starts.
-PLAN = load_plan(config, "config (config/config.yaml, --configfile, --config)", workflow.basedir)
+PLAN = load_plan(config, "--config", workflow.basedir, config_files(workflow))
 RESULTS = str(PLAN.results)
 LAYOUT = RunLayout(RESULTS)
 MONITORING = PLAN.monitoring["enabled"]

@@ -7,6 +7,7 @@ rule deploy_monitor:
         handle=temp(f"{MONITOR_DIR}/handle.json"),
     log:
         f"{MONITOR_DIR}/deploy.log",
+    localrule: True
     params:
         service=lambda wc: {
             "experiment": "monitoring",
@@ -17,7 +18,6 @@ rule deploy_monitor:
             },
             "launcher": PLAN.config["launcher"],
         },
-    localrule: True
     script:
         "../scripts/deploy_service.py"
 
@@ -42,9 +42,9 @@ rule scrape_metrics:
         metrics=f"{RESULTS}/{{experiment}}/points/{{point}}/metrics.csv",
     log:
         f"{RESULTS}/{{experiment}}/points/{{point}}/scrape.log",
+    localrule: True
     params:
         interval_s=PLAN.monitoring["scrape_interval_s"],
-    localrule: True
     script:
         "../scripts/scrape_metrics.py"
 

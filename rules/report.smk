@@ -8,9 +8,9 @@ rule aggregate:
         table=f"{RESULTS}/summary.csv",
     log:
         f"{RESULTS}/logs/aggregate.log",
+    localrule: True
     params:
         point_dirs=point_dirs(),
-    localrule: True
     script:
         "../scripts/aggregate.py"
 
@@ -28,8 +28,8 @@ rule plot_sweep:
         svg=f"{RESULTS}/figures/{{experiment}}/{{param}}.svg",
     log:
         f"{RESULTS}/logs/plot_{{experiment}}_{{param}}.log",
+    localrule: True
     params:
         swept=lambda wc: list(experiment(wc).sweep),
-    localrule: True
     script:
         "../scripts/plot_sweep.py"

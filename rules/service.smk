@@ -7,9 +7,9 @@ rule deploy_service:
         handle=temp(f"{RESULTS}/{{experiment}}/service/handle.json"),
     log:
         f"{RESULTS}/{{experiment}}/service/deploy.log",
+    localrule: True
     params:
         service=service_settings,
-    localrule: True
     script:
         "../scripts/deploy_service.py"
 
@@ -21,10 +21,10 @@ rule wait_endpoint:
         ready=temp(f"{RESULTS}/{{experiment}}/service/ready.json"),
     log:
         f"{RESULTS}/{{experiment}}/service/wait.log",
+    localrule: True
     params:
         timeout_s=lambda wc: experiment(wc).service.ready_timeout_s,
         interval_s=lambda wc: experiment(wc).service.ready_interval_s,
-    localrule: True
     script:
         "../scripts/wait_endpoint.py"
 

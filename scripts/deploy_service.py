@@ -10,5 +10,9 @@ settings = dict(snakemake.params.service)
 handle = deploy(Path(snakemake.output.handle).parent, **settings)
 log.info(
     "started %s for %s with launcher %s: pid/job %s, log %s",
-    handle["kind"], handle["experiment"], handle["launcher"], handle.get("job_id", handle.get("pid")), handle["log"],
+    handle["kind"],
+    handle["experiment"],
+    handle["launcher"],
+    handle.get("job_id", handle.get("pid")),
+    handle["log"],
 )

@@ -7,5 +7,11 @@ from aibench.snakemake_glue import script_logger
 
 log = script_logger(snakemake.log, "plot")
 table = pd.read_csv(snakemake.input.table)
-sweep_figure(table, snakemake.wildcards.experiment, snakemake.wildcards.param, snakemake.params.swept, snakemake.output)
+sweep_figure(
+    table,
+    snakemake.wildcards.experiment,
+    snakemake.wildcards.param,
+    snakemake.params.swept,
+    snakemake.output,
+)
 log.info("wrote %s", ", ".join(snakemake.output))

@@ -6,6 +6,13 @@ from aibench.clients.runner import run_point_against
 from aibench.snakemake_glue import script_logger, service_dir_of
 
 log = script_logger(snakemake.log, "client")
-settings = dict(snakemake.params.point)
-summary = run_point_against(service_dir_of(snakemake.input.ready), Path(snakemake.output.summary).parent, **settings)
-log.info("%s %s: %s in %.2f s", summary["experiment"], summary["point"], summary["status"], summary["window"]["duration_s"])
+summary = run_point_against(
+    service_dir_of(snakemake.input.ready),
+    Path(snakemake.output.summary).parent,
+    monitor_ready=snakemake.input.monitor[0] if snakemake.input.monitor else None,
+    **snakemake.params.point,
+)
+window = summary["window"]
+log.info(
+    "%s %s: %s in %.2f s", summary["experiment"], summary["point"], summary["status"], window["duration_s"]
+)

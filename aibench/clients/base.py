@@ -18,6 +18,10 @@ class ClientKind:
     secret_names: ClassVar[tuple[str, ...]] = ()
 
     def run(
-        self, endpoint: dict[str, Any], secrets: dict[str, str], params: dict[str, Any], timeout_s: float
+        self,
+        endpoint: dict[str, Any],
+        secrets: dict[str, str],
+        params: dict[str, Any],
+        timeout_s: float,
     ) -> PointResult:
         raise NotImplementedError

@@ -32,11 +32,20 @@ def parse_csv(text: str) -> list[Metric]:
     for row in rows:
         command = row["test"]
         labels = {"command": command}
-        metrics.append(Metric("throughput", "mean", float(row["rps"]), "ops/s", labels, "redis-benchmark:rps"))
+        metrics.append(
+            Metric("throughput", "mean", float(row["rps"]), "ops/s", labels, "redis-benchmark:rps")
+        )
         for column, stat in LATENCY_COLUMNS.items():
             if column in row:
                 metrics.append(
-                    Metric("latency", stat, float(row[column]), "ms", labels, f"redis-benchmark:{column}")
+                    Metric(
+                        "latency",
+                        stat,
+                        float(row[column]),
+                        "ms",
+                        labels,
+                        f"redis-benchmark:{column}",
+                    )
                 )
     return metrics
 
@@ -46,11 +55,16 @@ def command_line(host: str, port: int, password: str | None, params: dict[str, A
     if password:
         argv += ["-a", password]
     argv += [
-        "-c", str(params["clients"]),
-        "-n", str(params["requests"]),
-        "-d", str(params["data_size"]),
-        "-P", str(params["pipeline"]),
-        "-t", params["tests"],
+        "-c",
+        str(params["clients"]),
+        "-n",
+        str(params["requests"]),
+        "-d",
+        str(params["data_size"]),
+        "-P",
+        str(params["pipeline"]),
+        "-t",
+        params["tests"],
         "--csv",
     ]
     if params["keyspace"]:
@@ -73,7 +87,11 @@ class RedisBenchmark(ClientKind):
     secret_names = ("REDIS_PASSWORD",)
 
     def run(
-        self, endpoint: dict[str, Any], secrets: dict[str, str], params: dict[str, Any], timeout_s: float
+        self,
+        endpoint: dict[str, Any],
+        secrets: dict[str, str],
+        params: dict[str, Any],
+        timeout_s: float,
     ) -> PointResult:
         password = secrets.get("REDIS_PASSWORD")
         argv = command_line(endpoint["host"], int(endpoint["port"]), password, params)
@@ -81,10 +99,14 @@ class RedisBenchmark(ClientKind):
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
         except subprocess.TimeoutExpired:
-            raise ClientError(f"redis-benchmark ran past its time limit of {timeout_s:g} s: {shown}") from None
+            raise ClientError(
+                f"redis-benchmark ran past its time limit of {timeout_s:g} s: {shown}"
+            ) from None
         stderr = mask(done.stderr, [password or ""]).strip()
         if done.returncode != 0 or not done.stdout.strip():
-            raise ClientError(f"redis-benchmark failed (exit {done.returncode}): {stderr[-2000:]}\ncommand: {shown}")
+            raise ClientError(
+                f"redis-benchmark failed (exit {done.returncode}): {stderr[-2000:]}\ncommand: {shown}"
+            )
         try:
             metrics = parse_csv(done.stdout)
         except ValueError as exc:

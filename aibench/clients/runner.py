@@ -47,13 +47,26 @@ def run_point(
     return summary
 
 
-def run_point_against(service_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], **settings: Any) -> dict[str, Any]:
-    """Run a point against the deployment in ``service_dir`` (its endpoint.json and secrets.env)."""
+def run_point_against(
+    service_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    monitor_ready: str | os.PathLike[str] | None = None,
+    **settings: Any,
+) -> dict[str, Any]:
+    """Run a point against the deployment in ``service_dir`` (its endpoint.json and secrets.env).
+
+    With ``monitor_ready`` (the run's Prometheus), the load starts only once Prometheus scrapes
+    every exporter of the service, so the point's window is watched from its first second.
+    """
     from aibench.files import read_json
+    from aibench.monitoring.prometheus import wait_targets_up
     from aibench.secrets import read_secrets
 
     service_dir = Path(service_dir)
     endpoint = read_json(service_dir / "endpoint.json")
+    if monitor_ready and endpoint.get("exporters"):
+        experiment = settings.get("experiment", "adhoc")
+        wait_targets_up(read_json(monitor_ready), experiment, len(endpoint["exporters"]), deadline_s=60)
     secrets_file = service_dir / "secrets.env"
     secrets = read_secrets(secrets_file) if secrets_file.exists() else {}
     return run_point(endpoint=endpoint, secrets=secrets, out_dir=out_dir, **settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -17,10 +18,8 @@ from aibench.files import write_text
 
 def _reap(pid: int) -> None:
     """Collect the exit status if ``pid`` is our own child (it is when started in this process)."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def group_members(pgid: int) -> list[psutil.Process]:
@@ -42,8 +41,13 @@ class LocalLauncher:
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as out:
             proc = subprocess.Popen(
-                argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True,
+                argv,
+                cwd=workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
             )
         pid_file = log.parent / "service.pid"
         write_text(pid_file, f"{proc.pid}\n")
@@ -91,10 +95,8 @@ class LocalLauncher:
 
     @staticmethod
     def _signal(pgid: int, sig: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, sig)
-        except ProcessLookupError:
-            pass
 
     def _wait_gone(self, handle: dict[str, Any], timeout: float) -> bool:
         deadline = time.monotonic() + timeout

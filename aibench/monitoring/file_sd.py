@@ -8,7 +8,9 @@ from pathlib import Path
 from aibench.files import write_json
 
 
-def write_target(targets_dir: str | os.PathLike[str], name: str, address: str, labels: dict[str, str]) -> Path:
+def write_target(
+    targets_dir: str | os.PathLike[str], name: str, address: str, labels: dict[str, str]
+) -> Path:
     path = Path(targets_dir) / f"{name}.json"
     write_json(path, [{"targets": [address], "labels": {k: str(v) for k, v in labels.items()}}])
     return path

@@ -18,7 +18,9 @@ class PrometheusClient:
         response = requests.get(f"{self.base_url}{path}", params=params, timeout=self.timeout)
         body = response.json()
         if response.status_code != 200 or body.get("status") != "success":
-            raise RuntimeError(f"Prometheus {path} {params.get('query')!r}: {body.get('error', response.text)}")
+            raise RuntimeError(
+                f"Prometheus {path} {params.get('query')!r}: {body.get('error', response.text)}"
+            )
         return body["data"]
 
     def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
@@ -45,19 +47,46 @@ class PrometheusClient:
 
 
 def scrape_window(
-    client: PrometheusClient, queries: dict[str, str], selector: str, start: float, end: float, step: float
+    client: PrometheusClient,
+    queries: dict[str, str],
+    selector: str,
+    start: float,
+    end: float,
+    step: float,
 ) -> list[dict[str, Any]]:
-    """Rows (series, timestamp, value, labels) of every query over [start, end]."""
+    """Rows (series, timestamp, value, labels) of every query over [start, end].
+
+    Evaluation times are aligned on ``end`` so a window shorter than one step still gets one.
+    """
+    start = end - int((end - start) / step) * step
     rows: list[dict[str, Any]] = []
     for series, template in queries.items():
         promql = template.format(sel=selector)
         for result in client.query_range(promql, start, end, step):
             labels = ";".join(f"{k}={v}" for k, v in sorted(result["metric"].items()))
             for timestamp, value in result["values"]:
-                rows.append({"series": series, "timestamp": float(timestamp), "value": float(value), "labels": labels})
+                rows.append(
+                    {
+                        "series": series,
+                        "timestamp": float(timestamp),
+                        "value": float(value),
+                        "labels": labels,
+                    }
+                )
     return rows
 
 
+def wait_targets_up(prometheus: dict[str, Any], experiment: str, count: int, deadline_s: float) -> float:
+    """Wait until Prometheus has scraped ``count`` targets of ``experiment`` successfully."""
+    client = PrometheusClient(f"http://{prometheus['host']}:{prometheus['port']}")
+
+    def check() -> None:
+        result = client.query(f'sum(up{{experiment="{experiment}"}})')
+        up = float(result[0]["value"][1]) if result else 0.0
+        if up < count:
+            raise probes.NotReady(f"{up:g} of {count} exporters of {experiment} scraped so far")
+
+    return probes.poll(check, deadline_s, 0.1)
 
 
 def scrape_point(

@@ -13,9 +13,13 @@ from typing import Any
 
 from aibench.clients import CLIENTS
 from aibench.errors import ConfigError
+from aibench.paths import PROJECT_ROOT
 from aibench.recipes.sweep import Point, expand
-from aibench.recipes.validation import check, describe, load_yaml, validate
+from aibench.recipes.validation import check, describe, field_path, load_yaml, validate
 from aibench.services import SERVICES
+
+#: names of results/ entries that are not experiments
+RESERVED_NAMES = frozenset({"monitoring", "figures", "logs", "paper"})
 
 
 @dataclass(frozen=True)
@@ -75,9 +79,36 @@ class Plan:
         return self.config["monitoring"]
 
 
-def load_config(data: Any, source: str) -> dict[str, Any]:
-    """Validate a config mapping (from file ``source``), filling in defaults."""
-    return validate(copy.deepcopy(data) if data is not None else None, "config", source)
+def _defines(path: Path, field: list[Any], value: Any) -> bool:
+    """True when the YAML file ``path`` sets ``field`` to ``value``."""
+    try:
+        node = load_yaml(path)
+        for element in field:
+            node = node[element]
+        return bool(node == value)
+    except (ConfigError, KeyError, IndexError, TypeError):
+        return False
+
+
+def load_config(data: Any, source: str, files: list[Path] | tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Validate a config mapping, filling in defaults.
+
+    ``data`` may merge several ``files`` (lowest precedence first) and ``--config`` values; an error
+    names the last file that sets the offending field to the offending value, else ``source``.
+    """
+    if not isinstance(data, dict):
+        return validate(data, "config", source)
+    data = copy.deepcopy(data)
+    error = check(data, "config")
+    if error is not None:
+        elements = list(error.absolute_path)
+        where = next(
+            (str(f) for f in reversed(files) if elements and _defines(Path(f), elements, error.instance)),
+            None,
+        )
+        where = where or (str(files[-1]) if files and not elements else source)
+        raise ConfigError(f"{where}: field '{field_path(error)}': {describe(error)}")
+    return data
 
 
 def _recipe_file(recipes_dir: Path, folder: str, name: str, referrer: str) -> Path:
@@ -136,9 +167,7 @@ def load_client(path: Path) -> ClientRecipe:
     )
 
 
-def _check_sweep(
-    sweep: dict[str, list[Any]], base: dict[str, Any], client: ClientRecipe, path: Path
-) -> None:
+def _check_sweep(sweep: dict[str, list[Any]], base: dict[str, Any], client: ClientRecipe, path: Path) -> None:
     schema = CLIENTS.get(client.kind).params_schema
     for name, values in sweep.items():
         if name not in base:
@@ -158,7 +187,9 @@ def load_experiment(path: Path, recipes_dir: Path) -> Experiment:
     client = load_client(_recipe_file(recipes_dir, "clients", data["client"], f"{path}: field 'client'"))
     service_schema = SERVICES.get(service.kind).params_schema
     client_schema = CLIENTS.get(client.kind).params_schema
-    service_params = _merge_params(service.params, data["service_params"], service_schema, path, "service_params")
+    service_params = _merge_params(
+        service.params, data["service_params"], service_schema, path, "service_params"
+    )
     client_params = _merge_params(client.params, data["client_params"], client_schema, path, "client_params")
     _check_sweep(data["sweep"], client_params, client, path)
     points = expand(client_params, data["sweep"], data["repeats"])
@@ -174,9 +205,11 @@ def load_experiment(path: Path, recipes_dir: Path) -> Experiment:
     )
 
 
-def load_plan(config: Any, source: str, workflow_dir: str | Path) -> Plan:
-    """Validate ``config`` (read from ``source``) and every recipe it uses; expand the points."""
-    config = load_config(config, source)
+def load_plan(
+    config: Any, source: str, workflow_dir: str | Path, files: list[Path] | tuple[Path, ...] = ()
+) -> Plan:
+    """Validate ``config`` (read from ``files``, else ``source``) and every recipe it uses; expand points."""
+    config = load_config(config, source, files)
     recipes_dir = Path(config["recipes"])
     if not recipes_dir.is_absolute():
         recipes_dir = Path(workflow_dir) / recipes_dir
@@ -184,24 +217,38 @@ def load_plan(config: Any, source: str, workflow_dir: str | Path) -> Plan:
         raise ConfigError(f"{source}: field 'recipes': directory {recipes_dir} does not exist")
     plan = Plan(config=config, recipes_dir=recipes_dir)
     for index, name in enumerate(config["experiments"]):
+        if name in RESERVED_NAMES:
+            raise ConfigError(
+                f"{source}: field 'experiments[{index}]': {name!r} is reserved for the results layout "
+                f"(reserved: {', '.join(sorted(RESERVED_NAMES))})"
+            )
+    for index, name in enumerate(config["experiments"]):
         path = _recipe_file(recipes_dir, "experiments", name, f"{source}: field 'experiments[{index}]'")
         plan.experiments[name] = load_experiment(path, recipes_dir)
     return plan
 
 
 def load_any(path: Path, recipes_dir: Path | None = None) -> str:
-    """Validate one file of any kind (config or recipe), guessing its kind from its folder.
+    """Validate one file of any kind (config or recipe), telling its kind by its folder or content.
 
     Returns a one-line description of what was checked.
     """
+    path = Path(path)
     folder = path.resolve().parent.name
-    if folder == "experiments":
-        exp = load_experiment(path, recipes_dir or path.resolve().parents[1])
-        return f"{path}: experiment, {len(exp.points)} points"
-    if folder == "services":
-        return f"{path}: service recipe, kind {load_service(path).kind}"
-    if folder == "clients":
-        return f"{path}: client recipe, kind {load_client(path).kind}"
     data = load_yaml(path)
-    load_plan(data, str(path), recipes_dir.parent if recipes_dir else Path.cwd())
+    fields = set(data) if isinstance(data, dict) else set()
+    if recipes_dir is None:
+        beside = path.resolve().parents[1]
+        recipes_dir = beside if (beside / "services").is_dir() else PROJECT_ROOT / "recipes"
+    if folder == "experiments" or (folder not in ("services", "clients") and {"service", "client"} & fields):
+        exp = load_experiment(path, recipes_dir)
+        return f"{path}: experiment, {len(exp.points)} points"
+    is_service = folder == "services" or (
+        folder != "clients" and "kind" in fields and data["kind"] in SERVICES.names()
+    )
+    if is_service:
+        return f"{path}: service recipe, kind {load_service(path).kind}"
+    if folder == "clients" or "kind" in fields:
+        return f"{path}: client recipe, kind {load_client(path).kind}"
+    load_plan(data, str(path), recipes_dir.parent, [path])
     return f"{path}: config"

@@ -73,7 +73,7 @@ class ServiceKind:
     def resource_queries(self) -> dict[str, str]:
         """PromQL per resource series, with ``{sel}`` standing for the label selector of this run."""
         return {
-            "cpu_cores": 'sum(rate(namedprocess_namegroup_cpu_seconds_total{{{sel}}}[5s]))',
+            "cpu_cores": "sum(rate(namedprocess_namegroup_cpu_seconds_total{{{sel}}}[5s]))",
             "rss_bytes": 'sum(namedprocess_namegroup_memory_bytes{{{sel},memtype="resident"}})',
         }
 

@@ -1,0 +1,179 @@
+"""The `aibench` command: validate files, run a client on its own, inspect and stop services."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aibench.errors import AibenchError
+
+
+def _parse_sets(pairs: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise AibenchError(f"--set {pair!r}: expected name=value")
+        values[name] = yaml.safe_load(raw) if raw else ""
+    return values
+
+
+def _endpoint(text: str) -> dict[str, Any]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise AibenchError(f"--endpoint {text!r}: expected HOST:PORT")
+    return {"host": host.strip("[]"), "port": int(port)}
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from aibench.recipes import load_any
+
+    failed = 0
+    for path in args.files:
+        try:
+            print(f"ok: {load_any(Path(path))}")
+        except AibenchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+def cmd_run_client(args: argparse.Namespace) -> int:
+    from aibench.clients import CLIENTS
+    from aibench.clients.runner import run_point
+    from aibench.recipes.validation import validate
+    from aibench.secrets import read_secrets
+
+    kind = CLIENTS.get(args.kind)
+    params = validate(_parse_sets(args.set), kind.params_schema, "--set", field_prefix="")
+    secrets = read_secrets(args.secrets_file) if args.secrets_file else {}
+    for name in kind.secret_names:
+        if name in os.environ and name not in secrets:
+            secrets[name] = os.environ[name]
+    summary = run_point(
+        client_kind=args.kind,
+        endpoint=_endpoint(args.endpoint),
+        secrets=secrets,
+        params=params,
+        out_dir=args.out,
+        timeout_s=args.timeout,
+    )
+    print(f"{summary['status']}: {len(summary['metrics'])} metrics in {args.out}/summary.json")
+    return 0 if summary["status"] == "ok" else 1
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from aibench.clients import CLIENTS
+    from aibench.paths import PROJECT_ROOT
+    from aibench.services import SERVICES
+
+    recipes = Path(args.recipes or PROJECT_ROOT / "recipes")
+    print("service kinds: " + ", ".join(SERVICES.names()))
+    print("client kinds:  " + ", ".join(CLIENTS.names()))
+    for folder in ("services", "clients", "experiments"):
+        names = sorted(p.stem for p in (recipes / folder).glob("*.yaml"))
+        print(f"{folder + ' recipes:':22s}" + ", ".join(names))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from aibench.files import read_json
+    from aibench.launchers import get_launcher
+    from aibench.paths import RunLayout
+
+    rows = []
+    for service_dir in RunLayout(args.results).service_dirs():
+        handle_file = service_dir / "handle.json"
+        stopped_file = service_dir / "stopped.json"
+        if handle_file.exists():
+            handle = read_json(handle_file)
+            state = get_launcher(handle["launcher"]).state(handle)
+        elif stopped_file.exists():
+            handle, state = read_json(stopped_file)["handle"], "stopped"
+        else:
+            continue
+        endpoint_file = service_dir / "endpoint.json"
+        endpoint = read_json(endpoint_file) if endpoint_file.exists() else {}
+        rows.append(
+            (
+                handle.get("experiment", "?"),
+                handle.get("kind", "?"),
+                handle["launcher"],
+                str(handle.get("job_id", handle.get("pid", "?"))),
+                endpoint.get("node", handle.get("node", "?")),
+                str(endpoint.get("port", "-")),
+                state,
+            )
+        )
+    header = ("experiment", "service", "launcher", "job/pid", "node", "port", "state")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from aibench.lifecycle import stop_all
+    from aibench.paths import RunLayout
+
+    layout = RunLayout(args.results)
+    dirs = layout.service_dirs()
+    if args.experiment:
+        dirs = [d for d in dirs if d.parent.name in args.experiment]
+    elif not args.all:
+        raise AibenchError("name experiments to stop, or --all")
+    for line in stop_all(dirs) or ["nothing was running"]:
+        print(line)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="aibench", description=__doc__)
+    sub = main.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check config and recipe files against their schemas")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("run-client", help="run one client load against any endpoint")
+    p.add_argument("kind", help="client kind, e.g. redis-benchmark")
+    p.add_argument("--endpoint", required=True, help="HOST:PORT of the service")
+    p.add_argument("--out", required=True, help="directory for raw.csv.gz and summary.json")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="client parameter")
+    p.add_argument("--secrets-file", help="0600 env file with the service credentials (else environment)")
+    p.add_argument("--timeout", type=float, default=900.0, help="time limit of the load in seconds")
+    p.set_defaults(func=cmd_run_client)
+
+    p = sub.add_parser("list", help="available service and client kinds and recipes")
+    p.add_argument("--recipes", help="recipes directory (default: the project's)")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("status", help="services of a run: launcher, job or pid, node, port, state")
+    p.add_argument("results", nargs="?", default="results")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("stop", help="stop the services of a run that are still alive")
+    p.add_argument("results", nargs="?", default="results")
+    p.add_argument("--all", action="store_true", help="every service of the run")
+    p.add_argument("--experiment", action="append", help="only this experiment's service")
+    p.set_defaults(func=cmd_stop)
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (AibenchError, KeyError, PermissionError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"aibench {args.command}: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

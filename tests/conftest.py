@@ -1,0 +1,84 @@
+"""Shared fixtures: real services started by the test set-up, and leftover-process checks."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from aibench.ports import free_port
+from aibench.probes import poll, redis_ping
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SERVICE_NAMES = {
+    "redis-server",
+    "redis-benchmark",
+    "prometheus",
+    "prometheus-process-exporter",
+    "prometheus-redis-exporter",
+    "prometheus-node-exporter",
+}
+
+
+def _ours(proc: psutil.Process, since: float) -> bool:
+    try:
+        if proc.create_time() < since - 1 or proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        cmdline = " ".join(proc.cmdline())
+        return proc.name() in SERVICE_NAMES or "aibench.serve" in cmdline
+    except psutil.Error:
+        return False
+
+
+def started_since(since: float) -> list[str]:
+    """Service-like processes (servers, exporters, service jobs) created after ``since``."""
+    return [f"{p.pid} {' '.join(p.cmdline())}" for p in psutil.process_iter() if _ours(p, since)]
+
+
+def wait_none_started_since(since: float, timeout: float = 15.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = started_since(since)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def no_leftovers() -> Iterator[float]:
+    """Fails the test if a service-like process it started is still alive afterwards."""
+    since = time.time()
+    yield since
+    left = wait_none_started_since(since)
+    for line in left:  # clean up so one failure does not cascade
+        psutil.Process(int(line.split()[0])).kill()
+    assert not left, f"processes left running: {left}"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A real redis-server on 127.0.0.1 with a password, for client tests."""
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed: run `make test` (it installs the system packages)")
+    workdir = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    password = "test-" + str(port) + "-secret"
+    conf = workdir / "redis.conf"
+    conf.write_text(
+        f'bind 127.0.0.1\nport {port}\nsave ""\nappendonly no\ndir {workdir}\nrequirepass {password}\n'
+    )
+    conf.chmod(0o600)
+    proc = subprocess.Popen(["redis-server", str(conf)], stdout=subprocess.DEVNULL)
+    try:
+        poll(lambda: redis_ping("127.0.0.1", port, password), 20, 0.05)
+        yield {"host": "127.0.0.1", "port": port, "password": password}
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -1,0 +1,153 @@
+"""Service lifecycle with the local launcher: real redis-server, real exporters, real Prometheus."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+from pathlib import Path
+
+import psutil
+import pytest
+
+from aibench import lifecycle
+from aibench.clients.runner import run_point_against
+from aibench.errors import ServiceError
+from aibench.files import read_json
+from aibench.monitoring.prometheus import PrometheusClient, scrape_point
+from aibench.probes import NotReady, poll, redis_ping
+from aibench.services import SERVICES
+
+REDIS = {
+    "io_threads": 1,
+    "maxmemory_mb": 0,
+    "maxmemory_policy": "noeviction",
+    "maxclients": 1000,
+    "appendonly": False,
+}
+
+
+def family(pid: int) -> list[psutil.Process]:
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def test_deploy_ready_stop_leaves_no_process(tmp_path: Path, no_leftovers: float) -> None:
+    service_dir = tmp_path / "exp" / "service"
+    handle = lifecycle.deploy(
+        service_dir, experiment="exp", kind="redis", params=REDIS, targets_dir=tmp_path / "targets"
+    )
+    ready = lifecycle.wait_ready(service_dir, timeout_s=20, interval_s=0.05)
+    secrets_file = service_dir / "secrets.env"
+    assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE((service_dir / "redis.conf").stat().st_mode) == 0o600
+    password = secrets_file.read_text().split("=", 1)[1].strip()
+    assert len(password) >= 24
+    # the password is required, and never written to handle, endpoint or logs
+    with pytest.raises(NotReady, match=r"Authentication required|NOAUTH|AuthenticationError"):
+        redis_ping(ready["host"], ready["port"], None)
+    redis_ping(ready["host"], ready["port"], password)
+    for name in ("handle.json", "endpoint.json", "ready.json", "spec.json", "service.log"):
+        assert password not in (service_dir / name).read_text(), name
+    endpoint = read_json(service_dir / "endpoint.json")
+    assert endpoint["host"] == "127.0.0.1"
+    procs = family(handle["pid"])
+    assert len(procs) == 4  # the service job, redis-server, process exporter, redis exporter
+    for proc in procs:
+        for conn in proc.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN:
+                assert conn.laddr.ip == "127.0.0.1", (proc.cmdline(), conn)
+    targets = sorted(p.name for p in (tmp_path / "targets").iterdir())
+    assert targets == ["exp--process.json", "exp--redis.json"]
+    stopped = lifecycle.stop(service_dir)
+    assert stopped["how"] == "SIGTERM"
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in procs)
+    assert list((tmp_path / "targets").iterdir()) == []  # targets removed on exit
+    assert "SIGTERM received" in (service_dir / "service.log").read_text()
+    assert lifecycle.stop(service_dir)["how"] == "already ended"
+
+
+def test_hung_service_times_out_with_log_tail_and_is_stopped(tmp_path: Path, no_leftovers: float) -> None:
+    service_dir = tmp_path / "hung" / "service"
+    handle = lifecycle.deploy(service_dir, experiment="hung", kind="redis", params=REDIS, grace_s=1)
+    poll(
+        lambda: None if (service_dir / "endpoint.json").exists() else (_ for _ in ()).throw(NotReady("")),
+        10,
+        0.05,
+    )
+    server = read_json(service_dir / "endpoint.json")["pid"]
+    os.kill(server, signal.SIGSTOP)  # alive, port open, never answers: a hung server
+    with pytest.raises(ServiceError) as info:
+        lifecycle.wait_ready(service_dir, timeout_s=2, interval_s=0.1)
+    message = str(info.value)
+    assert "not ready after 2 s" in message
+    assert f"last lines of {service_dir / 'service.log'}" in message
+    assert "redis started, pid" in message  # the log tail
+    assert "service stopped: SIG" in message
+    assert (
+        not psutil.pid_exists(handle["pid"]) or psutil.Process(handle["pid"]).status() == psutil.STATUS_ZOMBIE
+    )
+
+
+def test_service_that_exits_early_fails_at_once(tmp_path: Path, no_leftovers: float, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")  # redis-server cannot be found: the job exits at once
+    service_dir = tmp_path / "gone" / "service"
+    lifecycle.deploy(service_dir, experiment="gone", kind="redis", params=REDIS)
+    with pytest.raises(ServiceError) as info:
+        lifecycle.wait_ready(service_dir, timeout_s=30, interval_s=0.05)
+    assert "ended before it was ready" in str(info.value)
+    assert "not found on PATH: redis-server" in str(info.value)
+
+
+def test_prometheus_scrapes_the_point_window(tmp_path: Path, no_leftovers: float) -> None:
+    targets = tmp_path / "monitoring" / "targets"
+    monitor_dir = tmp_path / "monitoring"
+    lifecycle.deploy(
+        monitor_dir,
+        experiment="monitoring",
+        kind="prometheus",
+        params={"scrape_interval_s": 1, "targets_dir": str(targets)},
+    )
+    service_dir = tmp_path / "mon" / "service"
+    lifecycle.deploy(service_dir, experiment="mon", kind="redis", params=REDIS, targets_dir=targets)
+    try:
+        prometheus = lifecycle.wait_ready(monitor_dir, timeout_s=30, interval_s=0.1)
+        lifecycle.wait_ready(service_dir, timeout_s=30, interval_s=0.05)
+        client = PrometheusClient(f"http://{prometheus['host']}:{prometheus['port']}")
+
+        def both_up() -> None:
+            result = client.query('sum(up{experiment="mon"})')
+            if not result or float(result[0]["value"][1]) < 2:
+                raise NotReady(f"targets up: {result}")
+
+        poll(both_up, 30, 0.2)
+        params = {
+            "tests": "get,set",
+            "clients": 10,
+            "pipeline": 1,
+            "data_size": 3,
+            "requests": 300000,
+            "keyspace": 1000,
+            "threads": 0,
+        }
+        summary = run_point_against(
+            service_dir,
+            tmp_path / "point",
+            client_kind="redis-benchmark",
+            params=params,
+            timeout_s=120,
+            experiment="mon",
+            point="p",
+        )
+        rows = scrape_point(prometheus, summary, SERVICES.create("redis").resource_queries(), 1.0)
+    finally:
+        lifecycle.stop(service_dir)
+        lifecycle.stop(monitor_dir)
+    series = {}
+    for row in rows:
+        series.setdefault(row["series"], []).append(row["value"])
+    assert max(series["targets_up"]) == 2
+    assert max(series["cpu_cores"]) > 0.05  # redis-server was busy serving the load
+    assert 1e6 < max(series["rss_bytes"]) < 2e9
+    assert max(series["redis_ops_per_s"]) > 1000
+    assert max(series["redis_connected_clients"]) >= 1

@@ -1,0 +1,122 @@
+"""The whole workflow end-to-end on the local profile: real Redis, Prometheus and exporters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.workflow.conftest import snakemake
+
+pytestmark = pytest.mark.workflow
+
+SMALL = {
+    "service": "redis",
+    "client": "redis-benchmark",
+    "client_params": {"tests": "get,set", "requests": 30000},
+    "sweep": {"clients": [1, 8]},
+    "repeats": 1,
+}
+
+
+def test_end_to_end(make_config, workspace: Path, no_leftovers: float) -> None:
+    config = make_config(SMALL)
+    done = snakemake(config)
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = workspace / "results"
+
+    table = pd.read_csv(results / "summary.csv")
+    client = table[table["source"] == "client"]
+    assert sorted(client["point"].unique()) == ["clients-1_r0", "clients-8_r0"]
+    assert set(client["status"]) == {"ok"}
+    ops = client[(client["metric"] == "throughput") & (client["stat"] == "mean")]
+    assert len(ops) == 4 and ops["value"].between(1_000, 10_000_000).all(), ops
+    p99 = client[(client["metric"] == "latency") & (client["stat"] == "p99")]
+    assert len(p99) == 4 and p99["value"].between(0.001, 1_000).all(), p99
+    assert (ops["unit"] == "ops/s").all() and (p99["unit"] == "ms").all()
+    resources = table[table["source"] == "prometheus"]
+    cpu = resources[(resources["metric"] == "cpu_cores") & (resources["stat"] == "max")]
+    assert len(cpu) == 2 and (cpu["value"] > 0).all(), resources
+    rss = resources[(resources["metric"] == "rss_bytes") & (resources["stat"] == "max")]
+    assert (rss["value"] > 1e6).all()
+
+    for ext, magic in (("png", b"\x89PNG"), ("svg", b"<?xml")):
+        figure = results / "figures" / "redis-e2e" / f"clients.{ext}"
+        assert figure.read_bytes().startswith(magic)
+    assert json.loads((results / "redis-e2e/service/stopped.json").read_text())["how"] == "SIGTERM"
+    assert (results / "monitoring/stopped.json").exists()
+    assert not (results / "redis-e2e/service/handle.json").exists()  # temp: the deployment is over
+
+    password = (results / "redis-e2e/service/secrets.env").read_text().split("=", 1)[1].strip()
+    for path in results.rglob("*"):
+        if path.is_file() and path.name not in ("secrets.env", "redis.conf") and "data" not in path.parts:
+            assert password.encode() not in path.read_bytes(), path
+
+    report = workspace / "report.html"
+    done = snakemake(config, "--report", str(report))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert report.stat().st_size > 10_000
+
+    again = snakemake(config, "-n")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_dry_run_starts_nothing_and_rulegraph_renders(
+    make_config, workspace: Path, no_leftovers: float
+) -> None:
+    config = make_config(SMALL)
+    done = snakemake(config, "-n")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout + done.stderr
+    for rule in (
+        "deploy_service",
+        "wait_endpoint",
+        "run_client",
+        "scrape_metrics",
+        "stop_service",
+        "aggregate",
+        "plot_sweep",
+        "deploy_monitor",
+    ):
+        assert rule in out
+    assert not (workspace / "results").exists()
+    graph = snakemake(config, "--rulegraph")
+    assert graph.returncode == 0 and graph.stdout.lstrip().startswith("digraph")
+    assert "run_client" in graph.stdout and "->" in graph.stdout
+
+
+def test_bad_recipe_stops_before_anything(make_config, workspace: Path, no_leftovers: float) -> None:
+    config = make_config({**SMALL, "sweep": {"clients": [1, 0]}})
+    done = snakemake(config)
+    assert done.returncode != 0
+    expected = (
+        f"{workspace}/recipes/experiments/redis-e2e.yaml: "
+        "field 'sweep.clients[1]': 0 is less than the minimum of 1"
+    )
+
+    assert expected in done.stderr + done.stdout
+    assert not (workspace / "results").exists()
+
+
+def test_failed_point_keeps_measured_data_and_leaves_no_process(
+    make_config, workspace: Path, no_leftovers: float
+) -> None:
+    client = workspace / "recipes" / "clients" / "redis-benchmark-short.yaml"
+    client.write_text("kind: redis-benchmark\ntimeout_s: 2\n")
+    config = make_config(
+        {
+            **SMALL,
+            "client": "redis-benchmark-short",
+            "client_params": {"tests": "get", "clients": 1},
+            "sweep": {"requests": [2000, 100000000]},
+        }
+    )
+    done = snakemake(config, "--keep-going")
+    assert done.returncode != 0
+    assert "ran past its time limit of 2 s" in done.stderr + done.stdout
+    points = workspace / "results" / "redis-e2e" / "points"
+    assert json.loads((points / "requests-2000_r0" / "summary.json").read_text())["status"] == "ok"
+    assert not (points / "requests-100000000_r0" / "summary.json").exists()
+    assert "stopped leftover service" in done.stdout + done.stderr
