@@ -102,6 +102,17 @@ def run(spec_path: str) -> int:
             with open(workdir / f"exporter-{exporter.name}.log", "ab") as out:
                 procs.append(_start(exporter.command, stdout=out))
         node = socket.gethostname()
+        if targets_dir:
+            labels = {**spec.get("labels", {}), "node": node}
+            for exporter in exporters:
+                name = f"{spec['experiment']}--{exporter.name}"
+                write_target(
+                    targets_dir,
+                    name,
+                    f"{host}:{exporter.port}",
+                    {**labels, "exporter": exporter.name},
+                )
+                target_names.append(name)
         write_json(
             workdir / "endpoint.json",
             {
@@ -114,17 +125,6 @@ def run(spec_path: str) -> int:
                 "exporters": [{"name": e.name, "port": e.port} for e in exporters],
             },
         )
-        if targets_dir:
-            labels = {**spec.get("labels", {}), "node": node}
-            for exporter in exporters:
-                name = f"{spec['experiment']}--{exporter.name}"
-                write_target(
-                    targets_dir,
-                    name,
-                    f"{host}:{exporter.port}",
-                    {**labels, "exporter": exporter.name},
-                )
-                target_names.append(name)
         code = service.wait()
         log(f"{spec['kind']} exited by itself with code {code}")
         code = code or 1

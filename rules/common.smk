@@ -43,7 +43,17 @@ def point_outputs(name=None):
     return [f"{d}/{leaf}" for d in point_dirs(name)]
 
 
+def previous_experiment_stopped(wildcards):
+    """With serial_experiments, an experiment deploys after the one before it has stopped."""
+    names = list(PLAN.experiments)
+    index = names.index(wildcards.experiment)
+    if not PLAN.config["serial_experiments"] or index == 0:
+        return []
+    return [f"{RESULTS}/{names[index - 1]}/service/stopped.json"]
+
+
 def experiment_point_outputs(wildcards):
+
     return point_outputs(wildcards.experiment)
 
 

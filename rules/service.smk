@@ -3,6 +3,8 @@
 
 
 rule deploy_service:
+    input:
+        previous=previous_experiment_stopped,
     output:
         handle=temp(f"{RESULTS}/{{experiment}}/service/handle.json"),
     log:

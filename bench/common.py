@@ -1,0 +1,78 @@
+"""Shared helpers of the bench/ scripts: a real Redis deployment and redis-benchmark runs."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from aibench import lifecycle  # noqa: E402
+from aibench.clients.redis_benchmark import command_line, parse_csv  # noqa: E402
+from aibench.recipes import load_service  # noqa: E402
+from aibench.secrets import read_secrets  # noqa: E402
+
+REDIS_PARAMS = load_service(ROOT / "recipes" / "services" / "redis.yaml").params
+
+
+@contextmanager
+def redis_deployment(workdir: Path, monitored: bool) -> Iterator[tuple[Path, dict]]:
+    """A Redis deployed by the workflow's own lifecycle; with Prometheus + exporters when monitored."""
+    targets = workdir / "monitoring" / "targets" if monitored else None
+    started = []
+    try:
+        if monitored:
+            lifecycle.deploy(
+                workdir / "monitoring",
+                experiment="monitoring",
+                kind="prometheus",
+                params={"scrape_interval_s": 1, "targets_dir": str(targets)},
+            )
+            started.append(workdir / "monitoring")
+            lifecycle.wait_ready(workdir / "monitoring", 60, 0.1)
+        service_dir = workdir / "bench" / "service"
+        lifecycle.deploy(
+            service_dir, experiment="bench", kind="redis", params=REDIS_PARAMS, targets_dir=targets
+        )
+        started.append(service_dir)
+        ready = lifecycle.wait_ready(service_dir, 60, 0.05)
+        if monitored:
+            from aibench.files import read_json
+            from aibench.monitoring.prometheus import wait_targets_up
+
+            exporters = read_json(service_dir / "endpoint.json")["exporters"]
+            wait_targets_up(read_json(workdir / "monitoring" / "ready.json"), "bench", len(exporters), 60)
+        yield service_dir, ready
+    finally:
+        for d in reversed(started):
+            lifecycle.stop(d)
+
+
+def by_hand(ready: dict, service_dir: Path, params: dict) -> float:
+    """GET ops/s of redis-benchmark run directly (not through aibench)."""
+    password = read_secrets(service_dir / "secrets.env")["REDIS_PASSWORD"]
+    out = subprocess.run(
+        command_line(ready["host"], ready["port"], password, params),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return get_ops(parse_csv(out))
+
+
+def get_ops(metrics: list) -> float:
+    return next(m.value for m in metrics if m.name == "throughput" and m.labels.get("command") == "GET")
+
+
+def ratio_of_medians(a: list[float], b: list[float]) -> float:
+    return statistics.median(a) / statistics.median(b)
+
+
+def tmpdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="aibench-bench-"))

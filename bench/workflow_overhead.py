@@ -1,0 +1,67 @@
+"""Overhead: wall time of a whole workflow run (4-point sweep of ~5 s loads) / sum of load durations.
+
+Calibrates the request count so one load lasts about 5 s on this machine, runs
+`snakemake --profile profiles/local` on a private results directory, and prints the ratio
+(target <= 1.5). Everything is included: Snakemake start-up, Prometheus and Redis deployment,
+readiness, scrapes, stop, aggregation and the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from common import ROOT, by_hand, redis_deployment, tmpdir
+
+LOAD_S = 5.0
+
+
+def calibrate() -> int:
+    params = {"tests": "get", "clients": 50, "pipeline": 1, "data_size": 3, "requests": 200000,
+              "keyspace": 100000, "threads": 0}  # fmt: skip
+    with redis_deployment(tmpdir(), monitored=False) as (service_dir, ready):
+        ops = by_hand(ready, service_dir, params)
+    return int(ops * LOAD_S)
+
+
+def main() -> None:
+    requests = calibrate()
+    work = tmpdir()
+    recipes = work / "recipes"
+    subprocess.run(["cp", "-r", str(ROOT / "recipes"), str(recipes)], check=True)
+    experiment = {
+        "service": "redis",
+        "client": "redis-benchmark",
+        "client_params": {"tests": "get", "clients": 50, "requests": requests},
+        "sweep": {"data_size": [3, 8, 16, 32]},
+    }
+    (recipes / "experiments" / "overhead.yaml").write_text(yaml.safe_dump(experiment))
+    config = work / "config.yaml"
+    results = work / "results"
+    config.write_text(
+        yaml.safe_dump({"experiments": ["overhead"], "results": str(results), "recipes": str(recipes)})
+    )
+    snakemake = Path(sys.executable).parent / "snakemake"
+    start = time.monotonic()
+    subprocess.run(
+        [str(snakemake), "--profile", "profiles/local", "--configfile", str(config), "--quiet"],
+        cwd=ROOT,
+        check=True,
+    )
+    wall = time.monotonic() - start
+    loads = [
+        json.loads(p.read_text())["window"]["duration_s"]
+        for p in sorted((results / "overhead" / "points").glob("*/summary.json"))
+    ]
+    print(f"requests per point: {requests:,} GET; load durations: {', '.join(f'{d:.2f}' for d in loads)} s")
+    ratio = wall / sum(loads)
+    print(f"workflow wall time {wall:.1f} s / sum of loads {sum(loads):.1f} s = {ratio:.2f} (target <= 1.5)")
+
+
+
+if __name__ == "__main__":
+    main()
