@@ -33,8 +33,17 @@ def deploy(
     bind_host: str = "127.0.0.1",
     grace_s: float = 10.0,
     labels: dict[str, str] | None = None,
+    launcher_options: dict[str, Any] | None = None,
+    runtime: str = "native",
+    image: str | None = None,
+    apptainer: dict[str, Any] | None = None,
+    gpus: int = 0,
 ) -> dict[str, Any]:
-    """Write secrets and spec, start the service job, write and return handle.json."""
+    """Write secrets and spec, start the service job, write and return handle.json.
+
+    ``launcher_options`` go to the launcher (SLURM resources, modules); ``runtime`` 'apptainer'
+    runs the service inside ``image`` (default: the kind's) with the ``apptainer`` settings.
+    """
     service_dir = Path(service_dir).absolute()
     service_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("endpoint.json", "ready.json", "stopped.json"):
@@ -54,6 +63,10 @@ def deploy(
         "targets_dir": str(Path(targets_dir).absolute()) if targets_dir else None,
         "grace_s": grace_s,
         "labels": {"experiment": experiment, "service": kind, **(labels or {})},
+        "runtime": runtime,
+        "image": image,
+        "apptainer": apptainer or {},
+        "gpus": gpus,
     }
     spec_file = service_dir / "spec.json"
     write_json(spec_file, spec)
@@ -62,6 +75,7 @@ def deploy(
         log=service_dir / LOG_NAME,
         workdir=service_dir,
         job_name=f"aibench-{experiment}-{kind}",
+        options=launcher_options,
     )
     handle.update({"kind": kind, "experiment": experiment, "grace_s": grace_s})
     write_json(service_dir / "handle.json", handle)
@@ -76,10 +90,13 @@ def _failure(service_dir: Path, handle: dict[str, Any], what: str) -> ServiceErr
     )
 
 
-def wait_ready(service_dir: str | Path, timeout_s: float, interval_s: float) -> dict[str, Any]:
+def wait_ready(
+    service_dir: str | Path, timeout_s: float, interval_s: float, queue_timeout_s: float = 86400
+) -> dict[str, Any]:
     """Poll for endpoint.json, then the kind's readiness probe, within ``timeout_s``.
 
-    On failure the service is stopped and a ServiceError carries the tail of its log.
+    A job still waiting in a queue (SLURM) has ``queue_timeout_s`` to start; ``timeout_s`` counts
+    from its start. On failure the service is stopped and a ServiceError carries its log tail.
     """
     service_dir = Path(service_dir)
     handle = read_json(service_dir / "handle.json")
@@ -104,7 +121,14 @@ def wait_ready(service_dir: str | Path, timeout_s: float, interval_s: float) -> 
         left = timeout_s - (time.monotonic() - start)
         service.probe(endpoint, secrets, timeout=max(0.1, min(probe_timeout, left)))
 
+    def started() -> None:
+        state = launcher.state(handle)
+        if state.startswith("pending"):
+            raise probes.NotReady(f"the service job is still queued ({state})")
+
     try:
+        probes.poll(started, queue_timeout_s, min(interval_s * 4, 1.0), alive=alive, max_interval_s=5.0)
+        start = time.monotonic()
         probes.poll(check, timeout_s, interval_s, alive=alive, max_interval_s=max(interval_s, 1.0))
     except probes.NotReady as exc:
         how = stop(service_dir)
@@ -116,7 +140,9 @@ def wait_ready(service_dir: str | Path, timeout_s: float, interval_s: float) -> 
         "lag_after_start_s": round(time.time() - endpoint["started_at"], 3),
         "host": endpoint["host"],
         "port": endpoint["port"],
+        "node": endpoint.get("node"),
     }
+
     write_json(service_dir / "ready.json", ready)
     return ready
 

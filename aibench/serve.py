@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aibench.containers import apptainer_command, resolve_image
 from aibench.files import read_json, write_json
 from aibench.monitoring.file_sd import remove_targets, write_target
 from aibench.ports import free_port
@@ -63,10 +64,24 @@ def _terminate(procs: list[subprocess.Popen], grace_s: float) -> None:
             proc.wait()
 
 
+def bind_address(setting: str) -> str:
+    """The address to bind: as given, or for ``auto`` the node's own address (reachable by other nodes)."""
+    if setting != "auto":
+        return setting
+    try:
+        address = socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
+    return address
+
+
 def run(spec_path: str) -> int:
     spec = read_json(spec_path)
     kind = SERVICES.create(spec["kind"])
-    missing = [b for b in kind.binaries if shutil.which(b) is None]
+    needed = (
+        [spec.get("apptainer", {}).get("binary", "apptainer")] if spec.get("runtime") == "apptainer" else []
+    )
+    missing = [b for b in (needed or kind.binaries) if shutil.which(b) is None]
     if missing:
         log(f"cannot start {spec['kind']}: not found on PATH: {', '.join(missing)}")
         return 127
@@ -74,7 +89,7 @@ def run(spec_path: str) -> int:
     datadir = Path(spec["datadir"])
     datadir.mkdir(parents=True, exist_ok=True)
     secrets = read_secrets(spec["secrets_file"]) if spec.get("secrets_file") else {}
-    host = spec["bind_host"]
+    host = bind_address(spec["bind_host"])
     ctx = ServiceContext(
         experiment=spec["experiment"],
         params=spec["params"],
@@ -92,7 +107,14 @@ def run(spec_path: str) -> int:
     target_names: list[str] = []
     code = 0
     try:
-        service = _start(kind.command(ctx))
+        command = kind.command(ctx)
+        if spec.get("runtime") == "apptainer":
+            settings = spec.get("apptainer", {})
+            image = resolve_image(spec.get("image") or kind.image, settings, log)
+            command = apptainer_command(
+                command, image, settings, [workdir], workdir / "service.env", spec.get("gpus", 0)
+            )
+        service = _start(command)
         procs.append(service)
         log(f"{spec['kind']} started, pid {service.pid}, listening on {host}:{ctx.port}")
         for exporter in exporters:

@@ -62,6 +62,5 @@ def main() -> None:
     print(f"workflow wall time {wall:.1f} s / sum of loads {sum(loads):.1f} s = {ratio:.2f} (target <= 1.5)")
 
 
-
 if __name__ == "__main__":
     main()

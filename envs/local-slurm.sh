@@ -24,6 +24,8 @@
 #   AIBENCH_SLURM_PROCTRACK=auto   auto|cgroup|linuxproc (auto: cgroup when cgroup v1 is usable)
 #   AIBENCH_SLURM_TIMEOUT=120      seconds any single wait may take
 #   AIBENCH_SLURM_FORCE=0          1 = overwrite Slurm config files this script did not write
+#   AIBENCH_SLURM_OVERSUBSCRIBE=4  jobs that may share one core (OverSubscribe=FORCE:N on both partitions)
+
 #
 # Logs: $AIBENCH_SLURM_STATE/log/ (slurmctld.log, slurmd.log, slurmdbd.log, *.out = daemon stderr, apt.log),
 # $AIBENCH_SLURM_STATE/mariadb/mariadbd.err, /var/log/munge/munged.log.
@@ -43,6 +45,9 @@ GPUS=${AIBENCH_SLURM_GPUS:-2}
 PROCTRACK=${AIBENCH_SLURM_PROCTRACK:-auto}
 TIMEOUT=${AIBENCH_SLURM_TIMEOUT:-120}
 FORCE=${AIBENCH_SLURM_FORCE:-0}
+# jobs per core: a service job, the monitoring job and a client allocation must fit on a 2-core node
+OVERSUBSCRIBE=${AIBENCH_SLURM_OVERSUBSCRIBE:-4}
+
 
 ETC=/etc/slurm
 SLURM_CONF_FILE=$ETC/slurm.conf
@@ -401,8 +406,9 @@ $COMM_PARAMS
 $accounting
 $gres_types
 NodeName=$HOST NodeAddr=$HOST_ADDR $hw RealMemory=$mem_mb$gres_node State=UNKNOWN
-PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
-PartitionName=$GPU_PARTITION Nodes=$HOST MaxTime=INFINITE State=UP"
+PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:$OVERSUBSCRIBE
+PartitionName=$GPU_PARTITION Nodes=$HOST MaxTime=INFINITE State=UP OverSubscribe=FORCE:$OVERSUBSCRIBE"
+
 
   if ((GPUS > 0)); then
     write_config CONFIG_CHANGED "$ETC/gres.conf" 0644 root:root "$gres_conf"

@@ -11,8 +11,15 @@ rule run_client:
         summary=f"{RESULTS}/{{experiment}}/points/{{point}}/summary.json",
     log:
         f"{RESULTS}/{{experiment}}/points/{{point}}/client.log",
+    # all points of an experiment share one SLURM allocation (profile: group-components)
+    group:
+        "points-{experiment}"
+    container:
+        PLAN.config["container"]
     resources:
         load_slots=1,
+        slurm_extra=client_placement,
+        slurm_account=slurm_account_of_run,
     params:
         point=point_settings,
     script:

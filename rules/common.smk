@@ -3,6 +3,8 @@ import re
 from aibench.lifecycle import stop_all
 from aibench.paths import RunLayout
 from aibench.recipes import load_plan
+from aibench.slurm_settings import account, launch_settings_for, placement_option
+
 from aibench.snakemake_glue import config_files
 
 # Every config and recipe file is validated here, when the workflow is parsed:
@@ -12,6 +14,10 @@ RESULTS = str(PLAN.results)
 LAYOUT = RunLayout(RESULTS)
 MONITORING = PLAN.monitoring["enabled"]
 MONITOR_DIR = f"{RESULTS}/monitoring"
+
+
+def launch_settings(resources):
+    return launch_settings_for(PLAN.config, resources)
 
 
 wildcard_constraints:
@@ -84,9 +90,22 @@ def service_settings(wildcards):
         "experiment": exp.name,
         "kind": exp.service.kind,
         "params": exp.service.params,
-        "launcher": PLAN.config["launcher"],
         "targets_dir": str(LAYOUT.targets) if MONITORING else None,
         "grace_s": exp.service.stop_grace_s,
+        "image": exp.service.image,
+        **launch_settings(exp.service.resources),
+    }
+
+
+def monitor_settings(wildcards):
+    return {
+        "experiment": "monitoring",
+        "kind": "prometheus",
+        "params": {
+            "scrape_interval_s": PLAN.monitoring["scrape_interval_s"],
+            "targets_dir": str(LAYOUT.targets.absolute()),
+        },
+        **launch_settings({"cpus": 1, "mem_mb": 2000}),
     }
 
 
@@ -106,6 +125,18 @@ def point_settings(wildcards):
     }
 
 
+def client_placement(wildcards, input):
+    """sbatch options placing a point's client on the service's node, or away from it."""
+    if PLAN.config["launcher"] != "slurm":
+        return ""
+    return placement_option(input.ready, experiment(wildcards).placement)
+
+
+def slurm_account_of_run(wildcards):
+    return account(PLAN.config) or ""
+
+
 def stop_leftover_services():
+
     for line in stop_all(LAYOUT.service_dirs()):
         print(f"aibench: stopped leftover service {line}")

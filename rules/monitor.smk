@@ -9,15 +9,7 @@ rule deploy_monitor:
         f"{MONITOR_DIR}/deploy.log",
     localrule: True
     params:
-        service=lambda wc: {
-            "experiment": "monitoring",
-            "kind": "prometheus",
-            "params": {
-                "scrape_interval_s": PLAN.monitoring["scrape_interval_s"],
-                "targets_dir": str(LAYOUT.targets.absolute()),
-            },
-            "launcher": PLAN.config["launcher"],
-        },
+        service=monitor_settings,
     script:
         "../scripts/deploy_service.py"
 
@@ -29,6 +21,7 @@ use rule wait_endpoint as wait_monitor with:
         ready=temp(f"{MONITOR_DIR}/ready.json"),
     log:
         f"{MONITOR_DIR}/wait.log",
+    localrule: True
     params:
         timeout_s=PLAN.monitoring["ready_timeout_s"],
         interval_s=0.1,
@@ -57,3 +50,4 @@ use rule stop_service as stop_monitor with:
         stopped=f"{MONITOR_DIR}/stopped.json",
     log:
         f"{MONITOR_DIR}/stop.log",
+    localrule: True

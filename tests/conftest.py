@@ -6,11 +6,12 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 
 from aibench.ports import free_port
 from aibench.probes import poll, redis_ping
@@ -82,3 +83,40 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    shutil.copytree(ROOT / "recipes", tmp_path / "recipes")
+    return tmp_path
+
+
+@pytest.fixture
+def make_config(workspace: Path) -> Callable[..., Path]:
+    def make(experiment: dict | None = None, name: str = "redis-e2e", **config: object) -> Path:
+        if experiment is not None:
+            (workspace / "recipes" / "experiments" / f"{name}.yaml").write_text(yaml.safe_dump(experiment))
+        data = {
+            "experiments": [name],
+            "results": str(workspace / "results"),
+            "recipes": str(workspace / "recipes"),
+            **config,
+        }
+        path = workspace / "config.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    return make
+
+
+def snakemake(
+    config: Path, *args: str, profile: str = "profiles/local", timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """The real workflow on ``config``; the run must end (or is killed) within ``timeout``."""
+    return subprocess.run(
+        [str(BIN / "snakemake"), "--profile", profile, "--configfile", str(config), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aibench.launchers.base import Launcher
 from aibench.launchers.local import LocalLauncher
+from aibench.launchers.slurm import SlurmLauncher
 
-LAUNCHERS: dict[str, type] = {LocalLauncher.name: LocalLauncher}
+LAUNCHERS: dict[str, type] = {LocalLauncher.name: LocalLauncher, SlurmLauncher.name: SlurmLauncher}
 
 
 def get_launcher(name: str) -> Launcher:

@@ -13,12 +13,19 @@ from typing import Any, ClassVar, Protocol
 class Launcher(Protocol):
     name: ClassVar[str]
 
-    def start(self, argv: list[str], log: Path, workdir: Path, job_name: str) -> dict[str, Any]:
-        """Start ``argv`` detached; its output goes to ``log``. Returns the handle."""
+    def start(
+        self, argv: list[str], log: Path, workdir: Path, job_name: str, options: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Start ``argv`` detached; its output goes to ``log``. Returns the handle.
+
+        ``options`` carry launcher-specific settings (for SLURM: resources, modules, extra sbatch lines).
+        """
+
         ...
 
     def state(self, handle: dict[str, Any]) -> str:
-        """'running', 'pending' or 'ended' (with detail after a colon, e.g. 'ended: exit 1')."""
+        """'running', 'pending' or 'ended', with detail after a colon (e.g. 'ended: CANCELLED')."""
+
         ...
 
     def stop(self, handle: dict[str, Any], grace_s: float) -> str:

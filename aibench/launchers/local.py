@@ -37,7 +37,11 @@ def group_members(pgid: int) -> list[psutil.Process]:
 class LocalLauncher:
     name = "local"
 
-    def start(self, argv: list[str], log: Path, workdir: Path, job_name: str) -> dict[str, Any]:
+    def start(
+        self, argv: list[str], log: Path, workdir: Path, job_name: str, options: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Start ``argv`` as a new session (process group); ``options`` (SLURM resources) do not apply."""
+
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as out:
             proc = subprocess.Popen(

@@ -32,6 +32,8 @@ class ServiceRecipe:
     ready_interval_s: float
     stop_grace_s: float
     description: str = ""
+    image: str | None = None
+    resources: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class Experiment:
     repeats: int
     points: list[Point]
     description: str = ""
+    placement: str = "same-node"
 
     def point(self, point_id: str) -> Point:
         for p in self.points:
@@ -150,6 +153,8 @@ def load_service(path: Path) -> ServiceRecipe:
         ready_interval_s=float(data["readiness"]["interval_s"]),
         stop_grace_s=float(data["stop"]["grace_s"]),
         description=data.get("description", ""),
+        image=data.get("image"),
+        resources=data["resources"],
     )
 
 
@@ -202,6 +207,7 @@ def load_experiment(path: Path, recipes_dir: Path) -> Experiment:
         repeats=data["repeats"],
         points=points,
         description=data.get("description", ""),
+        placement=data["placement"],
     )
 
 

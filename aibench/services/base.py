@@ -50,6 +50,8 @@ class ServiceKind:
     params_schema: ClassVar[str]
     #: binaries the kind needs on the node (checked before start, named in the error)
     binaries: ClassVar[tuple[str, ...]] = ()
+    #: container image for service_runtime apptainer (a recipe's `image` overrides it)
+    image: ClassVar[str] = ""
 
     def make_secrets(self, params: dict[str, Any]) -> dict[str, str]:
         """Credentials generated per run (written to a 0600 file by deploy_service)."""

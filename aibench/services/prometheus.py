@@ -17,6 +17,7 @@ class Prometheus(ServiceKind):
     name = "prometheus"
     params_schema = "kinds/prometheus"
     binaries = ("prometheus",)
+    image = "docker://prom/prometheus:v2.53.5"
 
     def command(self, ctx: ServiceContext) -> Command:
         interval = f"{ctx.params['scrape_interval_s']:g}s"

@@ -17,6 +17,7 @@ class Redis(ServiceKind):
     name = "redis"
     params_schema = "kinds/redis"
     binaries = ("redis-server",)
+    image = "docker://redis:7-alpine"
 
     def make_secrets(self, params: dict[str, Any]) -> dict[str, str]:
         return {"REDIS_PASSWORD": generate_password()}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.workflow.conftest import snakemake
+from tests.conftest import snakemake
 
 pytestmark = pytest.mark.workflow
 

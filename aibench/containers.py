@@ -1,0 +1,55 @@
+"""Apptainer: a service command run inside its image, with binds, --cleanenv and an env file.
+
+The environment a service needs (which may hold secrets) goes into a 0600 env file passed with
+--env-file, never onto the command line. Images given as docker:// references are pulled once
+into ``image_dir`` as SIF files and reused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from aibench.files import write_text
+from aibench.services.base import Command
+
+
+def sif_path(image: str, image_dir: str | os.PathLike[str]) -> Path:
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", image.split("://", 1)[-1]).strip("_")
+    return Path(image_dir) / f"{name}.sif"
+
+
+def resolve_image(image: str, settings: dict[str, Any], log: Any = print) -> str:
+    """A local SIF for ``image`` when an image_dir is set (pulled there if missing), else ``image``."""
+    image_dir = settings.get("image_dir")
+    if not image_dir or "://" not in image:
+        return image
+    sif = sif_path(image, os.path.expandvars(image_dir))
+    if not sif.exists():
+        sif.parent.mkdir(parents=True, exist_ok=True)
+        log(f"pulling {image} into {sif}")
+        subprocess.run([settings.get("binary", "apptainer"), "pull", str(sif), image], check=True)
+    return str(sif)
+
+
+def apptainer_command(
+    command: Command,
+    image: str,
+    settings: dict[str, Any],
+    binds: list[Path],
+    env_file: Path,
+    gpus: int = 0,
+) -> Command:
+    """``command`` wrapped in ``apptainer exec`` of ``image``."""
+    write_text(env_file, "".join(f"{k}={v}\n" for k, v in sorted(command.env.items())), perms=0o600)
+    argv = [settings.get("binary", "apptainer"), "exec", "--cleanenv", "--env-file", str(env_file)]
+    for bind in binds:
+        argv += ["--bind", str(bind)]
+    if gpus:
+        argv.append("--nv")
+    argv += list(settings.get("args", []))
+    argv.append(image)
+    return Command(argv + command.argv)

@@ -1,0 +1,156 @@
+"""SLURM launcher: the service job as a detached batch job (sbatch --parsable, squeue/sacct, scancel).
+
+The job script is generated from the service's resources and the run's SLURM settings; every
+value is validated by the schemas and shell-quoted here. Secrets never appear in it: the service
+job reads them from the 0600 secrets file on the shared filesystem.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from aibench.files import write_text
+
+#: sbatch option for each resource key of a service recipe / the run's slurm settings
+SBATCH_OPTIONS = {
+    "account": "--account",
+    "partition": "--partition",
+    "qos": "--qos",
+    "nodes": "--nodes",
+    "cpus": "--cpus-per-task",
+    "mem_mb": "--mem",
+    "time_min": "--time",
+    "gres": "--gres",
+    "gpus": "--gpus",
+    "constraint": "--constraint",
+    "reservation": "--reservation",
+}
+ENDED = (
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+)
+
+
+class SlurmError(RuntimeError):
+    pass
+
+
+def _run(argv: list[str], timeout: float = 60) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise SlurmError(f"{argv[0]} not found: is this a SLURM login node (module load slurm?)") from None
+    except subprocess.TimeoutExpired:
+        raise SlurmError(f"{' '.join(argv)} did not answer within {timeout:g} s") from None
+    if done.returncode != 0:
+        raise SlurmError(f"{' '.join(argv)} failed (exit {done.returncode}): {done.stderr.strip()}")
+    return done.stdout
+
+
+def job_script(argv: list[str], log: Path, job_name: str, options: dict[str, Any]) -> str:
+    """The batch script: #SBATCH lines from ``options['resources']``, module lines, then ``argv``."""
+    resources = {k: v for k, v in options.get("resources", {}).items() if v not in (None, "", 0)}
+    lines = [
+        "#!/bin/bash -l",
+        f"#SBATCH --job-name={shlex.quote(job_name)}",
+        f"#SBATCH --output={shlex.quote(str(log))}",
+        "#SBATCH --open-mode=append",
+        "#SBATCH --ntasks=1",
+        # the service job gets SIGTERM 60 s before the time limit: it stops cleanly and removes its targets
+        "#SBATCH --signal=B:TERM@60",
+    ]
+    for key, option in SBATCH_OPTIONS.items():
+        if key in resources:
+            lines.append(f"#SBATCH {option}={shlex.quote(str(resources[key]))}")
+    for extra in options.get("sbatch_extra", []):
+        lines.append(f"#SBATCH {shlex.quote(extra)}")
+    lines += [
+        "set -euo pipefail",
+        f'echo "[aibench job $SLURM_JOB_ID on $(hostname)]" {shlex.quote(job_name)}',
+    ]
+    for modules in options.get("modules", []):  # each entry: one or more module names
+        lines.append("module load " + " ".join(shlex.quote(m) for m in modules.split()))
+    # exec: the service job is the batch shell's process, so scancel's SIGTERM reaches it directly
+    lines.append("exec " + " ".join(shlex.quote(a) for a in argv))
+    return "\n".join(lines) + "\n"
+
+
+class SlurmLauncher:
+    name = "slurm"
+
+    def start(
+        self, argv: list[str], log: Path, workdir: Path, job_name: str, options: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        options = options or {}
+        script = workdir / "service.sbatch"
+        write_text(script, job_script(argv, log, job_name, options), perms=0o700)
+        out = _run(["sbatch", "--parsable", f"--chdir={workdir}", str(script)])
+        job_id = out.strip().split(";")[0]
+        if not job_id.isdigit():
+            raise SlurmError(f"sbatch answered {out!r}, expected a job id")
+        return {
+            "launcher": self.name,
+            "job_name": job_name,
+            "job_id": job_id,
+            "log": str(log),
+            "script": str(script),
+            "submitted_at": time.time(),
+        }
+
+    def _squeue(self, job_id: str) -> tuple[str, str] | None:
+        out = _run(["squeue", "-h", "-j", job_id, "-o", "%T|%N"]).strip()
+        if not out:
+            return None
+        state, _, node = out.splitlines()[0].partition("|")
+        return state, node
+
+    def _sacct(self, job_id: str) -> str | None:
+        try:
+            out = _run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"]).strip()
+        except SlurmError:
+            return None  # accounting disabled: squeue is all there is
+        return out.splitlines()[0].split()[0] if out else None
+
+    def state(self, handle: dict[str, Any]) -> str:
+        try:
+            queued = self._squeue(handle["job_id"])
+        except SlurmError as exc:
+            if "Invalid job id" in str(exc):
+                queued = None
+            else:
+                raise
+        if queued is not None:
+            state, node = queued
+            if state == "RUNNING":
+                return f"running: {node}"
+            if state in ENDED or state in ("COMPLETING", "STOPPED"):
+                return f"ended: {state}"
+            return f"pending: {state}"
+
+        return f"ended: {self._sacct(handle['job_id']) or 'gone from the queue'}"
+
+    def stop(self, handle: dict[str, Any], grace_s: float) -> str:
+        job_id = handle["job_id"]
+        if self.state(handle).startswith("ended"):
+            return "already ended"
+        _run(["scancel", job_id])  # SIGTERM to the batch shell (exec'd service job), SIGKILL after KillWait
+        deadline = time.monotonic() + grace_s + 60
+        while time.monotonic() < deadline:
+            queued = self._squeue(job_id)
+            if queued is None or queued[0] in ENDED:  # not COMPLETING: its processes are gone
+                return "scancel"
+            time.sleep(0.2)
+
+        _run(["scancel", "--signal=KILL", "--full", job_id])
+        return "scancel --signal=KILL"

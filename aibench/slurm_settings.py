@@ -1,0 +1,50 @@
+"""From the run's config and a service's resources to what the launcher and the SLURM plugin need."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from aibench.files import read_json
+
+
+def account(config: dict[str, Any]) -> str | None:
+    """The SLURM account: from the config, else $AIBENCH_ACCOUNT or $SLURM_ACCOUNT; never a default."""
+    return config["slurm"]["account"] or os.environ.get("AIBENCH_ACCOUNT") or os.environ.get("SLURM_ACCOUNT")
+
+
+def launch_settings_for(config: dict[str, Any], resources: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of lifecycle.deploy that depend on where the service runs."""
+    launcher = config["launcher"]
+    settings: dict[str, Any] = {
+        "launcher": launcher,
+        "runtime": config["service_runtime"],
+        "apptainer": config["apptainer"],
+        "bind_host": "127.0.0.1" if launcher == "local" else config["slurm"]["bind"],
+        "gpus": resources.get("gpus", 0),
+    }
+    if launcher == "slurm":
+        slurm = config["slurm"]
+        merged = {
+            "account": account(config),
+            "partition": slurm["partition"],
+            "qos": slurm["qos"],
+            **{k: v for k, v in resources.items() if k != "gpus"},
+        }
+        if resources.get("gpus"):
+            merged["gres"] = f"gpu:{resources['gpus']}"
+        settings["launcher_options"] = {
+            "resources": merged,
+            "modules": slurm["modules"],
+            "sbatch_extra": slurm["sbatch_extra"],
+        }
+    return settings
+
+
+def placement_option(ready_json: str | os.PathLike[str], placement: str) -> str:
+    """--nodelist (same node as the service) or --exclude (another node), from the service's ready.json."""
+    node = read_json(Path(ready_json)).get("node")
+    if not node:
+        return ""
+    return f"--nodelist={node}" if placement == "same-node" else f"--exclude={node}"

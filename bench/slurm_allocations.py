@@ -1,0 +1,64 @@
+"""SLURM allocations of a 6-point experiment on the local SLURM cluster, counted by sacct.
+
+Runs the same 6-point Redis experiment twice through the slurm executor plugin: as shipped (all points
+of an experiment in one group job) and with one job per point (--group-components ...=1, what a
+plain per-rule submission does). Prints the jobs sacct saw for each run: service, monitoring, clients.
+Needs the local cluster: `bash envs/local-slurm.sh start`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from common import ROOT, tmpdir
+
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+
+def sacct_since(since: str) -> list[list[str]]:
+    out = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-S", since, "-o", "JobID,JobName,State"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line.split("|") for line in out.splitlines() if line]
+
+
+def run(grouped: bool) -> None:
+    work = tmpdir()
+    subprocess.run(["cp", "-r", str(ROOT / "recipes"), str(work / "recipes")], check=True)
+    experiment = {
+        "service": "redis",
+        "client": "redis-benchmark",
+        "client_params": {"tests": "get", "requests": 50000},
+        "sweep": {"clients": [1, 2, 4, 8, 16, 32]},
+    }
+    (work / "recipes/experiments/alloc.yaml").write_text(yaml.safe_dump(experiment))
+    config = work / "config.yaml"
+    config.write_text(yaml.safe_dump({"experiments": ["alloc"], "results": str(work / "results"),
+                                      "recipes": str(work / "recipes")}))  # fmt: skip
+    extra = [] if grouped else ["--group-components", "points-{experiment}=1"]
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
+    start = time.monotonic()
+    argv = [SNAKEMAKE, "--profile", "profiles/slurm-test", "--configfile", str(config), "--quiet", *extra]
+    subprocess.run(argv, cwd=ROOT, check=True, capture_output=True)
+    wall = time.monotonic() - start
+    time.sleep(2)  # let accounting catch up
+    service = json.loads((work / "results/alloc/service/stopped.json").read_text())["handle"]["job_id"]
+    monitor = json.loads((work / "results/monitoring/stopped.json").read_text())["handle"]["job_id"]
+    jobs = sacct_since(since)
+    clients = [j for j in jobs if j[0] not in (service, monitor)]
+    label = "grouped (as shipped)" if grouped else "one job per point  "
+    print(f"{label}: {len(jobs)} SLURM jobs = 1 service + 1 monitoring + {len(clients)} client "
+          f"allocation(s) for 6 points; wall {wall:.1f} s")  # fmt: skip
+
+
+if __name__ == "__main__":
+    run(grouped=True)
+    run(grouped=False)

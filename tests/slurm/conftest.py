@@ -1,0 +1,71 @@
+"""The tests' real single-node SLURM cluster (munge, slurmctld, slurmd, slurmdbd + MariaDB)."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import ROOT
+
+SCRIPT = ROOT / "envs" / "local-slurm.sh"
+
+
+@pytest.fixture(scope="session")
+def local_slurm() -> Iterator[None]:
+    """Started (and installed if need be) by the test set-up; stopped again if it was not running."""
+    was_running = subprocess.run(["bash", str(SCRIPT), "status"], capture_output=True).returncode == 0
+    done = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        pytest.fail(f"local SLURM cluster did not start:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    yield
+    if not was_running:
+        subprocess.run(["bash", str(SCRIPT), "stop"], capture_output=True, timeout=300)
+
+
+def queued_jobs(name_fragment: str = "") -> list[str]:
+    out = subprocess.run(
+        ["squeue", "-h", "-o", "%i %j %T"], capture_output=True, text=True, check=True
+    ).stdout
+    return [line for line in out.splitlines() if name_fragment in line]
+
+
+def sacct_jobs(since: str) -> list[dict[str, str]]:
+    out = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-S", since, "-o", "JobID,JobName,State,Partition,NodeList"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    keys = ["id", "name", "state", "partition", "nodes"]
+    return [dict(zip(keys, line.split("|"), strict=True)) for line in out.splitlines() if line]
+
+
+def stop_when_started(service_dir: Path, timeout: float = 120) -> threading.Thread:
+    """Fault injection: SIGSTOP the service's server process the moment it exists (a hung server).
+
+    It is found as the redis-server child of the service job for ``service_dir``, before the job
+    has written endpoint.json, so the readiness probe never sees it answer.
+    """
+    spec = str(service_dir / "spec.json")
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for proc in psutil.process_iter(["name"]):
+                try:
+                    if proc.info["name"] == "redis-server" and spec in " ".join(proc.parent().cmdline()):
+                        proc.suspend()
+                        return
+                except (psutil.Error, AttributeError):
+                    continue
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread

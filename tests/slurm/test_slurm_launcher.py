@@ -1,0 +1,91 @@
+"""The slurm launcher against the real local SLURM cluster: sbatch, squeue/sacct, scancel; CLI status/stop."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from aibench import lifecycle
+from aibench.errors import ServiceError
+from aibench.files import read_json
+from aibench.probes import redis_ping
+from aibench.recipes import load_service
+from tests.conftest import ROOT
+from tests.slurm.conftest import queued_jobs, sacct_jobs, stop_when_started
+
+REDIS = load_service(ROOT / "recipes" / "services" / "redis.yaml").params
+OPTIONS = {"resources": {"partition": "debug", "cpus": 1, "mem_mb": 500, "time_min": 10}}
+
+
+def aibench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "aibench.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.usefixtures("local_slurm")
+def test_service_as_slurm_job_status_and_stop(tmp_path: Path, no_leftovers: float) -> None:
+    results = tmp_path / "results"
+    service_dir = results / "sl" / "service"
+    handle = lifecycle.deploy(
+        service_dir,
+        experiment="sl",
+        kind="redis",
+        params=REDIS,
+        launcher="slurm",
+        launcher_options=OPTIONS,
+        bind_host="127.0.0.1",
+    )
+    assert handle["job_id"].isdigit() and "pid" not in handle
+    ready = lifecycle.wait_ready(service_dir, timeout_s=60, interval_s=0.1, queue_timeout_s=120)
+    password = (service_dir / "secrets.env").read_text().split("=", 1)[1].strip()
+    redis_ping(ready["host"], ready["port"], password)
+    script = (service_dir / "service.sbatch").read_text()
+    assert script.startswith("#!/bin/bash -l\n") and "#SBATCH --partition=debug" in script
+    assert password not in script
+
+    status = aibench("status", str(results))
+    assert status.returncode == 0, status.stderr
+    row = next(line for line in status.stdout.splitlines() if line.startswith("sl "))
+    assert "slurm" in row and handle["job_id"] in row and str(ready["port"]) in row and "running" in row
+
+    stop = aibench("stop", str(results), "--all")
+    assert stop.returncode == 0 and "scancel" in stop.stdout, stop.stdout + stop.stderr
+    assert not queued_jobs(f"{handle['job_id']} ")
+    assert "SIGTERM received" in (service_dir / "service.log").read_text()  # it stopped cleanly
+    assert lifecycle.stop(service_dir)["how"] == "already ended"
+
+
+@pytest.mark.usefixtures("local_slurm")
+def test_hung_service_job_is_cancelled_with_log_tail(tmp_path: Path, no_leftovers: float) -> None:
+    service_dir = tmp_path / "hung" / "service"
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 2))
+    handle = lifecycle.deploy(
+        service_dir,
+        experiment="hung",
+        kind="redis",
+        params=REDIS,
+        launcher="slurm",
+        launcher_options=OPTIONS,
+        bind_host="127.0.0.1",
+    )
+    stop_when_started(service_dir)  # fault injection: the server hangs (SIGSTOP) as soon as it runs
+    with pytest.raises(ServiceError) as info:
+        lifecycle.wait_ready(service_dir, timeout_s=3, interval_s=0.1, queue_timeout_s=120)
+    assert "not ready after 3 s" in str(info.value)
+    assert f"last lines of {service_dir / 'service.log'}" in str(info.value)
+    assert "redis started, pid" in str(info.value)
+    assert "service stopped: scancel" in str(info.value)
+    assert not queued_jobs(f"{handle['job_id']} ")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        states = {j["id"]: j["state"] for j in sacct_jobs(since)}
+        if states.get(handle["job_id"], "").startswith("CANCELLED"):
+            break
+        time.sleep(0.5)
+    assert states.get(handle["job_id"], "").startswith("CANCELLED"), states
+    assert read_json(service_dir / "stopped.json")["how"].startswith("scancel")

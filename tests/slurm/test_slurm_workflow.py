@@ -1,0 +1,71 @@
+"""The Redis experiment end to end through the slurm executor plugin and the real local SLURM cluster."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import snakemake
+from tests.slurm.conftest import queued_jobs, sacct_jobs, stop_when_started
+
+pytestmark = [pytest.mark.workflow, pytest.mark.usefixtures("local_slurm")]
+
+SWEEP = {
+    "service": "redis",
+    "client": "redis-benchmark",
+    "client_params": {"tests": "get,set", "requests": 20000},
+    "sweep": {"clients": [1, 8]},
+}
+
+
+def test_redis_through_slurm(make_config, workspace: Path, no_leftovers: float) -> None:
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 2))
+    config = make_config(SWEEP, name="redis-slurm")
+    done = snakemake(config, profile="profiles/slurm-test", timeout=900)
+    assert done.returncode == 0, done.stderr[-5000:]
+    results = workspace / "results"
+    table = pd.read_csv(results / "summary.csv")
+    ops = table[(table["metric"] == "throughput") & (table["stat"] == "mean")]
+    assert len(ops) == 4 and ops["value"].between(1_000, 10_000_000).all()
+    assert (table[table["source"] == "prometheus"]["metric"] == "cpu_cores").any()
+
+    handle = json.loads((results / "redis-slurm/service/stopped.json").read_text())["handle"]
+    assert handle["launcher"] == "slurm"
+    jobs = sacct_jobs(since)
+    service_jobs = [j for j in jobs if j["id"] == handle["job_id"]]
+    assert service_jobs and service_jobs[0]["state"].startswith("CANCELLED")  # stopped by stop_service
+    monitor = json.loads((results / "monitoring/stopped.json").read_text())["handle"]
+    client_jobs = [j for j in jobs if j["id"] not in (handle["job_id"], monitor["job_id"])]
+    assert len(client_jobs) == 1, jobs  # both points in one allocation
+    assert client_jobs[0]["state"] == "COMPLETED"
+    assert client_jobs[0]["nodes"] == service_jobs[0]["nodes"]  # placement: same node
+    assert not queued_jobs("aibench-redis-slurm") and not queued_jobs("aibench-monitoring")
+    assert not [j for j in queued_jobs() if any(c["id"] in j for c in client_jobs)]
+
+
+def test_hung_service_fails_the_run_and_is_cancelled(
+    make_config, workspace: Path, no_leftovers: float
+) -> None:
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 2))
+    recipe = workspace / "recipes" / "services" / "redis-quick.yaml"
+    recipe.write_text("kind: redis\nreadiness: {timeout_s: 5, interval_s: 0.1}\n")
+    config = make_config(
+        {**SWEEP, "service": "redis-quick"}, name="redis-hung", monitoring={"enabled": False}
+    )
+    stop_when_started(workspace / "results" / "redis-hung" / "service", timeout=300)
+    done = snakemake(config, profile="profiles/slurm-test", timeout=900)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "not ready after 5 s" in output
+    assert "last lines of" in output and "redis started, pid" in output
+    stopped = json.loads((workspace / "results/redis-hung/service/stopped.json").read_text())
+    job_id = stopped["handle"]["job_id"]
+    assert stopped["how"].startswith("scancel")
+    assert not queued_jobs(f"{job_id} ")
+    states = {j["id"]: j["state"] for j in sacct_jobs(since)}
+    assert states[job_id].startswith("CANCELLED"), states
+    assert not (workspace / "results/redis-hung/points").exists()  # no client job was submitted

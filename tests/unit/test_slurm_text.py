@@ -1,0 +1,120 @@
+"""Generated SLURM job scripts and Apptainer command lines, checked as text (no Apptainer exists here)."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from aibench.containers import apptainer_command, sif_path
+from aibench.launchers.slurm import job_script
+from aibench.recipes import load_config
+from aibench.services.base import Command
+from aibench.slurm_settings import launch_settings_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def meluxina_config() -> dict:
+    import yaml
+
+    base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    return load_config(
+        {**base, **yaml.safe_load((ROOT / "config" / "meluxina.yaml").read_text())}, "meluxina"
+    )
+
+
+def test_job_script_from_recipe_resources(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIBENCH_ACCOUNT", "p200999")
+    settings = launch_settings_for(
+        meluxina_config(), {"cpus": 8, "mem_mb": 64000, "time_min": 90, "gpus": 2, "partition": "gpu"}
+    )
+    options = settings["launcher_options"]
+    script = job_script(
+        ["/venv/bin/python", "-m", "aibench.serve", "/r/exp/service/spec.json"],
+        Path("/r/exp/service/service.log"),
+        "aibench-exp-ollama",
+        options,
+    )
+    lines = script.splitlines()
+    assert lines[0] == "#!/bin/bash -l"
+    for expected in (
+        "#SBATCH --job-name=aibench-exp-ollama",
+        "#SBATCH --output=/r/exp/service/service.log",
+        "#SBATCH --account=p200999",
+        "#SBATCH --partition=gpu",  # the recipe's partition wins over the run's default (cpu)
+        "#SBATCH --qos=default",
+        "#SBATCH --cpus-per-task=8",
+        "#SBATCH --mem=64000",
+        "#SBATCH --time=90",
+        "#SBATCH --gres=gpu:2",
+        "module load env/release/2024.1",
+        "module load Apptainer/1.3.6-GCCcore-13.3.0",
+        "exec /venv/bin/python -m aibench.serve /r/exp/service/spec.json",
+    ):
+        assert expected in lines, expected
+    assert lines.index("module load env/release/2024.1") < lines.index(
+        "module load Apptainer/1.3.6-GCCcore-13.3.0"
+    )
+    assert settings["bind_host"] == "auto" and settings["runtime"] == "apptainer" and settings["gpus"] == 2
+
+
+def test_no_account_is_invented(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIBENCH_ACCOUNT", raising=False)
+    monkeypatch.delenv("SLURM_ACCOUNT", raising=False)
+    options = launch_settings_for(meluxina_config(), {})["launcher_options"]
+    script = job_script(["true"], Path("/l"), "j", options)
+    assert "--account" not in script
+    assert "--gres" not in script
+
+
+def test_values_are_shell_quoted() -> None:
+    script = job_script(
+        ["/a b/python", "x;y"], Path("/r d/log"), "job name", {"resources": {"partition": "p"}}
+    )
+    assert "#SBATCH --output='/r d/log'" in script
+    assert "exec '/a b/python' 'x;y'" in script
+
+
+def test_local_launcher_settings_bind_loopback() -> None:
+    config = load_config({"experiments": ["x"]}, "test")
+    settings = launch_settings_for(config, {"cpus": 4})
+    assert settings == {
+        "launcher": "local",
+        "runtime": "native",
+        "apptainer": config["apptainer"],
+        "bind_host": "127.0.0.1",
+        "gpus": 0,
+    }
+
+
+def test_apptainer_command_line(tmp_path: Path) -> None:
+    env_file = tmp_path / "service.env"
+    command = Command(["redis-server", "/r/x/service/redis.conf"], env={"REDIS_PASSWORD": "s3cret-value"})
+    wrapped = apptainer_command(
+        command,
+        "/scratch/images/redis_7-alpine.sif",
+        {"binary": "apptainer", "args": ["--bind", "/etc/ssl/certs"]},
+        [Path("/r/x/service")],
+        env_file,
+        gpus=1,
+    )
+    assert wrapped.argv[:5] == ["apptainer", "exec", "--cleanenv", "--env-file", str(env_file)]
+    assert wrapped.argv[5:7] == ["--bind", "/r/x/service"]
+    assert "--nv" in wrapped.argv
+    assert wrapped.argv[-3:] == [
+        "/scratch/images/redis_7-alpine.sif",
+        "redis-server",
+        "/r/x/service/redis.conf",
+    ]
+    assert "s3cret-value" not in " ".join(wrapped.argv)  # secrets only in the 0600 env file
+    assert env_file.read_text() == "REDIS_PASSWORD=s3cret-value\n"
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    no_gpu = apptainer_command(Command(["x"]), "img", {}, [], env_file)
+    assert "--nv" not in no_gpu.argv
+
+
+def test_sif_names() -> None:
+    assert sif_path("docker://redis:7-alpine", "/s") == Path("/s/redis_7-alpine.sif")
+    assert sif_path("docker://vllm/vllm-openai:v0.6.0", "/s") == Path("/s/vllm_vllm-openai_v0.6.0.sif")
