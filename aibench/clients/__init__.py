@@ -3,6 +3,8 @@
 from aibench.clients.base import ClientKind
 from aibench.registry import Registry
 
-CLIENTS: Registry[ClientKind] = Registry("client kind", modules=["aibench.clients.redis_benchmark"])
+CLIENTS: Registry[ClientKind] = Registry(
+    "client kind", modules=["aibench.clients.redis_benchmark", "aibench.clients.llm"]
+)
 
 __all__ = ["CLIENTS", "ClientKind"]

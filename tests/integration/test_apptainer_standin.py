@@ -35,8 +35,9 @@ def test_service_runs_in_its_image(tmp_path: Path, standin: Path, no_leftovers: 
     service_dir = tmp_path / "c" / "service"
     images = tmp_path / "images"
     settings = {"binary": "apptainer", "image_dir": str(images), "args": ["--bind", "/etc/ssl/certs"]}
-    lifecycle.deploy(service_dir, experiment="c", kind="redis", params=REDIS, runtime="apptainer",
-                     apptainer=settings)
+    lifecycle.deploy(
+        service_dir, experiment="c", kind="redis", params=REDIS, runtime="apptainer", apptainer=settings
+    )
     try:
         ready = lifecycle.wait_ready(service_dir, timeout_s=30, interval_s=0.05)
         password = (service_dir / "secrets.env").read_text().split("=", 1)[1].strip()
@@ -52,7 +53,7 @@ def test_service_runs_in_its_image(tmp_path: Path, standin: Path, no_leftovers: 
     sif = str(images / "redis_7-alpine.sif")
     assert run[:4] == ["exec", "--cleanenv", "--env-file", str(service_dir / "service.env")]
     assert ["--bind", str(service_dir)] == run[4:6] and "/etc/ssl/certs" in run
-    assert run[run.index(sif) + 1:] == ["redis-server", str(service_dir / "redis.conf")]
+    assert run[run.index(sif) + 1 :] == ["redis-server", str(service_dir / "redis.conf")]
     assert "--nv" not in run  # no GPU asked for
     assert password not in json.dumps(calls)
 

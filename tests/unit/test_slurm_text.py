@@ -118,3 +118,14 @@ def test_apptainer_command_line(tmp_path: Path) -> None:
 def test_sif_names() -> None:
     assert sif_path("docker://redis:7-alpine", "/s") == Path("/s/redis_7-alpine.sif")
     assert sif_path("docker://vllm/vllm-openai:v0.6.0", "/s") == Path("/s/vllm_vllm-openai_v0.6.0.sif")
+
+
+def test_client_placement_options(tmp_path: Path) -> None:
+    from aibench.slurm_settings import placement_option
+
+    ready = tmp_path / "ready.json"
+    ready.write_text('{"host": "10.0.0.5", "port": 40001, "node": "mel0123"}')
+    assert placement_option(ready, "same-node") == "--nodelist=mel0123"
+    assert placement_option(ready, "other-node") == "--exclude=mel0123"
+    ready.write_text('{"host": "127.0.0.1", "port": 40001}')
+    assert placement_option(ready, "other-node") == ""

@@ -1,0 +1,175 @@
+"""Offered load: closed loop (N concurrent workers) and open loop (a fixed, seeded schedule).
+
+Every request records its intended and actual send times, the arrival time of every content chunk,
+token counts with their source, and its status. Times are seconds from one monotonic origin.
+In the open loop, latency counts from the intended send time (no coordinated omission).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+import numpy as np
+
+from aibench.clients.llm import protocols
+
+
+@dataclass
+class Record:
+    index: int
+    warmup: bool
+    intended: float
+    actual: float = float("nan")
+    chunks: list[float] = field(default_factory=list)
+    end: float = float("nan")
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+    token_source: str = ""
+    timings: dict[str, int] = field(default_factory=dict)
+    status: str = "ok"
+    error: str = ""
+    closed_loop: bool = False
+
+
+@dataclass(frozen=True)
+class Target:
+    base_url: str
+    api: str
+    model: str
+    api_key: str | None
+    max_tokens: int
+    request_timeout_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def schedule(count: int, rate: float, arrival: str, seed: int) -> np.ndarray:
+    """Intended send offsets (s) of ``count`` requests at ``rate`` per second, fixed in advance."""
+    if arrival == "constant":
+        gaps = np.full(count, 1.0 / rate)
+    else:
+        gaps = np.random.default_rng(seed).exponential(1.0 / rate, count)
+    offsets = np.cumsum(gaps)
+    return offsets - offsets[0]
+
+
+async def send(
+    session: aiohttp.ClientSession, target: Target, prompt: str, record: Record, origin: float
+) -> None:
+    path, body = protocols.request(target.api, target.model, prompt, target.max_tokens, dict(target.extra))
+    parse = protocols.parser(target.api)
+    headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+    record.actual = time.perf_counter() - origin  # refined to the moment the headers are written
+    sent = SimpleNamespace(record=record, origin=origin)
+    try:
+        async with session.post(
+            target.base_url + path, json=body, headers=headers, trace_request_ctx=sent
+        ) as response:
+            if response.status != 200:
+                record.status, record.error = (
+                    "error",
+                    f"HTTP {response.status}: {(await response.text())[:200]}",
+                )
+                return
+            async for line in response.content:
+                now = time.perf_counter() - origin
+                event = parse(line)
+                if event is None:
+                    continue
+                if event.error:
+                    record.status, record.error = "error", event.error[:200]
+                    return
+                if event.text:
+                    record.chunks.append(now)
+                if event.output_tokens is not None:
+                    record.prompt_tokens = event.prompt_tokens
+                    record.output_tokens = event.output_tokens
+                    record.token_source = "ollama:eval_count" if target.api.startswith("ollama") else "usage"
+                record.timings.update(event.timings)
+                if event.done and target.api.startswith("ollama"):
+                    break
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        record.status, record.error = "error", f"{type(exc).__name__}: {exc}"[:200]
+    finally:
+        record.end = time.perf_counter() - origin
+    if record.status == "ok" and not record.chunks:
+        record.status, record.error = "error", "no content received"
+    if record.output_tokens is None and record.chunks:
+        record.output_tokens, record.token_source = len(record.chunks), "chunks"
+
+
+async def _on_headers_sent(session: Any, context: SimpleNamespace, params: Any) -> None:
+    """The request is on the wire: this is "request sent" (closed loop: also its intended time)."""
+    sent = context.trace_request_ctx
+    if sent is not None:
+        sent.record.actual = time.perf_counter() - sent.origin
+        if sent.record.closed_loop:
+            sent.record.intended = sent.record.actual
+
+
+def tracing() -> aiohttp.TraceConfig:
+    config = aiohttp.TraceConfig()
+    config.on_request_headers_sent.append(_on_headers_sent)
+    return config
+
+
+async def run(
+    target: Target,
+    prompts: list[str],
+    *,
+    mode: str,
+    concurrency: int,
+    rate: float,
+    arrival: str,
+    seed: int,
+    requests: int,
+    duration_s: float,
+    warmup_requests: int,
+) -> tuple[list[Record], float]:
+    """Run the load; returns the records and the wall-clock time of the origin."""
+    limit = max(concurrency, 1) if mode == "closed" else 0
+    connector = aiohttp.TCPConnector(limit=limit, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=target.request_timeout_s)
+    records: list[Record] = []
+    total = warmup_requests + requests if requests else None
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, trace_configs=[tracing()]
+    ) as session:
+        if mode == "closed":
+            origin_wall, origin = time.time(), time.perf_counter()
+            counter = iter(range(10**9))
+            deadline = duration_s if duration_s else float("inf")
+
+            async def worker() -> None:
+                while True:
+                    index = next(counter)
+                    now = time.perf_counter() - origin
+                    if (total is not None and index >= total) or now >= deadline:
+                        return
+                    record = Record(index, index < warmup_requests, intended=now, closed_loop=True)
+                    records.append(record)
+                    await send(session, target, prompts[index % len(prompts)], record, origin)
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+        else:
+            count = total if total is not None else warmup_requests + int(duration_s * rate) + 1
+            offsets = schedule(count, rate, arrival, seed)
+            tasks = []
+            origin_wall, origin = time.time(), time.perf_counter()
+            for index, offset in enumerate(offsets):
+                if duration_s and offset >= duration_s:
+                    break
+                delay = offset - (time.perf_counter() - origin)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                record = Record(index, index < warmup_requests, intended=float(offset))
+                records.append(record)
+                tasks.append(
+                    asyncio.create_task(send(session, target, prompts[index % len(prompts)], record, origin))
+                )
+            await asyncio.gather(*tasks)
+    return sorted(records, key=lambda r: r.index), origin_wall

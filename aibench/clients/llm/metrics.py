@@ -1,0 +1,132 @@
+"""LLM serving metrics exactly as the project's METRICS definitions name them (vLLM's names).
+
+Per request (latencies from the intended send time; equal to the actual one in the closed loop):
+ttft = first content chunk - sent; e2el = last chunk - sent; tpot = (e2el - ttft) / (output_tokens - 1),
+undefined when output_tokens <= 1; itl = every gap between consecutive content chunks, pooled;
+queue_delay = actual send - intended send. Per point: mean, median, p90, p95, p99, max of each;
+throughputs over the measurement window; goodput = requests meeting every SLO / window.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from typing import Any
+
+import numpy as np
+
+from aibench.clients.llm.load import Record
+from aibench.clients.llm.protocols import OLLAMA_TIMINGS
+from aibench.results.schema import Metric
+
+STATS = (("mean", np.mean), ("median", np.median), ("p90", 90), ("p95", 95), ("p99", 99), ("max", np.max))
+FORMULAS = {
+    "ttft": "ttft=first_chunk-intended_send",
+    "e2el": "e2el=last_chunk-intended_send",
+    "tpot": "tpot=(e2el-ttft)/(output_tokens-1);undefined<=1",
+    "itl": "itl=gaps_between_content_chunks,pooled",
+    "queue_delay": "queue_delay=actual_send-intended_send",
+    "output_tokens": "output_tokens=server_usage_or_eval_count",
+}
+
+
+def per_request(record: Record) -> dict[str, Any]:
+    """The request's own metrics in ms (NaN where undefined)."""
+    ok = record.status == "ok" and bool(record.chunks)
+    ttft = (record.chunks[0] - record.intended) * 1000 if ok else math.nan
+    e2el = (record.chunks[-1] - record.intended) * 1000 if ok else math.nan
+    n = record.output_tokens or 0
+    tpot = (e2el - ttft) / (n - 1) if ok and n > 1 else math.nan
+    itl = [(b - a) * 1000 for a, b in zip(record.chunks, record.chunks[1:], strict=False)]
+    return {"ttft_ms": ttft, "e2el_ms": e2el, "tpot_ms": tpot, "itl_ms": itl,
+            "queue_delay_ms": (record.actual - record.intended) * 1000}  # fmt: skip
+
+
+def _stats(name: str, values: list[float], unit: str) -> list[Metric]:
+    data = np.array([v for v in values if not math.isnan(v)], dtype=float)
+    if data.size == 0:
+        return []
+    out = []
+    for stat, how in STATS:
+        value = float(np.percentile(data, how)) if isinstance(how, int) else float(how(data))
+        out.append(Metric(name, stat, value, unit, formula=FORMULAS.get(name, name)))
+    return out
+
+
+def summarize(
+    records: list[Record], mode: str, offered_rate: float | None, slo: dict[str, float]
+) -> list[Metric]:
+    measured = [r for r in records if not r.warmup]
+    if not measured:
+        return []
+    rows = [(r, per_request(r)) for r in measured]
+    ok = [(r, m) for r, m in rows if r.status == "ok"]
+    start = min(r.intended for r in measured)
+    end = max(r.end for r in measured)
+    window = max(end - start, 1e-9)
+    metrics: list[Metric] = []
+    for name in ("ttft", "tpot", "e2el"):
+        metrics += _stats(name, [m[f"{name}_ms"] for _, m in ok], "ms")
+    metrics += _stats("itl", [gap for _, m in ok for gap in m["itl_ms"]], "ms")
+    metrics += _stats("output_tokens", [float(r.output_tokens or 0) for r, _ in ok], "tokens")
+    if mode == "open":
+        metrics += _stats("queue_delay", [m["queue_delay_ms"] for _, m in rows], "ms")
+    good = [
+        r for r, m in ok
+        if m["ttft_ms"] <= slo.get("ttft_ms", math.inf)
+        and (math.isnan(m["tpot_ms"]) or m["tpot_ms"] <= slo.get("tpot_ms", math.inf))
+    ]  # fmt: skip
+    sources = "+".join(sorted({r.token_source for r, _ in ok if r.token_source})) or "none"
+    tokens = sum(r.output_tokens or 0 for r, _ in ok)
+    slos = f"ttft<={slo.get('ttft_ms', 'inf')}ms,tpot<={slo.get('tpot_ms', 'inf')}ms"
+    metrics += [
+        Metric("request_throughput", "mean", len(ok) / window, "req/s", formula="completed/window"),
+        Metric("output_token_throughput", "mean", tokens / window, "tokens/s",
+               formula=f"sum(output_tokens)/window;tokens_from={sources}"),
+        Metric("error_rate", "mean", 1 - len(ok) / len(rows), "fraction", formula="failed/sent"),
+        Metric("goodput", "mean", len(good) / window, "req/s", formula=f"requests_meeting({slos})/window"),
+        Metric("requests", "count", float(len(rows)), "requests", formula="sent,excluding_warmup"),
+    ]  # fmt: skip
+    sends = sorted(r.actual for r in measured)
+    if mode == "open" and offered_rate:
+        achieved = (
+            (len(sends) - 1) / (sends[-1] - sends[0]) if len(sends) > 1 and sends[-1] > sends[0] else 0.0
+        )
+        metrics += [
+            Metric("offered_rate", "mean", offered_rate, "req/s", formula="schedule"),
+            Metric("achieved_rate", "mean", achieved, "req/s", formula="(sent-1)/(last_send-first_send)"),
+        ]
+    return metrics
+
+
+RAW_COLUMNS = [
+    "index", "warmup", "status", "error", "intended_send_s", "actual_send_s", "first_chunk_s", "last_chunk_s",
+    "end_s", "chunks", "ttft_ms", "tpot_ms", "e2el_ms", "queue_delay_ms", "input_tokens", "output_tokens",
+    "token_source", *OLLAMA_TIMINGS, "itl_ms",
+]  # fmt: skip
+
+
+def raw_csv(records: list[Record]) -> bytes:
+    """One row per request; itl_ms holds the request's chunk gaps separated by ';'."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, RAW_COLUMNS)
+    writer.writeheader()
+    for r in records:
+        m = per_request(r)
+        writer.writerow({
+            "index": r.index, "warmup": int(r.warmup), "status": r.status, "error": r.error,
+            "intended_send_s": f"{r.intended:.6f}", "actual_send_s": f"{r.actual:.6f}",
+            "first_chunk_s": f"{r.chunks[0]:.6f}" if r.chunks else "",
+            "last_chunk_s": f"{r.chunks[-1]:.6f}" if r.chunks else "",
+            "end_s": f"{r.end:.6f}", "chunks": len(r.chunks),
+            "ttft_ms": f"{m['ttft_ms']:.3f}", "tpot_ms": f"{m['tpot_ms']:.3f}",
+            "e2el_ms": f"{m['e2el_ms']:.3f}",
+            "queue_delay_ms": f"{m['queue_delay_ms']:.3f}",
+            "input_tokens": r.prompt_tokens if r.prompt_tokens is not None else "",
+            "output_tokens": r.output_tokens if r.output_tokens is not None else "",
+            "token_source": r.token_source,
+            **{k: r.timings.get(k, "") for k in OLLAMA_TIMINGS},
+            "itl_ms": ";".join(f"{g:.3f}" for g in m["itl_ms"]),
+        })  # fmt: skip
+    return out.getvalue().encode()

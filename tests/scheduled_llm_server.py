@@ -1,0 +1,134 @@
+"""A streaming test server that emits chunks on a known schedule (OpenAI SSE and Ollama NDJSON).
+
+Each response: the first content chunk ``ttft_ms`` after the request arrived, then one chunk every
+``itl_ms``; ``max_tokens`` (or Ollama's num_predict) chunks in all, then usage / the final Ollama
+object. Chunk i is sent at arrival + ttft + i * itl (absolute times, so delays do not add up).
+Binds 127.0.0.1 only; runs in a child process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from aibench.ports import free_port
+from aibench.probes import poll, tcp
+
+
+async def until(deadline: float) -> None:
+    """Sleep until ``deadline`` (perf_counter) to within ~0.1 ms: the event loop's timers round to
+    whole milliseconds, so the last 2 ms are spent yielding in a tight loop."""
+    coarse = deadline - time.perf_counter() - 0.002
+    if coarse > 0:
+        await asyncio.sleep(coarse)
+    while time.perf_counter() < deadline:
+        await asyncio.sleep(0)
+
+
+class ScheduledApp:
+    """The aiohttp application (run in its own process by :class:`ScheduledServer`)."""
+
+    def __init__(self, ttft_ms: float, itl_ms: float, api_key: str | None) -> None:
+        self.ttft_ms, self.itl_ms, self.api_key = ttft_ms, itl_ms, api_key
+
+    async def _stream(
+        self, request: web.Request, arrival: float, n: int, line: Any, final: Any, content_type: str
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": content_type})
+        await response.prepare(request)
+        for i in range(n):
+            await until(arrival + (self.ttft_ms + i * self.itl_ms) / 1000)
+            await response.write(line(i))
+        await response.write(final(n))
+        await response.write_eof()
+        return response
+
+    def _authorized(self, request: web.Request) -> bool:
+        return self.api_key is None or request.headers.get("Authorization") == f"Bearer {self.api_key}"
+
+    async def openai(self, request: web.Request) -> web.StreamResponse:
+        arrival = time.perf_counter()  # the schedule counts from the request's arrival
+        if not self._authorized(request):
+            return web.json_response({"error": {"message": "invalid api key"}}, status=401)
+        body = await request.json()
+        chat = request.path.endswith("chat/completions")
+
+        def chunk(i: int) -> bytes:
+            choice = {"delta": {"content": f"t{i} "}} if chat else {"text": f"t{i} "}
+            return f"data: {json.dumps({'choices': [choice]})}\n\n".encode()
+
+        def final(n: int) -> bytes:
+            usage = {"prompt_tokens": 7, "completion_tokens": n, "total_tokens": n + 7}
+            return f"data: {json.dumps({'choices': [], 'usage': usage})}\n\ndata: [DONE]\n\n".encode()
+
+        return await self._stream(request, arrival, body["max_tokens"], chunk, final, "text/event-stream")
+
+    async def ollama(self, request: web.Request) -> web.StreamResponse:
+        arrival = time.perf_counter()
+        body = await request.json()
+        chat = request.path.endswith("chat")
+
+        def chunk(i: int) -> bytes:
+            part = {"message": {"role": "assistant", "content": f"t{i} "}} if chat else {"response": f"t{i} "}
+            return (json.dumps({"model": body["model"], "created_at": "2024-01-01T00:00:00Z", **part,
+                                "done": False}) + "\n").encode()  # fmt: skip
+
+        def final(n: int) -> bytes:
+            return (json.dumps({"model": body["model"], "done": True, "response": "", "total_duration": 5_000_000,
+                                "load_duration": 1_000_000, "prompt_eval_count": 9,
+                                "prompt_eval_duration": 2_000_000, "eval_count": n,
+                                "eval_duration": 3_000_000}) + "\n").encode()  # fmt: skip
+
+        return await self._stream(
+            request, arrival, body["options"]["num_predict"], chunk, final, "application/x-ndjson"
+        )
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.openai)
+        app.router.add_post("/v1/completions", self.openai)
+        app.router.add_post("/api/generate", self.ollama)
+        app.router.add_post("/api/chat", self.ollama)
+        return app
+
+
+class ScheduledServer:
+    """The scheduled server in a child process on 127.0.0.1 (its own interpreter: no shared GIL)."""
+
+    def __init__(self, ttft_ms: float = 50, itl_ms: float = 10, api_key: str | None = None) -> None:
+        self.port = free_port()
+        self.argv = [
+            sys.executable,
+            "-m",
+            "tests.scheduled_llm_server",
+            str(self.port),
+            str(ttft_ms),
+            str(itl_ms),
+        ]
+        self.argv += [api_key] if api_key else []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ScheduledServer:
+        self.proc = subprocess.Popen(self.argv, cwd=Path(__file__).resolve().parents[1])
+        poll(lambda: tcp("127.0.0.1", self.port), 20, 0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+if __name__ == "__main__":
+    port, ttft, itl = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+    scheduled = ScheduledApp(ttft, itl, sys.argv[4] if len(sys.argv) > 4 else None)
+    web.run_app(scheduled.app(), host="127.0.0.1", port=port, access_log=None, print=None)
