@@ -77,14 +77,15 @@ class ScheduledApp:
 
         def chunk(i: int) -> bytes:
             part = {"message": {"role": "assistant", "content": f"t{i} "}} if chat else {"response": f"t{i} "}
-            return (json.dumps({"model": body["model"], "created_at": "2024-01-01T00:00:00Z", **part,
-                                "done": False}) + "\n").encode()  # fmt: skip
+            head = {"model": body["model"], "created_at": "2024-01-01T00:00:00Z"}
+            return (json.dumps({**head, **part, "done": False}) + "\n").encode()
 
         def final(n: int) -> bytes:
-            return (json.dumps({"model": body["model"], "done": True, "response": "", "total_duration": 5_000_000,
-                                "load_duration": 1_000_000, "prompt_eval_count": 9,
-                                "prompt_eval_duration": 2_000_000, "eval_count": n,
-                                "eval_duration": 3_000_000}) + "\n").encode()  # fmt: skip
+            timings = {"total_duration": 5_000_000, "load_duration": 1_000_000, "prompt_eval_count": 9,
+                       "prompt_eval_duration": 2_000_000, "eval_count": n, "eval_duration": 3_000_000}  # fmt: skip
+            return (
+                json.dumps({"model": body["model"], "done": True, "response": "", **timings}) + "\n"
+            ).encode()
 
         return await self._stream(
             request, arrival, body["options"]["num_predict"], chunk, final, "application/x-ndjson"

@@ -21,6 +21,13 @@ def params(**overrides: object) -> dict:
     return validate(dict(overrides), "kinds/llm", "test")
 
 
+def run_llm(server: ScheduledServer, out_dir, secrets: dict | None = None, **overrides: object) -> dict:
+    """One point of the llm client against ``server``, written into ``out_dir``."""
+    endpoint = {"host": "127.0.0.1", "port": server.port}
+    return run_point(client_kind="llm", endpoint=endpoint, secrets=secrets or {}, out_dir=out_dir,
+                     timeout_s=60, params=params(**overrides))  # fmt: skip
+
+
 def rows(summary_dir) -> list[dict]:
     return list(
         csv.DictReader(io.StringIO(gzip.decompress((summary_dir / "raw.csv.gz").read_bytes()).decode()))
@@ -30,10 +37,16 @@ def rows(summary_dir) -> list[dict]:
 @pytest.mark.parametrize("api", ["openai-chat", "openai-completions", "ollama-generate", "ollama-chat"])
 def test_metrics_match_the_schedule(api: str, tmp_path) -> None:
     with ScheduledServer(ttft_ms=50, itl_ms=10) as server:
-        summary = run_point(
-            client_kind="llm", endpoint={"host": "127.0.0.1", "port": server.port}, secrets={}, out_dir=tmp_path, timeout_s=60,
-            params=params(api=api, mode="closed", concurrency=4, requests=12, warmup_requests=4, max_tokens=8),
-        )  # fmt: skip
+        summary = run_llm(
+            server,
+            tmp_path,
+            api=api,
+            mode="closed",
+            concurrency=4,
+            requests=12,
+            warmup_requests=4,
+            max_tokens=8,
+        )
     assert summary["status"] == "ok"
     raw = [r for r in rows(tmp_path) if r["warmup"] == "0"]
     assert len(raw) == 12
@@ -63,11 +76,17 @@ def test_metrics_match_the_schedule(api: str, tmp_path) -> None:
 
 def test_open_loop_schedule_is_honoured(tmp_path) -> None:
     with ScheduledServer(ttft_ms=5, itl_ms=2) as server:
-        summary = run_point(
-            client_kind="llm", endpoint={"host": "127.0.0.1", "port": server.port}, secrets={}, out_dir=tmp_path, timeout_s=60,
-            params=params(mode="open", rate=50, arrival="poisson", seed=7, requests=60, warmup_requests=0,
-                          max_tokens=4),
-        )  # fmt: skip
+        summary = run_llm(
+            server,
+            tmp_path,
+            mode="open",
+            rate=50,
+            arrival="poisson",
+            seed=7,
+            requests=60,
+            warmup_requests=0,
+            max_tokens=4,
+        )
     raw = rows(tmp_path)
     expected = load.schedule(60, 50, "poisson", 7)
     intended = np.array([float(r["intended_send_s"]) for r in raw])
@@ -83,10 +102,7 @@ def test_open_loop_schedule_is_honoured(tmp_path) -> None:
 
 def test_goodput_counts_requests_meeting_every_slo(tmp_path) -> None:
     with ScheduledServer(ttft_ms=30, itl_ms=5) as server:
-        summary = run_point(
-            client_kind="llm", endpoint={"host": "127.0.0.1", "port": server.port}, secrets={}, out_dir=tmp_path, timeout_s=60,
-            params=params(requests=6, warmup_requests=0, max_tokens=4, slo_ttft_ms=10),
-        )  # fmt: skip
+        summary = run_llm(server, tmp_path, requests=6, warmup_requests=0, max_tokens=4, slo_ttft_ms=10)
     by = {(m["name"], m["stat"]): m for m in summary["metrics"]}
     assert by[("goodput", "mean")]["value"] == 0  # every ttft (~30 ms) misses the 10 ms SLO
     assert by[("request_throughput", "mean")]["value"] > 0
@@ -95,11 +111,10 @@ def test_goodput_counts_requests_meeting_every_slo(tmp_path) -> None:
 
 def test_api_key_refused_without_it(tmp_path) -> None:
     with ScheduledServer(api_key="k-123") as server:
-        denied = run_point(client_kind="llm", endpoint={"host": "127.0.0.1", "port": server.port}, secrets={}, out_dir=tmp_path / "a",
-                           timeout_s=30, params=params(requests=2, warmup_requests=0, max_tokens=2))  # fmt: skip
-        allowed = run_point(client_kind="llm", endpoint={"host": "127.0.0.1", "port": server.port}, secrets={"LLM_API_KEY": "k-123"},
-                            out_dir=tmp_path / "b", timeout_s=30,
-                            params=params(requests=2, warmup_requests=0, max_tokens=2))  # fmt: skip
+        denied = run_llm(server, tmp_path / "a", requests=2, warmup_requests=0, max_tokens=2)
+        allowed = run_llm(
+            server, tmp_path / "b", {"LLM_API_KEY": "k-123"}, requests=2, warmup_requests=0, max_tokens=2
+        )
     assert denied["status"] == "failed" and "2 of 2 requests failed" in denied["error"]
     assert all("HTTP 401" in r["error"] for r in rows(tmp_path / "a"))
     assert allowed["status"] == "ok"
@@ -149,5 +164,6 @@ def test_schedule_constant_and_poisson() -> None:
 def test_runs_inside_time_limit() -> None:
     with ScheduledServer(ttft_ms=5, itl_ms=1) as server, pytest.raises(asyncio.TimeoutError):
         target = load.Target(server.url, "openai-chat", "m", None, 500, 30)
-        asyncio.run(asyncio.wait_for(load.run(target, ["p"], mode="closed", concurrency=1, rate=1, arrival="poisson",
-                                              seed=1, requests=100, duration_s=0, warmup_requests=0), 0.5))  # fmt: skip
+        settings = {"mode": "closed", "concurrency": 1, "rate": 1, "arrival": "poisson", "seed": 1}
+        running = load.run(target, ["p"], requests=100, duration_s=0, warmup_requests=0, **settings)
+        asyncio.run(asyncio.wait_for(running, 0.5))
