@@ -82,7 +82,8 @@ class ScheduledApp:
 
         def final(n: int) -> bytes:
             timings = {"total_duration": 5_000_000, "load_duration": 1_000_000, "prompt_eval_count": 9,
-                       "prompt_eval_duration": 2_000_000, "eval_count": n, "eval_duration": 3_000_000}  # fmt: skip
+                       "prompt_eval_duration": 2_000_000, "eval_count": n,
+                       "eval_duration": 3_000_000}  # fmt: skip
             return (
                 json.dumps({"model": body["model"], "done": True, "response": "", **timings}) + "\n"
             ).encode()
