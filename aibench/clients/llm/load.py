@@ -129,6 +129,7 @@ async def run(
     requests: int,
     duration_s: float,
     warmup_requests: int,
+    ramp_up_s: float = 0.0,
 ) -> tuple[list[Record], float]:
     """Run the load; returns the records and the wall-clock time of the origin."""
     limit = max(concurrency, 1) if mode == "closed" else 0
@@ -144,7 +145,9 @@ async def run(
             counter = iter(range(10**9))
             deadline = duration_s if duration_s else float("inf")
 
-            async def worker() -> None:
+            async def worker(number: int) -> None:
+                if ramp_up_s:  # workers start evenly spread, so their requests do not arrive in bursts
+                    await asyncio.sleep(ramp_up_s * number / concurrency)
                 while True:
                     index = next(counter)
                     now = time.perf_counter() - origin
@@ -154,7 +157,7 @@ async def run(
                     records.append(record)
                     await send(session, target, prompts[index % len(prompts)], record, origin)
 
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            await asyncio.gather(*(worker(n) for n in range(concurrency)))
         else:
             count = total if total is not None else warmup_requests + int(duration_s * rate) + 1
             offsets = schedule(count, rate, arrival, seed)
