@@ -34,7 +34,7 @@ def main() -> None:
                 requests=STREAMS * 5,
                 duration_s=0,
                 warmup_requests=STREAMS,
-            )  # fmt: skip
+            )
         )
     measured = [metrics.per_request(r) for r in records if not r.warmup and r.status == "ok"]
     ttft_err = np.abs([m["ttft_ms"] - TTFT for m in measured])
