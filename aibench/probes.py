@@ -47,6 +47,24 @@ def redis_ping(host: str, port: int, password: str | None, timeout: float = 2.0)
         client.close()
 
 
+def openai_ready(base_url: str, api_key: str | None, timeout: float) -> None:
+    """An OpenAI-compatible server is ready: /v1/models lists a model and it answers one completion."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        models = requests.get(f"{base_url}/v1/models", headers=headers, timeout=timeout)
+        if models.status_code != 200 or not models.json().get("data"):
+            raise NotReady(f"GET {base_url}/v1/models: HTTP {models.status_code}")
+        model = models.json()["data"][0]["id"]
+        body = {"model": model, "prompt": "Hello", "max_tokens": 1}
+        answer = requests.post(
+            f"{base_url}/v1/completions", headers=headers, json=body, timeout=max(timeout, 30)
+        )
+    except (requests.RequestException, ValueError) as exc:
+        raise NotReady(f"{base_url}: {type(exc).__name__}") from None
+    if answer.status_code != 200:
+        raise NotReady(f"POST {base_url}/v1/completions: HTTP {answer.status_code}")
+
+
 def poll(
     check: Callable[[], None],
     deadline_s: float,

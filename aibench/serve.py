@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from aibench.containers import apptainer_command, resolve_image
 from aibench.files import read_json, write_json
 from aibench.monitoring.file_sd import remove_targets, write_target
 from aibench.ports import free_port
+from aibench.probes import poll, tcp
 from aibench.secrets import read_secrets
 from aibench.services import SERVICES
 from aibench.services.base import Command, ServiceContext
@@ -75,6 +77,19 @@ def bind_address(setting: str) -> str:
     return address
 
 
+def _containerizer(spec: dict[str, Any], kind: Any, workdir: Path) -> Callable[[Command, str], Command]:
+    """Wraps commands in `apptainer exec` of the kind's image when the run says so."""
+    if spec.get("runtime") != "apptainer":
+        return lambda command, env_name: command
+    settings = spec.get("apptainer", {})
+    image = resolve_image(spec.get("image") or kind.image, settings, log)
+
+    def wrap(command: Command, env_name: str) -> Command:
+        return apptainer_command(command, image, settings, [workdir], workdir / env_name, spec.get("gpus", 0))
+
+    return wrap
+
+
 def run(spec_path: str) -> int:
     spec = read_json(spec_path)
     kind = SERVICES.create(spec["kind"])
@@ -89,7 +104,7 @@ def run(spec_path: str) -> int:
     datadir = Path(spec["datadir"])
     datadir.mkdir(parents=True, exist_ok=True)
     secrets = read_secrets(spec["secrets_file"]) if spec.get("secrets_file") else {}
-    host = bind_address(spec["bind_host"])
+    host = "127.0.0.1" if kind.loopback_only else bind_address(spec["bind_host"])
     ctx = ServiceContext(
         experiment=spec["experiment"],
         params=spec["params"],
@@ -107,14 +122,8 @@ def run(spec_path: str) -> int:
     target_names: list[str] = []
     code = 0
     try:
-        command = kind.command(ctx)
-        if spec.get("runtime") == "apptainer":
-            settings = spec.get("apptainer", {})
-            image = resolve_image(spec.get("image") or kind.image, settings, log)
-            command = apptainer_command(
-                command, image, settings, [workdir], workdir / "service.env", spec.get("gpus", 0)
-            )
-        service = _start(command)
+        containerize = _containerizer(spec, kind, workdir)
+        service = _start(containerize(kind.command(ctx), "service.env"))
         procs.append(service)
         log(f"{spec['kind']} started, pid {service.pid}, listening on {host}:{ctx.port}")
         for exporter in exporters:
@@ -123,6 +132,13 @@ def run(spec_path: str) -> int:
                 continue
             with open(workdir / f"exporter-{exporter.name}.log", "ab") as out:
                 procs.append(_start(exporter.command, stdout=out))
+        for number, setup in enumerate(kind.setup_commands(ctx)):
+            poll(lambda: tcp(host, ctx.port), float(spec.get("setup_timeout_s", 3600)), 0.2,
+                 alive=lambda: None if service.poll() is None else "the service exited")  # fmt: skip
+            log(f"set-up step: {' '.join(setup.argv)}")
+            subprocess.run(
+                containerize(setup, f"setup-{number}.env").argv, check=True, stdin=subprocess.DEVNULL
+            )
         node = socket.gethostname()
         if targets_dir:
             labels = {**spec.get("labels", {}), "node": node}
@@ -145,6 +161,7 @@ def run(spec_path: str) -> int:
                 "pid": service.pid,
                 "started_at": time.time(),
                 "exporters": [{"name": e.name, "port": e.port} for e in exporters],
+                **kind.endpoint_extra(ctx),
             },
         )
         code = service.wait()

@@ -68,10 +68,17 @@ def monitor_ready(wildcards):
 
 
 def figures():
-    return [
-        f"{RESULTS}/figures/{name}/{param}.{ext}"
+    names = [
+        (name, param) for name, exp in PLAN.experiments.items() for param in exp.sweep
+    ]
+    names += [
+        (name, "ttft_cdf")
         for name, exp in PLAN.experiments.items()
-        for param in exp.sweep
+        if exp.client.kind == "llm"
+    ]
+    return [
+        f"{RESULTS}/figures/{name}/{figure}.{ext}"
+        for name, figure in names
         for ext in ("png", "svg")
     ]
 

@@ -1,6 +1,10 @@
 # All points -> one tidy table -> figures (each with a caption in the report).
 
 
+# ttft_cdf.png is the distribution figure, not a swept parameter named ttft_cdf
+ruleorder: plot_ttft_cdf > plot_sweep
+
+
 rule aggregate:
     input:
         points=point_outputs(),
@@ -31,5 +35,29 @@ rule plot_sweep:
     localrule: True
     params:
         swept=lambda wc: list(experiment(wc).sweep),
+        client=lambda wc: experiment(wc).client.kind,
     script:
         "../scripts/plot_sweep.py"
+
+
+rule plot_ttft_cdf:
+    input:
+        raw=lambda wc: [f"{d}/raw.csv.gz" for d in point_dirs(wc.experiment)],
+    output:
+        png=report(
+            f"{RESULTS}/figures/{{experiment}}/ttft_cdf.png",
+            caption="../report/ttft_cdf.rst",
+            category="{experiment}",
+            labels={"experiment": "{experiment}", "figure": "TTFT distribution"},
+        ),
+        svg=f"{RESULTS}/figures/{{experiment}}/ttft_cdf.svg",
+    log:
+        f"{RESULTS}/logs/plot_{{experiment}}_ttft_cdf.log",
+    localrule: True
+    params:
+        points=lambda wc: {
+            p.id: f"{RESULTS}/{wc.experiment}/points/{p.id}/raw.csv.gz"
+            for p in experiment(wc).points
+        },
+    script:
+        "../scripts/plot_ttft_cdf.py"

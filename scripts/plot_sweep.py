@@ -1,4 +1,4 @@
-"""plot_sweep: throughput and p99 latency against one swept parameter of one experiment."""
+"""plot_sweep: the client kind's headline metrics against one swept parameter of one experiment."""
 
 import pandas as pd
 
@@ -7,11 +7,6 @@ from aibench.snakemake_glue import script_logger
 
 log = script_logger(snakemake.log, "plot")
 table = pd.read_csv(snakemake.input.table)
-sweep_figure(
-    table,
-    snakemake.wildcards.experiment,
-    snakemake.wildcards.param,
-    snakemake.params.swept,
-    snakemake.output,
-)
+experiment, param = snakemake.wildcards.experiment, snakemake.wildcards.param
+sweep_figure(table, experiment, param, snakemake.params.swept, snakemake.output, snakemake.params.client)
 log.info("wrote %s", ", ".join(snakemake.output))

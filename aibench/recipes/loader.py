@@ -197,6 +197,12 @@ def load_experiment(path: Path, recipes_dir: Path) -> Experiment:
     )
     client_params = _merge_params(client.params, data["client_params"], client_schema, path, "client_params")
     _check_sweep(data["sweep"], client_params, client, path)
+    if SERVICES.get(service.kind).loopback_only and data["placement"] == "other-node":
+        raise ConfigError(
+            f"{path}: field 'placement': service kind {service.kind!r} has no authentication and listens on "
+            "its node's loopback only; its clients must run on the same node (placement: same-node)"
+        )
+
     points = expand(client_params, data["sweep"], data["repeats"])
     return Experiment(
         name=path.stem,

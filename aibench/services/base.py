@@ -53,6 +53,17 @@ class ServiceKind:
     #: container image for service_runtime apptainer (a recipe's `image` overrides it)
     image: ClassVar[str] = ""
 
+    #: a kind without authentication binds only its node's loopback, whatever the run's bind setting
+    loopback_only: ClassVar[bool] = False
+
+    def setup_commands(self, ctx: ServiceContext) -> list[Command]:
+        """Commands run once the service listens, before it counts as started (e.g. a model pull)."""
+        return []
+
+    def endpoint_extra(self, ctx: ServiceContext) -> dict[str, Any]:
+        """What clients and the readiness probe need besides host and port (e.g. the model name)."""
+        return {}
+
     def make_secrets(self, params: dict[str, Any]) -> dict[str, str]:
         """Credentials generated per run (written to a 0600 file by deploy_service)."""
         return {}

@@ -167,3 +167,18 @@ def test_runs_inside_time_limit() -> None:
         settings = {"mode": "closed", "concurrency": 1, "rate": 1, "arrival": "poisson", "seed": 1}
         running = load.run(target, ["p"], requests=100, duration_s=0, warmup_requests=0, **settings)
         asyncio.run(asyncio.wait_for(running, 0.5))
+
+
+def test_slo_search_mode_records_its_result_and_trials(tmp_path) -> None:
+    with ScheduledServer(ttft_ms=20, itl_ms=2) as server:
+        passing = run_llm(server, tmp_path / "pass", search="concurrency", search_low=1, search_high=4,
+                          slo_ttft_ms=200, requests=4, warmup_requests=0, max_tokens=3)  # fmt: skip
+        failing = run_llm(server, tmp_path / "fail", search="concurrency", search_low=1, search_high=4,
+                          slo_ttft_ms=5, requests=4, warmup_requests=0, max_tokens=3)  # fmt: skip
+    by = {(m["name"], m["stat"]): m for m in passing["metrics"]}
+    assert by[("slo_max_concurrency", "max")]["value"] == 4  # TTFT is 20 ms whatever the load
+    assert by[("slo_search_trials", "count")]["value"] == 3  # 1, 2, 4
+    assert "bisection" in by[("slo_max_concurrency", "max")]["formula"]
+    assert {float(r["trial_value"]) for r in rows(tmp_path / "pass")} == {1.0, 2.0, 4.0}
+    by = {(m["name"], m["stat"]): m["value"] for m in failing["metrics"]}
+    assert by[("slo_max_concurrency", "max")] == 0 and by[("slo_search_trials", "count")] == 1

@@ -85,7 +85,11 @@ MALFORMED = [
         "missing experiment recipe",
         "config",
         {"experiments": ["nope"]},
-        ["field 'experiments[0]'", "no experiment recipe 'nope'", "available: redis-datasize, redis-default"],
+        [
+            "field 'experiments[0]'",
+            "no experiment recipe 'nope'",
+            "available: llm-concurrency, llm-rate, redis-datasize, redis-default",
+        ],
     ),
     (
         "reserved experiment name",
@@ -103,7 +107,11 @@ MALFORMED = [
         "unknown service kind",
         "services/redis.yaml",
         {"kind": "memcached"},
-        ["services/redis.yaml: field 'kind'", "unknown service kind 'memcached'", "known: prometheus, redis"],
+        [
+            "services/redis.yaml: field 'kind'",
+            "unknown service kind 'memcached'",
+            "known: llamacpp, ollama, prometheus, redis, vllm",
+        ],
     ),
     (
         "service param of wrong type",
@@ -200,6 +208,12 @@ MALFORMED = [
         "experiments/redis-default.yaml",
         "",
         ["expected a mapping of fields at the top level, found empty"],
+    ),
+    (
+        "unauthenticated service on another node",
+        "experiments/redis-default.yaml",
+        {"service": "ollama", "client": "llm", "placement": "other-node"},
+        ["field 'placement'", "no authentication"],
     ),
 ]
 

@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from aibench.clients import CLIENTS
 from aibench.clients.base import ClientKind
-from aibench.clients.llm import load, metrics, prompts
-from aibench.results.schema import PointResult
+from aibench.clients.llm import load, metrics, prompts, search
+from aibench.results.schema import Metric, PointResult
+
+
+def target_of(endpoint: dict[str, Any], secrets: dict[str, str], p: dict[str, Any]) -> load.Target:
+    base = f"http://{endpoint['host']}:{endpoint['port']}"
+    temperature = {"temperature": p["temperature"]}
+    return load.Target(
+        base_url=base, api=p["api"], model=endpoint.get("model") or p["model"],
+        api_key=secrets.get("LLM_API_KEY"),
+        max_tokens=p["max_tokens"], request_timeout_s=p["request_timeout_s"],
+        extra={"options": temperature} if p["api"].startswith("ollama") else temperature,
+    )  # fmt: skip
+
+
+def prompt_set(p: dict[str, Any]) -> list[str]:
+    if p["prompt_file"]:
+        return prompts.from_file(p["prompt_file"])
+    total = p["warmup_requests"] + (p["requests"] or int(p["duration_s"] * (p["rate"] or 10)) + 1)
+    return prompts.synthetic(min(total, 1000), p["input_words"], p["seed"])
 
 
 @CLIENTS.register
@@ -22,37 +41,61 @@ class LLMClient(ClientKind):
         self, endpoint: dict[str, Any], secrets: dict[str, str], params: dict[str, Any], timeout_s: float
     ) -> PointResult:
         p = params
-        total = p["warmup_requests"] + (p["requests"] or int(p["duration_s"] * (p["rate"] or 10)) + 1)
-        prompt_set = (
-            prompts.from_file(p["prompt_file"]) if p["prompt_file"]
-            else prompts.synthetic(min(total, 1000), p["input_words"], p["seed"])
-        )  # fmt: skip
-        base = endpoint.get("url") or f"http://{endpoint['host']}:{endpoint['port']}"
-        target = load.Target(
-            base_url=base.rstrip("/"), api=p["api"], model=p["model"], api_key=secrets.get("LLM_API_KEY"),
-            max_tokens=p["max_tokens"], request_timeout_s=p["request_timeout_s"],
-            extra={"temperature": p["temperature"]} if not p["api"].startswith("ollama")
-            else {"options": {"temperature": p["temperature"]}},
-        )  # fmt: skip
-        records, _ = asyncio.run(
-            asyncio.wait_for(
-                load.run(
-                    target, prompt_set, mode=p["mode"], concurrency=p["concurrency"], rate=p["rate"],
-                    arrival=p["arrival"], seed=p["seed"], requests=p["requests"], duration_s=p["duration_s"],
-                    warmup_requests=p["warmup_requests"],
-                ),
-                timeout_s,
-            )
-        )  # fmt: skip
+        target, texts = target_of(endpoint, secrets, p), prompt_set(p)
+        deadline = time.monotonic() + timeout_s
+
+        def run_load(rate: float, concurrency: int) -> list[load.Record]:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"the client's time limit of {timeout_s:g} s is used up")
+            running = load.run(
+                target, texts, mode=p["mode"], concurrency=concurrency, rate=rate, arrival=p["arrival"],
+                seed=p["seed"], requests=p["requests"], duration_s=p["duration_s"],
+                warmup_requests=p["warmup_requests"],
+            )  # fmt: skip
+            return asyncio.run(asyncio.wait_for(running, left))[0]
+
         slo = {k.removeprefix("slo_"): v for k, v in p.items() if k.startswith("slo_") and v}
-        result = metrics.summarize(records, p["mode"], p["rate"] if p["mode"] == "open" else None, slo)
+        offered = p["rate"] if p["mode"] == "open" else None
+        if p["search"] == "none":
+            records = run_load(p["rate"], p["concurrency"])
+            result = metrics.summarize(records, p["mode"], offered, slo)
+        else:
+            records, result = self._search(p, run_load, slo)
         failed = sum(r.status != "ok" for r in records if not r.warmup)
+        measured = sum(not r.warmup for r in records)
         return PointResult(
             metrics=result,
             raw_csv=metrics.raw_csv(records),
-            tool={"name": "aibench-llm", "api": p["api"], "model": p["model"]},
-            status="ok" if result and failed < len(records) else "failed",
-            error=None
-            if failed == 0
-            else f"{failed} of {len([r for r in records if not r.warmup])} requests failed",
+            tool={"name": "aibench-llm", "api": p["api"], "model": target.model},
+            status="ok" if result and failed < measured else "failed",
+            error=None if failed == 0 else f"{failed} of {measured} requests failed",
         )
+
+    @staticmethod
+    def _search(
+        p: dict[str, Any], run_load: Any, slo: dict[str, float]
+    ) -> tuple[list[load.Record], list[Metric]]:
+        """SLO search; the summary describes the best passing trial, plus the search's own result."""
+        by_rate = p["search"] == "rate"
+
+        def trial(value: float) -> list[load.Record]:
+            return run_load(value, p["concurrency"]) if by_rate else run_load(p["rate"], int(value))
+
+        best, trials = search.search(
+            trial, p["search_low"], p["search_high"], p["slo_ttft_ms"], p["slo_tpot_ms"], p["search_trials"],
+            integer=not by_rate,
+        )  # fmt: skip
+        for number, t in enumerate(trials):
+            for record in t.records:
+                record.trial, record.trial_value = number, t.value
+        shown = next((t for t in trials if t.passed and t.value == best), trials[0])
+        offered = shown.value if by_rate and p["mode"] == "open" else None
+        slos = f"p99_ttft<={p['slo_ttft_ms']}ms,p99_tpot<={p['slo_tpot_ms']}ms"
+        result = [
+            *metrics.summarize(shown.records, p["mode"], offered, slo),
+            Metric(f"slo_max_{p['search']}", "max", float(best), "req/s" if by_rate else "streams",
+                   formula=f"highest {p['search']} meeting {slos}; bracketing x2 then bisection"),
+            Metric("slo_search_trials", "count", float(len(trials)), "trials", formula="loads run"),
+        ]  # fmt: skip
+        return [r for t in trials for r in t.records], result

@@ -34,6 +34,9 @@ class Record:
     status: str = "ok"
     error: str = ""
     closed_loop: bool = False
+    text: str = ""
+    trial: int = 0  # SLO search: which load this request belonged to
+    trial_value: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ async def send(
                     return
                 if event.text:
                     record.chunks.append(now)
+                    record.text += event.text
                 if event.output_tokens is not None:
                     record.prompt_tokens = event.prompt_tokens
                     record.output_tokens = event.output_tokens
@@ -175,4 +179,26 @@ async def run(
                     asyncio.create_task(send(session, target, prompts[index % len(prompts)], record, origin))
                 )
             await asyncio.gather(*tasks)
+        await count_tokens(session, target, records)
     return sorted(records, key=lambda r: r.index), origin_wall
+
+
+async def count_tokens(session: aiohttp.ClientSession, target: Target, records: list[Record]) -> None:
+    """Exact output token counts for streams that carried no usage (llama-cpp-python does not send it):
+    the server's own tokenizer (/extras/tokenize) counts the received text. Where it cannot, the count
+    of content chunks stays, recorded as source "chunks"."""
+    missing = [r for r in records if r.token_source == "chunks" and not target.api.startswith("ollama")]
+    headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+    for record in missing:
+        try:
+            async with session.post(
+                f"{target.base_url}/extras/tokenize", json={"input": record.text, "model": target.model},
+                headers=headers,
+            ) as response:  # fmt: skip
+                if response.status != 200:
+                    return
+                tokens = (await response.json()).get("tokens")
+        except (TimeoutError, aiohttp.ClientError, ValueError):
+            return
+        if isinstance(tokens, list):
+            record.output_tokens, record.token_source = len(tokens), "server-tokenize"
