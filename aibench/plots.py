@@ -99,10 +99,9 @@ def _tradeoff_panel(ax: plt.Axes, data: pd.DataFrame, param: str, throughput: st
     x = data[(data["metric"] == throughput) & (data["stat"] == "mean")].groupby(column)["value"].mean()
     for metric, stat in latencies:
         y = data[(data["metric"] == metric) & (data["stat"] == stat)].groupby(column)["value"].mean()
-        both = pd.concat([x, y], axis=1, join="inner").sort_values(by=x.name if x.name else 0)
+        both = pd.concat([x.rename("x"), y.rename("y")], axis=1, join="inner").sort_index()
         if both.empty:
             continue
-        both.columns = ["x", "y"]
         ax.plot(both["x"], both["y"], marker="o", label=f"{metric} {stat}")
         for value, row in both.iterrows():
             ax.annotate(f"{param}={value}", (row["x"], row["y"]), fontsize="x-small", alpha=0.7)

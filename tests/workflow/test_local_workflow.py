@@ -120,3 +120,30 @@ def test_failed_point_keeps_measured_data_and_leaves_no_process(
     assert json.loads((points / "requests-2000_r0" / "summary.json").read_text())["status"] == "ok"
     assert not (points / "requests-100000000_r0" / "summary.json").exists()
     assert "stopped leftover service" in done.stdout + done.stderr
+
+
+def test_llm_experiment_end_to_end(make_config, workspace: Path, no_leftovers: float) -> None:
+    experiment = {
+        "service": "llamacpp",
+        "client": "llm",
+        "client_params": {"requests": 2, "max_tokens": 4, "warmup_requests": 1, "slo_ttft_ms": 5000},
+        "sweep": {"concurrency": [1, 2]},
+    }
+    config = make_config(experiment, name="llm-e2e")
+    done = snakemake(config)
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = workspace / "results"
+    table = pd.read_csv(results / "summary.csv")
+    client = table[table["source"] == "client"]
+    assert set(client["status"]) == {"ok"}
+    for metric in ("ttft", "tpot", "itl", "e2el", "output_tokens"):
+        values = client[(client["metric"] == metric) & (client["stat"] == "p99")]["value"]
+        assert len(values) == 2 and (values > 0).all(), metric
+    tokens = client[(client["metric"] == "output_token_throughput")]["formula"]
+    assert tokens.str.contains("tokens_from=server-tokenize").all()
+    for name in ("concurrency", "ttft_cdf"):
+        assert (results / "figures" / "llm-e2e" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+    key = (results / "llm-e2e/service/secrets.env").read_text().split("=", 1)[1].strip()
+    for path in results.rglob("*"):
+        if path.is_file() and path.name not in ("secrets.env", "llamacpp.json") and "data" not in path.parts:
+            assert key.encode() not in path.read_bytes(), path
