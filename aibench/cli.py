@@ -12,6 +12,8 @@ import yaml
 
 from aibench.errors import AibenchError
 
+API_SHORTHANDS = {"openai": "openai-chat", "ollama": "ollama-generate"}
+
 
 def _parse_sets(pairs: list[str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
@@ -24,6 +26,7 @@ def _parse_sets(pairs: list[str]) -> dict[str, Any]:
 
 
 def _endpoint(text: str) -> dict[str, Any]:
+    text = text.split("://", 1)[-1].rstrip("/")  # a URL (http://host:port) or HOST:PORT
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit():
         raise AibenchError(f"--endpoint {text!r}: expected HOST:PORT")
@@ -50,7 +53,10 @@ def cmd_run_client(args: argparse.Namespace) -> int:
     from aibench.secrets import read_secrets
 
     kind = CLIENTS.get(args.kind)
-    params = validate(_parse_sets(args.set), kind.params_schema, "--set", field_prefix="")
+    values = _parse_sets(args.set)
+    if args.api:
+        values["api"] = API_SHORTHANDS.get(args.api, args.api)
+    params = validate(values, kind.params_schema, "--set", field_prefix="")
     secrets = read_secrets(args.secrets_file) if args.secrets_file else {}
     for name in kind.secret_names:
         if name in os.environ and name not in secrets:
@@ -142,10 +148,11 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run-client", help="run one client load against any endpoint")
     p.add_argument("kind", help="client kind, e.g. redis-benchmark")
-    p.add_argument("--endpoint", required=True, help="HOST:PORT of the service")
+    p.add_argument("--endpoint", required=True, help="HOST:PORT or http://HOST:PORT of the service")
     p.add_argument("--out", required=True, help="directory for raw.csv.gz and summary.json")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="client parameter")
     p.add_argument("--secrets-file", help="0600 env file with the service credentials (else environment)")
+    p.add_argument("--api", help="llm client: openai (chat), ollama (generate), or a full api name")
     p.add_argument("--timeout", type=float, default=900.0, help="time limit of the load in seconds")
     p.set_defaults(func=cmd_run_client)
 

@@ -182,3 +182,18 @@ def test_slo_search_mode_records_its_result_and_trials(tmp_path) -> None:
     assert {float(r["trial_value"]) for r in rows(tmp_path / "pass")} == {1.0, 2.0, 4.0}
     by = {(m["name"], m["stat"]): m["value"] for m in failing["metrics"]}
     assert by[("slo_max_concurrency", "max")] == 0 and by[("slo_search_trials", "count")] == 1
+
+
+def test_run_client_cli_against_any_endpoint(tmp_path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    with ScheduledServer(ttft_ms=5, itl_ms=1) as server:
+        argv = [sys.executable, "-m", "aibench.cli", "run-client", "llm", "--endpoint", server.url]
+        argv += ["--api", "ollama", "--out", str(tmp_path), "--set", "requests=3", "--set", "max_tokens=4"]
+        done = subprocess.run([*argv, "--set", "model=llama3.2"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["params"]["api"] == "ollama-generate" and summary["status"] == "ok"
+    assert summary["client"]["tool"]["model"] == "llama3.2"
