@@ -3,6 +3,8 @@
 Each response: the first content chunk ``ttft_ms`` after the request arrived, then one chunk every
 ``itl_ms``; ``max_tokens`` (or Ollama's num_predict) chunks in all, then usage / the final Ollama
 object. Chunk i is sent at arrival + ttft + i * itl (absolute times, so delays do not add up).
+OpenAI chunks carry their own write time (``t<i>@<perf_counter>``; CLOCK_MONOTONIC, shared by the
+processes of one machine), so a client's receive delay can be measured exactly.
 Binds 127.0.0.1 only; runs in a child process.
 """
 
@@ -67,7 +69,8 @@ class ScheduledApp:
         chat = request.path.endswith("chat/completions")
 
         def chunk(i: int) -> bytes:
-            choice = {"delta": {"content": f"t{i} "}} if chat else {"text": f"t{i} "}
+            text = f"t{i}@{time.perf_counter():.6f} "  # the write time, for measurement-error checks
+            choice = {"delta": {"content": text}} if chat else {"text": text}
             return f"data: {json.dumps({'choices': [choice]})}\n\n".encode()
 
         def final(n: int) -> bytes:

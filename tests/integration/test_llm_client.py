@@ -197,3 +197,25 @@ def test_run_client_cli_against_any_endpoint(tmp_path) -> None:
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["params"]["api"] == "ollama-generate" and summary["status"] == "ok"
     assert summary["client"]["tool"]["model"] == "llama3.2"
+
+
+def test_receive_delay_against_server_write_stamps() -> None:
+    """The client's own error, isolated from server timing: each chunk's receive time minus the time the
+    server wrote it (both CLOCK_MONOTONIC on one machine)."""
+    import re
+
+    with ScheduledServer(ttft_ms=30, itl_ms=5) as server:
+        target = load.Target(server.url, "openai-completions", "m", None, 6, 30)
+        settings = {"mode": "closed", "concurrency": 8, "rate": 1, "arrival": "poisson", "seed": 1}
+        records, _ = asyncio.run(
+            load.run(target, ["p"], requests=24, duration_s=0, warmup_requests=8, **settings)
+        )
+    delays = []
+    for record in (r for r in records if not r.warmup):
+        written = [float(t) for t in re.findall(r"@([0-9.]+)", record.text)]
+        assert len(written) == len(record.chunks) == 6
+        delays += [
+            (record.origin + got - wrote) * 1000 for got, wrote in zip(record.chunks, written, strict=True)
+        ]
+    assert min(delays) >= 0
+    assert np.percentile(delays, 99) <= 2, delays

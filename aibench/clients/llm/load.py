@@ -35,6 +35,7 @@ class Record:
     error: str = ""
     closed_loop: bool = False
     text: str = ""
+    origin: float = 0.0  # perf_counter() of the load's time origin (times above are relative to it)
     trial: int = 0  # SLO search: which load this request belonged to
     trial_value: float = 0.0
 
@@ -157,7 +158,9 @@ async def run(
                     now = time.perf_counter() - origin
                     if (total is not None and index >= total) or now >= deadline:
                         return
-                    record = Record(index, index < warmup_requests, intended=now, closed_loop=True)
+                    record = Record(
+                        index, index < warmup_requests, intended=now, closed_loop=True, origin=origin
+                    )
                     records.append(record)
                     await send(session, target, prompts[index % len(prompts)], record, origin)
 
@@ -173,7 +176,7 @@ async def run(
                 delay = offset - (time.perf_counter() - origin)
                 if delay > 0:
                     await asyncio.sleep(delay)
-                record = Record(index, index < warmup_requests, intended=float(offset))
+                record = Record(index, index < warmup_requests, intended=float(offset), origin=origin)
                 records.append(record)
                 tasks.append(
                     asyncio.create_task(send(session, target, prompts[index % len(prompts)], record, origin))
