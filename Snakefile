@@ -30,6 +30,7 @@ rule all:
 
 onsuccess:
     stop_leftover_services()
+    skip_scheduler_timers()
 
 
 onerror:

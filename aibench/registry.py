@@ -1,7 +1,7 @@
 """Registries of service and client kinds: one module per kind, registered by name.
 
 Adding a kind means writing one module that decorates its class with ``REGISTRY.register``
-and listing that module here in the registry's ``modules``; nothing else changes.
+and naming it in the registry's ``modules`` (kind -> module); nothing else changes.
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Name -> class, with the defining modules imported on first use."""
+    """Name -> class; a kind's module is imported only when that kind is first asked for."""
 
-    def __init__(self, what: str, modules: list[str]) -> None:
+    def __init__(self, what: str, modules: dict[str, str]) -> None:
         self.what = what
-        self._modules = modules
+        self._modules = modules  # kind name -> module defining it
         self._classes: dict[str, type[T]] = {}
-        self._loaded = False
 
     def register(self, cls: type[T]) -> type[T]:
         name = cls.name  # type: ignore[attr-defined]
@@ -29,18 +28,12 @@ class Registry(Generic[T]):
         self._classes[name] = cls
         return cls
 
-    def _load(self) -> None:
-        if not self._loaded:
-            for module in self._modules:
-                importlib.import_module(module)
-            self._loaded = True
-
     def names(self) -> list[str]:
-        self._load()
-        return sorted(self._classes)
+        return sorted(set(self._modules) | set(self._classes))
 
     def get(self, name: str) -> type[T]:
-        self._load()
+        if name not in self._classes and name in self._modules:
+            importlib.import_module(self._modules[name])
         try:
             return self._classes[name]
         except KeyError:

@@ -1,4 +1,5 @@
 import re
+import threading
 
 from aibench.lifecycle import stop_all
 from aibench.paths import RunLayout
@@ -147,3 +148,12 @@ def stop_leftover_services():
 
     for line in stop_all(LAYOUT.service_dirs()):
         print(f"aibench: stopped leftover service {line}")
+
+
+def skip_scheduler_timers():
+    """After a successful run, cancel the job scheduler's pending 1-second re-evaluation timers
+    (threading.Timer): nothing is left to schedule, and Python would wait for them before exiting.
+    """
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()

@@ -19,9 +19,11 @@ rule aggregate:
         "../scripts/aggregate.py"
 
 
+# Figures are drawn from the points' summaries (client metrics), so they need not wait for the
+# last Prometheus window to be scraped.
 rule plot_sweep:
     input:
-        table=f"{RESULTS}/summary.csv",
+        summaries=lambda wc: point_summaries(wc.experiment),
     output:
         png=report(
             f"{RESULTS}/figures/{{experiment}}/{{param}}.png",
@@ -34,6 +36,7 @@ rule plot_sweep:
         f"{RESULTS}/logs/plot_{{experiment}}_{{param}}.log",
     localrule: True
     params:
+        point_dirs=lambda wc: point_dirs(wc.experiment),
         swept=lambda wc: list(experiment(wc).sweep),
         client=lambda wc: experiment(wc).client.kind,
     script:

@@ -4,7 +4,8 @@ from aibench.clients.base import ClientKind
 from aibench.registry import Registry
 
 CLIENTS: Registry[ClientKind] = Registry(
-    "client kind", modules=["aibench.clients.redis_benchmark", "aibench.clients.llm"]
+    "client kind",
+    modules={"redis-benchmark": "aibench.clients.redis_benchmark", "llm": "aibench.clients.llm"},
 )
 
 __all__ = ["CLIENTS", "ClientKind"]

@@ -5,13 +5,13 @@ from aibench.services.base import Command, Exporter, ServiceContext, ServiceKind
 
 SERVICES: Registry[ServiceKind] = Registry(
     "service kind",
-    modules=[
-        "aibench.services.redis",
-        "aibench.services.prometheus",
-        "aibench.services.llamacpp",
-        "aibench.services.vllm",
-        "aibench.services.ollama",
-    ],
+    modules={
+        "redis": "aibench.services.redis",
+        "prometheus": "aibench.services.prometheus",
+        "llamacpp": "aibench.services.llamacpp",
+        "vllm": "aibench.services.vllm",
+        "ollama": "aibench.services.ollama",
+    },
 )
 
 __all__ = ["SERVICES", "Command", "Exporter", "ServiceContext", "ServiceKind"]
