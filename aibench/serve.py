@@ -126,12 +126,15 @@ def run(spec_path: str) -> int:
         service = _start(containerize(kind.command(ctx), "service.env"))
         procs.append(service)
         log(f"{spec['kind']} started, pid {service.pid}, listening on {host}:{ctx.port}")
+        started = []
         for exporter in exporters:
             if shutil.which(exporter.command.argv[0]) is None:
                 log(f"exporter {exporter.name}: {exporter.command.argv[0]} not found; not monitored")
                 continue
             with open(workdir / f"exporter-{exporter.name}.log", "ab") as out:
                 procs.append(_start(exporter.command, stdout=out))
+            started.append(exporter)
+        exporters = started  # only these get targets: nobody waits for an exporter that never ran
         for number, setup in enumerate(kind.setup_commands(ctx)):
             poll(lambda: tcp(host, ctx.port), float(spec.get("setup_timeout_s", 3600)), 0.2,
                  alive=lambda: None if service.poll() is None else "the service exited")  # fmt: skip

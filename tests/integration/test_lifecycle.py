@@ -151,3 +151,21 @@ def test_prometheus_scrapes_the_point_window(tmp_path: Path, no_leftovers: float
     assert 1e6 < max(series["rss_bytes"]) < 2e9
     assert max(series["redis_ops_per_s"]) > 1000
     assert max(series["redis_connected_clients"]) >= 1
+
+
+def test_missing_exporters_get_no_targets(tmp_path: Path, no_leftovers: float, monkeypatch) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "redis-server").symlink_to("/usr/bin/redis-server")
+    monkeypatch.setenv("PATH", str(bin_dir))  # redis-server, but no exporter on this node
+    service_dir = tmp_path / "bare" / "service"
+    lifecycle.deploy(
+        service_dir, experiment="bare", kind="redis", params=REDIS, targets_dir=tmp_path / "targets"
+    )
+    try:
+        lifecycle.wait_ready(service_dir, timeout_s=20, interval_s=0.05)
+        assert read_json(service_dir / "endpoint.json")["exporters"] == []
+        assert not list((tmp_path / "targets").glob("*.json"))  # nobody waits for exporters that never ran
+        assert "not found; not monitored" in (service_dir / "service.log").read_text()
+    finally:
+        lifecycle.stop(service_dir)
