@@ -18,6 +18,7 @@ import pandas as pd
 #: per client kind: panels of (metric, stats, title)
 PANELS = {
     "redis-benchmark": [("throughput", ["mean"], "Throughput"), ("latency", ["p99"], "p99 latency")],
+    "sysbench": [("transactions_per_s", ["mean"], "Transactions"), ("latency", ["mean", "p95"], "Latency")],
     "llm": [
         ("output_token_throughput", ["mean"], "Output token throughput"),
         ("ttft", ["median", "p99"], "TTFT"),

@@ -47,6 +47,26 @@ def redis_ping(host: str, port: int, password: str | None, timeout: float = 2.0)
         client.close()
 
 
+def mysql_select_1(host: str, port: int, user: str, password: str, database: str, timeout: float) -> None:
+    """A MySQL-protocol server answers `SELECT 1` to ``user`` on ``database`` over TCP."""
+    import pymysql
+
+    try:
+        connection = pymysql.connect(
+            host=host, port=port, user=user, password=password, database=database,
+            connect_timeout=max(1, int(timeout)), read_timeout=max(1, int(timeout)),
+        )  # fmt: skip
+    except pymysql.MySQLError as exc:
+        raise NotReady(f"mysql {host}:{port}: {exc.args[-1] if exc.args else exc}") from None
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            if cursor.fetchone() != (1,):
+                raise NotReady(f"mysql {host}:{port}: SELECT 1 did not answer 1")
+    finally:
+        connection.close()
+
+
 def openai_ready(base_url: str, api_key: str | None, timeout: float) -> None:
     """An OpenAI-compatible server is ready: /v1/models lists a model and it answers one completion."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}

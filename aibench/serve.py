@@ -123,6 +123,15 @@ def run(spec_path: str) -> int:
     code = 0
     try:
         containerize = _containerizer(spec, kind, workdir)
+        for number, prepare in enumerate(kind.prepare_commands(ctx)):
+            log(f"prepare step: {' '.join(prepare.argv)}")
+            done = subprocess.run(
+                containerize(prepare, f"prepare-{number}.env").argv, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
+            )  # fmt: skip
+            if done.returncode != 0:
+                log(f"prepare step failed (exit {done.returncode}):\n{done.stdout[-3000:]}")
+                return 1
         service = _start(containerize(kind.command(ctx), "service.env"))
         procs.append(service)
         log(f"{spec['kind']} started, pid {service.pid}, listening on {host}:{ctx.port}")

@@ -5,6 +5,7 @@
 rule run_client:
     input:
         ready=f"{RESULTS}/{{experiment}}/service/ready.json",
+        prepared=f"{RESULTS}/{{experiment}}/service/prepared.json",
         monitor=monitor_ready,
     output:
         raw=f"{RESULTS}/{{experiment}}/points/{{point}}/raw.csv.gz",
@@ -24,3 +25,21 @@ rule run_client:
         point=point_settings,
     script:
         "../scripts/run_client.py"
+
+
+# Once per deployment, before the first point: the client kind's prepare step (e.g. sysbench's
+# test tables); a no-op for clients without one.
+rule prepare_client:
+    input:
+        ready=f"{RESULTS}/{{experiment}}/service/ready.json",
+    output:
+        prepared=temp(f"{RESULTS}/{{experiment}}/service/prepared.json"),
+    log:
+        f"{RESULTS}/{{experiment}}/service/prepare.log",
+    localrule: True
+    params:
+        client=lambda wc: experiment(wc).client.kind,
+        params=lambda wc: experiment(wc).client.params,
+        timeout_s=lambda wc: experiment(wc).client.timeout_s,
+    script:
+        "../scripts/prepare_client.py"

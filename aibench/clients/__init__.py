@@ -5,7 +5,11 @@ from aibench.registry import Registry
 
 CLIENTS: Registry[ClientKind] = Registry(
     "client kind",
-    modules={"redis-benchmark": "aibench.clients.redis_benchmark", "llm": "aibench.clients.llm"},
+    modules={
+        "redis-benchmark": "aibench.clients.redis_benchmark",
+        "llm": "aibench.clients.llm",
+        "sysbench": "aibench.clients.sysbench",
+    },
 )
 
 __all__ = ["CLIENTS", "ClientKind"]

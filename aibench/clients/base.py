@@ -16,6 +16,14 @@ class ClientKind:
     services: ClassVar[tuple[str, ...]] = ()
     #: secrets this client needs (names in the service's secrets file)
     secret_names: ClassVar[tuple[str, ...]] = ()
+    #: parameters the prepare step depends on: fixed per experiment, never swept
+    prepare_params: ClassVar[tuple[str, ...]] = ()
+
+    def prepare(
+        self, endpoint: dict[str, Any], secrets: dict[str, str], params: dict[str, Any], timeout_s: float
+    ) -> str | None:
+        """Once per deployment, before the first point (e.g. loading test data); None = nothing to do."""
+        return None
 
     def run(
         self,

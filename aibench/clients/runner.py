@@ -70,3 +70,19 @@ def run_point_against(
     secrets_file = service_dir / "secrets.env"
     secrets = read_secrets(secrets_file) if secrets_file.exists() else {}
     return run_point(endpoint=endpoint, secrets=secrets, out_dir=out_dir, **settings)
+
+
+def prepare_against(
+    service_dir: str | os.PathLike[str], client_kind: str, params: dict[str, Any], timeout_s: float
+) -> dict[str, Any]:
+    """The client kind's prepare step against the deployment in ``service_dir``."""
+    from aibench.files import read_json
+    from aibench.secrets import read_secrets
+
+    service_dir = Path(service_dir)
+    endpoint = read_json(service_dir / "endpoint.json")
+    secrets_file = service_dir / "secrets.env"
+    secrets = read_secrets(secrets_file) if secrets_file.exists() else {}
+    start = time.monotonic()
+    output = CLIENTS.create(client_kind).prepare(endpoint, secrets, params, timeout_s)
+    return {"client": client_kind, "prepared": output is not None, "duration_s": time.monotonic() - start}

@@ -173,8 +173,14 @@ def load_client(path: Path) -> ClientRecipe:
 
 
 def _check_sweep(sweep: dict[str, list[Any]], base: dict[str, Any], client: ClientRecipe, path: Path) -> None:
-    schema = CLIENTS.get(client.kind).params_schema
+    kind = CLIENTS.get(client.kind)
+    schema = kind.params_schema
     for name, values in sweep.items():
+        if name in kind.prepare_params:
+            raise ConfigError(
+                f"{path}: field 'sweep.{name}': {name!r} shapes the data prepared once per deployment by "
+                f"client kind {client.kind!r}; it cannot be swept (make one experiment per value)"
+            )
         if name not in base:
             raise ConfigError(
                 f"{path}: field 'sweep.{name}': not a parameter of client kind {client.kind!r} "

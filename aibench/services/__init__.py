@@ -11,6 +11,7 @@ SERVICES: Registry[ServiceKind] = Registry(
         "llamacpp": "aibench.services.llamacpp",
         "vllm": "aibench.services.vllm",
         "ollama": "aibench.services.ollama",
+        "mysql": "aibench.services.mysql",
     },
 )
 

@@ -56,6 +56,10 @@ class ServiceKind:
     #: a kind without authentication binds only its node's loopback, whatever the run's bind setting
     loopback_only: ClassVar[bool] = False
 
+    def prepare_commands(self, ctx: ServiceContext) -> list[Command]:
+        """Commands run before the service starts (e.g. initialising a data directory)."""
+        return []
+
     def setup_commands(self, ctx: ServiceContext) -> list[Command]:
         """Commands run once the service listens, before it counts as started (e.g. a model pull)."""
         return []

@@ -88,7 +88,7 @@ MALFORMED = [
         [
             "field 'experiments[0]'",
             "no experiment recipe 'nope'",
-            "available: llm-concurrency, llm-rate, redis-datasize, redis-default",
+            "available: llm-concurrency, llm-rate, mysql-threads, redis-datasize, redis-default",
         ],
     ),
     (
@@ -110,7 +110,7 @@ MALFORMED = [
         [
             "services/redis.yaml: field 'kind'",
             "unknown service kind 'memcached'",
-            "known: llamacpp, ollama, prometheus, redis, vllm",
+            "known: llamacpp, mysql, ollama, prometheus, redis, vllm",
         ],
     ),
     (
@@ -241,3 +241,10 @@ def test_malformed_file_gives_precise_error(
 
 def test_malformed_count() -> None:
     assert len(MALFORMED) >= 10
+
+
+def test_prepared_data_parameters_cannot_be_swept(recipes: Path) -> None:
+    experiment = {"service": "mysql", "client": "sysbench", "sweep": {"table_size": [100, 1000]}}
+    path = write(recipes / "experiments" / "db.yaml", experiment)
+    with pytest.raises(ConfigError, match=r"field 'sweep.table_size'.*cannot be swept"):
+        load_experiment(path, recipes)

@@ -1,0 +1,121 @@
+"""sysbench OLTP against a MySQL-protocol service: `prepare` as its own step, then `run` per point.
+
+Connection options, the password among them, go to sysbench through a 0600 --config-file, never
+the command line. `rate` > 0 makes it an open loop (sysbench --rate). Its text report is parsed into
+the common schema: transactions/s, queries/s by kind, latency avg/p95/max (ms), errors, reconnects.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from aibench.clients import CLIENTS
+from aibench.clients.base import ClientKind
+from aibench.errors import ClientError
+from aibench.files import write_text
+from aibench.results.schema import Metric, PointResult
+
+_COUNT = r"\s+(\d+)\s+\(([\d.]+) per sec\.\)"
+
+
+def parse_report(text: str) -> list[Metric]:
+    """Metrics from sysbench's run report."""
+    metrics: list[Metric] = []
+
+    def grab(pattern: str) -> re.Match | None:
+        return re.search(pattern, text)
+
+    for name, label in (("transactions", "transactions"), ("queries", "queries"),
+                        ("ignored errors", "errors"), ("reconnects", "reconnects")):  # fmt: skip
+        m = grab(rf"{name}:{_COUNT}")
+        if m is None:
+            raise ValueError(f"not a sysbench run report (no '{name}:' line)")
+        metrics.append(Metric(label, "count", float(m.group(1)), label, formula=f"sysbench:{name}"))
+        metrics.append(
+            Metric(f"{label}_per_s", "mean", float(m.group(2)), f"{label}/s", formula=f"sysbench:{name}")
+        )
+    for kind in ("read", "write", "other"):
+        m = grab(rf"\s{kind}:\s+(\d+)")
+        if m:
+            metrics.append(
+                Metric("queries", "count", float(m.group(1)), "queries", {"kind": kind}, "sysbench:" + kind)
+            )
+    for label, stat in (("avg", "mean"), ("min", "min"), ("max", "max"), ("95th percentile", "p95")):
+        m = grab(rf"{label}:\s+([\d.]+)")
+        if m:
+            metrics.append(
+                Metric("latency", stat, float(m.group(1)), "ms", formula=f"sysbench:latency {label}")
+            )
+    return metrics
+
+
+@CLIENTS.register
+class Sysbench(ClientKind):
+    name = "sysbench"
+    params_schema = "kinds/sysbench"
+    services = ("mysql",)
+    secret_names = ("MYSQL_PASSWORD", "MYSQL_USER", "MYSQL_DATABASE")
+    #: what `prepare` depends on: these cannot be swept (one prepared data set per deployment)
+    prepare_params = ("test", "tables", "table_size")
+
+    @staticmethod
+    def _config(
+        endpoint: dict[str, Any], secrets: dict[str, str], params: dict[str, Any], directory: Path
+    ) -> Path:
+        lines = [
+            "db-driver=mysql", f"mysql-host={endpoint['host']}", f"mysql-port={endpoint['port']}",
+            f"mysql-user={secrets.get('MYSQL_USER', 'bench')}", f"mysql-password={secrets['MYSQL_PASSWORD']}",
+            f"mysql-db={secrets.get('MYSQL_DATABASE', 'sbtest')}", f"tables={params['tables']}",
+            f"table-size={params['table_size']}",
+        ]  # fmt: skip
+        path = directory / "sysbench.cfg"
+        write_text(path, "\n".join(lines) + "\n", perms=0o600)
+        return path
+
+    def _sysbench(
+        self, args: list[str], endpoint: dict, secrets: dict, params: dict, timeout_s: float
+    ) -> str:
+        with tempfile.TemporaryDirectory(prefix="aibench-sysbench-") as tmp:
+            config = self._config(endpoint, secrets, params, Path(tmp))
+            argv = ["sysbench", f"--config-file={config}", params["test"], *args]
+            try:
+                done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+            except subprocess.TimeoutExpired:
+                raise ClientError(
+                    f"sysbench {' '.join(args)} ran past its time limit of {timeout_s:g} s"
+                ) from None
+        if done.returncode != 0:
+            raise ClientError(
+                f"sysbench {' '.join(args)} failed (exit {done.returncode}): {done.stderr[-2000:]}"
+            )
+        return done.stdout
+
+    def prepare(
+        self, endpoint: dict[str, Any], secrets: dict[str, str], params: dict[str, Any], timeout_s: float
+    ) -> str:
+        """Create and fill the test tables (once per deployment)."""
+        return self._sysbench(
+            ["prepare", f"--threads={min(params['tables'], 8)}"], endpoint, secrets, params, timeout_s
+        )
+
+    def run(
+        self, endpoint: dict[str, Any], secrets: dict[str, str], params: dict[str, Any], timeout_s: float
+    ) -> PointResult:
+        args = ["run", f"--threads={params['threads']}", f"--time={params['time_s']}", "--report-interval=1"]
+        if params["rate"]:
+            args.append(f"--rate={params['rate']}")
+        out = self._sysbench(args, endpoint, secrets, params, timeout_s)
+        try:
+            metrics = parse_report(out)
+        except ValueError as exc:
+            raise ClientError(str(exc)) from None
+        return PointResult(
+            metrics=metrics,
+            raw_csv=out.encode(),  # sysbench's own report, interval lines included
+            tool={"name": "sysbench", "test": params["test"], "version": subprocess.run(
+                ["sysbench", "--version"], capture_output=True, text=True, check=False).stdout.strip()},
+        )  # fmt: skip

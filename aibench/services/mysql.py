@@ -1,0 +1,91 @@
+"""MySQL protocol service: a private MariaDB instance locally, docker://mysql:8.0 under Apptainer.
+
+Per deployment: a fresh data directory, random root and benchmark-user passwords (0600 secrets), a
+database for the benchmark. The user is created over the server's Unix socket from a 0600 SQL file,
+so no password ever appears on a command line. Ready = `SELECT 1` as the benchmark user over TCP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aibench import probes
+from aibench.files import write_text
+from aibench.secrets import generate_password
+from aibench.services import SERVICES
+from aibench.services.base import Command, Exporter, ServiceContext, ServiceKind
+
+USER = "bench"
+
+
+@SERVICES.register
+class MySQL(ServiceKind):
+    name = "mysql"
+    params_schema = "kinds/mysql"
+    binaries = ("mariadbd", "mariadb-install-db", "mariadb")
+    image = "docker://mysql:8.0"
+
+    def make_secrets(self, params: dict[str, Any]) -> dict[str, str]:
+        return {
+            "MYSQL_ROOT_PASSWORD": generate_password(),
+            "MYSQL_PASSWORD": generate_password(),
+            "MYSQL_USER": USER,
+            "MYSQL_DATABASE": params["database"],
+        }
+
+    def _socket(self, ctx: ServiceContext) -> str:
+        return str(ctx.workdir / "mysqld.sock")
+
+    def prepare_commands(self, ctx: ServiceContext) -> list[Command]:
+        """Before the server starts: an empty data directory (root password set by the SQL below)."""
+        argv = ["mariadb-install-db", "--no-defaults", "--user=root", f"--datadir={ctx.datadir}"]
+        return [Command([*argv, "--auth-root-authentication-method=normal", "--skip-test-db"])]
+
+    def command(self, ctx: ServiceContext) -> Command:
+        p = ctx.params
+        argv = ["mariadbd", "--no-defaults", "--user=root", f"--datadir={ctx.datadir}"]
+        argv += [f"--socket={self._socket(ctx)}", f"--pid-file={ctx.workdir / 'mysqld.pid'}"]
+        argv += [f"--bind-address={ctx.host}", f"--port={ctx.port}", "--skip-name-resolve"]
+        argv += [
+            f"--max-connections={p['max_connections']}",
+            f"--innodb-buffer-pool-size={p['innodb_buffer_pool_mb']}M",
+        ]
+        return Command(argv)
+
+    def setup_commands(self, ctx: ServiceContext) -> list[Command]:
+        """Once listening: the benchmark database and user, from a 0600 SQL file read over the socket."""
+        s = ctx.secrets
+        sql = (
+            # mariadb-install-db also makes password-less root@127.0.0.1, root@::1, root@<host> and
+            # anonymous accounts: only root over the socket and the benchmark user remain
+            "DELETE FROM mysql.global_priv WHERE NOT (User = 'root' AND Host = 'localhost');\n"
+            "FLUSH PRIVILEGES;\n"
+            f"CREATE DATABASE IF NOT EXISTS `{s['MYSQL_DATABASE']}`;\n"
+            f"CREATE USER IF NOT EXISTS '{USER}'@'%' IDENTIFIED BY '{s['MYSQL_PASSWORD']}';\n"
+            f"GRANT ALL PRIVILEGES ON `{s['MYSQL_DATABASE']}`.* TO '{USER}'@'%';\n"
+            f"ALTER USER 'root'@'localhost' IDENTIFIED BY '{s['MYSQL_ROOT_PASSWORD']}';\n"
+            "FLUSH PRIVILEGES;\n"
+        )
+        init = ctx.workdir / "init.sql"
+        write_text(init, sql, perms=0o600)
+        argv = ["mariadb", "--no-defaults", f"--socket={self._socket(ctx)}", "-uroot"]
+        return [Command([*argv, "-e", f"source {init}"])]
+
+    def exporters(self, ctx: ServiceContext, ports: list[int]) -> list[Exporter]:
+        return [self.process_exporter(ctx, ports[0])]
+
+    def process_pattern(self, ctx: ServiceContext) -> str:
+        return f"--port={ctx.port}"
+
+    def process_comms(self) -> tuple[str, ...]:
+        return ("mariadbd", "mysqld")
+
+    def probe(self, endpoint: dict[str, Any], secrets: dict[str, str], timeout: float) -> None:
+        probes.mysql_select_1(
+            endpoint["host"],
+            endpoint["port"],
+            USER,
+            secrets["MYSQL_PASSWORD"],
+            secrets["MYSQL_DATABASE"],
+            timeout,
+        )
