@@ -1,0 +1,89 @@
+"""Aggregation of per-point results into one tidy long table (results/summary.csv)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from aibench.files import read_json
+
+BASE_COLUMNS = [
+    "experiment", "point", "repeat", "status", "service", "client",
+    "metric", "stat", "value", "unit", "source", "formula",
+]
+
+
+def _unit(series: str) -> str:
+    for suffix, unit in (("_cores", "cores"), ("_bytes", "bytes"), ("_per_s", "1/s")):
+        if series.endswith(suffix):
+            return unit
+    return ""
+
+
+def resource_rows(metrics_csv: Path) -> list[dict[str, Any]]:
+    """Mean and max of each Prometheus series over the point's window."""
+    if not metrics_csv.exists() or metrics_csv.stat().st_size == 0:
+        return []
+    frame = pd.read_csv(metrics_csv)
+    if frame.empty:
+        return []
+    rows = []
+    for series, values in frame.groupby("series")["value"]:
+        for stat, value in (("mean", values.mean()), ("max", values.max())):
+            rows.append(
+                {"metric": series, "stat": stat, "value": float(value), "unit": _unit(str(series)),
+                 "source": "prometheus", "formula": f"{stat} over window of {series}"}
+            )
+    return rows
+
+
+def point_rows(summary: dict[str, Any], metrics_csv: Path | None = None) -> list[dict[str, Any]]:
+    common = {
+        "experiment": summary["experiment"],
+        "point": summary["point"],
+        "repeat": summary["repeat"],
+        "status": summary["status"],
+        "service": summary["service"].get("kind"),
+        "client": summary["client"].get("kind"),
+        **{f"param_{k}": v for k, v in summary["params"].items()},
+    }
+    rows = []
+    for metric in summary["metrics"]:
+        rows.append(
+            {**common, "metric": metric["name"], "stat": metric["stat"], "value": metric["value"],
+             "unit": metric["unit"], "source": "client", "formula": metric.get("formula", ""),
+             **metric.get("labels", {})}
+        )
+    if metrics_csv is not None:
+        rows += [{**common, **r} for r in resource_rows(metrics_csv)]
+    return rows
+
+
+def tidy_table(point_dirs: Iterable[str | os.PathLike[str]], resources: bool = True) -> pd.DataFrame:
+    """One row per (point, metric, stat, labels) over all points; params as param_* columns.
+
+    With ``resources`` false only the client's own metrics are read (no Prometheus windows)."""
+    rows: list[dict[str, Any]] = []
+    for directory in point_dirs:
+        d = Path(directory)
+        rows += point_rows(read_json(d / "summary.json"), d / "metrics.csv" if resources else None)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=BASE_COLUMNS)
+    params = sorted(c for c in frame.columns if c.startswith("param_"))
+    labels = sorted(c for c in frame.columns if c not in BASE_COLUMNS and c not in params)
+    return frame[BASE_COLUMNS[:6] + params + labels + BASE_COLUMNS[6:]]
+
+
+def write_summary_csv(point_dirs: Iterable[str | os.PathLike[str]], output: str | os.PathLike[str]) -> pd.DataFrame:
+    """Aggregate the points into ``output`` (written atomically); returns the table."""
+    from aibench.files import atomic_open
+
+    table = tidy_table(point_dirs)
+    with atomic_open(output, "w") as handle:
+        table.to_csv(handle, index=False)
+    return table

@@ -1,0 +1,95 @@
+"""The common results schema: metric records and the per-point summary.json.
+
+Documented in docs/architecture.md ("Results"); the version is aibench.RESULTS_SCHEMA_VERSION.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import platform
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aibench import RESULTS_SCHEMA_VERSION, __version__
+from aibench.files import atomic_open, write_json
+
+SUMMARY = "summary.json"
+RAW = "raw.csv.gz"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One number: ``name`` (throughput, latency, ...), ``stat`` (mean, p99, ...), value and unit.
+
+    ``labels`` qualify it (e.g. the Redis command); ``formula`` names how it was computed.
+    """
+
+    name: str
+    stat: str
+    value: float
+    unit: str
+    labels: dict[str, str] = field(default_factory=dict)
+    formula: str = ""
+
+
+@dataclass
+class PointResult:
+    """What a client returns for one point: metrics, raw bytes (CSV), and a status."""
+
+    metrics: list[Metric]
+    raw_csv: bytes
+    tool: dict[str, Any] = field(default_factory=dict)
+    status: str = "ok"
+    error: str | None = None
+
+
+def provenance() -> dict[str, Any]:
+    return {
+        "aibench_version": __version__,
+        "host": socket.gethostname(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "written_at": time.time(),
+    }
+
+
+def summary_document(
+    *,
+    experiment: str,
+    point: str,
+    repeat: int,
+    params: dict[str, Any],
+    swept: dict[str, Any],
+    service: dict[str, Any],
+    client: dict[str, Any],
+    window: dict[str, float],
+    result: PointResult,
+) -> dict[str, Any]:
+    return {
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "experiment": experiment,
+        "point": point,
+        "repeat": repeat,
+        "params": params,
+        "swept": swept,
+        "service": service,
+        "client": {**client, "tool": result.tool},
+        "window": window,
+        "status": result.status,
+        "error": result.error,
+        "metrics": [asdict(m) for m in result.metrics],
+        "provenance": provenance(),
+    }
+
+
+def write_point(out_dir: str | os.PathLike[str], summary: dict[str, Any], raw_csv: bytes) -> None:
+    """Write raw.csv.gz then summary.json, each atomically (summary last: it marks completion)."""
+    out = Path(out_dir)
+    with atomic_open(out / RAW, "wb") as handle, gzip.GzipFile(fileobj=handle, mode="wb", mtime=0) as gz:
+        gz.write(raw_csv)
+    write_json(out / SUMMARY, summary)
