@@ -56,9 +56,12 @@ def scrape_window(
 ) -> list[dict[str, Any]]:
     """Rows (series, timestamp, value, labels) of every query over [start, end].
 
-    Evaluation times are aligned on ``end`` so a window shorter than one step still gets one.
+    Evaluation times are aligned on ``end`` so a window shorter than one step still gets one, and
+    run one step past it: the scrape that closes the window (the caller waits for it) then counts,
+    so a rate() over a short window always has two samples.
     """
     start = end - int((end - start) / step) * step
+    end += step
     rows: list[dict[str, Any]] = []
     for series, template in queries.items():
         promql = template.format(sel=selector)
