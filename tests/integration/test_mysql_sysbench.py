@@ -56,7 +56,9 @@ def test_prepare_then_run_closed_and_open_loop(mysql: Path, tmp_path: Path) -> N
     assert by[("queries_per_s", "mean", None)] > by[("transactions_per_s", "mean", None)]
     assert by[("queries", "count", "read")] > 0 and by[("queries", "count", "write")] > 0
     assert 0 < by[("latency", "mean", None)] <= by[("latency", "p95", None)] <= by[("latency", "max", None)]
-    assert by[("errors", "count", None)] == 0 and by[("reconnects", "count", None)] == 0
+    # oltp_read_write may hit the odd deadlock, which sysbench counts as an ignored error and retries
+    assert by[("errors", "count", None)] <= 0.01 * by[("transactions", "count", None)]
+    assert by[("reconnects", "count", None)] == 0
     report = gzip.decompress((tmp_path / "closed" / "raw.csv.gz").read_bytes()).decode()
     assert "SQL statistics" in report and parse_report(report)  # the tool's own raw output, parseable again
     opened = run_point_against(mysql, tmp_path / "open", client_kind="sysbench",
