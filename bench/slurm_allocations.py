@@ -49,10 +49,14 @@ def run(grouped: bool) -> None:
     argv = [SNAKEMAKE, "--profile", "profiles/slurm-test", "--configfile", str(config), "--quiet", *extra]
     subprocess.run(argv, cwd=ROOT, check=True, capture_output=True)
     wall = time.monotonic() - start
-    time.sleep(2)  # let accounting catch up
     service = json.loads((work / "results/alloc/service/stopped.json").read_text())["handle"]["job_id"]
     monitor = json.loads((work / "results/monitoring/stopped.json").read_text())["handle"]["job_id"]
-    jobs = sacct_since(since)
+    deadline = time.monotonic() + 30  # accounting may lag the queue a little: poll until every job has ended
+    while True:
+        jobs = sacct_since(since)
+        if all(j[2] not in ("PENDING", "RUNNING", "COMPLETING") for j in jobs) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     clients = [j for j in jobs if j[0] not in (service, monitor)]
     label = "grouped (as shipped)" if grouped else "one job per point  "
     print(f"{label}: {len(jobs)} SLURM jobs = 1 service + 1 monitoring + {len(clients)} client "
