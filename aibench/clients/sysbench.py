@@ -22,6 +22,27 @@ from aibench.results.schema import Metric, PointResult
 _COUNT = r"\s+(\d+)\s+\(([\d.]+) per sec\.\)"
 
 
+_INTERVAL = re.compile(
+    r"\[\s*(?P<t>[\d.]+)s\s*\] thds: (?P<threads>\d+) tps: (?P<tps>[\d.]+) qps: (?P<qps>[\d.]+) "
+    r"\(r/w/o: (?P<r>[\d.]+)/(?P<w>[\d.]+)/(?P<o>[\d.]+)\) lat \(ms,95%\): (?P<p95>[\d.]+) "
+    r"err/s: (?P<err>[\d.]+) reconn/s: (?P<reconn>[\d.]+)"
+)
+INTERVAL_COLUMNS = ["time_s", "threads", "tps", "qps", "reads_per_s", "writes_per_s", "other_per_s",
+                    "latency_p95_ms", "errors_per_s", "reconnects_per_s"]  # fmt: skip
+
+
+def intervals_csv(text: str) -> bytes:
+    """sysbench's per-second report lines (--report-interval=1) as CSV: the point's raw time series."""
+    lines = [",".join(INTERVAL_COLUMNS)]
+    for m in _INTERVAL.finditer(text):
+        lines.append(
+            ",".join(
+                m.group(k) for k in ("t", "threads", "tps", "qps", "r", "w", "o", "p95", "err", "reconn")
+            )
+        )
+    return ("\n".join(lines) + "\n").encode()
+
+
 def parse_report(text: str) -> list[Metric]:
     """Metrics from sysbench's run report."""
     metrics: list[Metric] = []
@@ -115,7 +136,7 @@ class Sysbench(ClientKind):
             raise ClientError(str(exc)) from None
         return PointResult(
             metrics=metrics,
-            raw_csv=out.encode(),  # sysbench's own report, interval lines included
-            tool={"name": "sysbench", "test": params["test"], "version": subprocess.run(
+            raw_csv=intervals_csv(out),
+            tool={"name": "sysbench", "test": params["test"], "report": out, "version": subprocess.run(
                 ["sysbench", "--version"], capture_output=True, text=True, check=False).stdout.strip()},
         )  # fmt: skip

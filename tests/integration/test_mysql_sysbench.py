@@ -15,6 +15,7 @@ from aibench.clients.sysbench import parse_report
 from aibench.files import read_json
 from aibench.recipes import load_service
 from aibench.recipes.validation import validate
+from aibench.results.schema import Metric
 from aibench.secrets import read_secrets
 from tests.conftest import ROOT
 
@@ -59,8 +60,11 @@ def test_prepare_then_run_closed_and_open_loop(mysql: Path, tmp_path: Path) -> N
     # oltp_read_write may hit the odd deadlock, which sysbench counts as an ignored error and retries
     assert by[("errors", "count", None)] <= 0.01 * by[("transactions", "count", None)]
     assert by[("reconnects", "count", None)] == 0
-    report = gzip.decompress((tmp_path / "closed" / "raw.csv.gz").read_bytes()).decode()
-    assert "SQL statistics" in report and parse_report(report)  # the tool's own raw output, parseable again
+    report = closed["client"]["tool"]["report"]  # sysbench's own report, kept with the summary
+    assert "SQL statistics" in report and parse_report(report) == [Metric(**m) for m in closed["metrics"]]
+    raw = gzip.decompress((tmp_path / "closed" / "raw.csv.gz").read_bytes()).decode().splitlines()
+    assert raw[0].startswith("time_s,threads,tps,qps") and len(raw) >= 2  # one row per second of load
+    assert float(raw[1].split(",")[2]) > 0
     opened = run_point_against(mysql, tmp_path / "open", client_kind="sysbench",
                                params={**base, "rate": 40}, timeout_s=120)  # fmt: skip
     tps = next(m["value"] for m in opened["metrics"] if m["name"] == "transactions_per_s")
