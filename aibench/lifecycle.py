@@ -82,6 +82,17 @@ def deploy(
     return handle
 
 
+def service_secrets(service_dir: str | Path) -> dict[str, str]:
+    """The deployment's credentials (empty for services without any)."""
+    secrets_file = Path(service_dir) / "secrets.env"
+    return read_secrets(secrets_file) if secrets_file.exists() else {}
+
+
+def deployment(service_dir: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """What a client needs to reach a running deployment: its endpoint.json and its secrets."""
+    return read_json(Path(service_dir) / "endpoint.json"), service_secrets(service_dir)
+
+
 def _failure(service_dir: Path, handle: dict[str, Any], what: str) -> ServiceError:
     log = Path(handle.get("log", service_dir / LOG_NAME))
     return ServiceError(
@@ -102,8 +113,7 @@ def wait_ready(
     handle = read_json(service_dir / "handle.json")
     launcher = get_launcher(handle["launcher"])
     service = SERVICES.create(handle["kind"])
-    secrets_file = service_dir / "secrets.env"
-    secrets = read_secrets(secrets_file) if secrets_file.exists() else {}
+    secrets = service_secrets(service_dir)
     endpoint_file = service_dir / "endpoint.json"
     start = time.monotonic()
     probe_timeout = max(0.5, min(5.0, interval_s * 10))

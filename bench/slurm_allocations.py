@@ -17,17 +17,10 @@ from pathlib import Path
 import yaml
 from common import ROOT, tmpdir
 
+sys.path.insert(0, str(ROOT))
+from tests.slurm.conftest import sacct_jobs
+
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-
-
-def sacct_since(since: str) -> list[list[str]]:
-    out = subprocess.run(
-        ["sacct", "-n", "-X", "-P", "-S", since, "-o", "JobID,JobName,State"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [line.split("|") for line in out.splitlines() if line]
 
 
 def run(grouped: bool) -> None:
@@ -53,11 +46,14 @@ def run(grouped: bool) -> None:
     monitor = json.loads((work / "results/monitoring/stopped.json").read_text())["handle"]["job_id"]
     deadline = time.monotonic() + 30  # accounting may lag the queue a little: poll until every job has ended
     while True:
-        jobs = sacct_since(since)
-        if all(j[2] not in ("PENDING", "RUNNING", "COMPLETING") for j in jobs) or time.monotonic() > deadline:
+        jobs = sacct_jobs(since)
+        if (
+            all(j["state"] not in ("PENDING", "RUNNING", "COMPLETING") for j in jobs)
+            or time.monotonic() > deadline
+        ):
             break
         time.sleep(0.5)
-    clients = [j for j in jobs if j[0] not in (service, monitor)]
+    clients = [j for j in jobs if j["id"] not in (service, monitor)]
     label = "grouped (as shipped)" if grouped else "one job per point  "
     print(f"{label}: {len(jobs)} SLURM jobs = 1 service + 1 monitoring + {len(clients)} client "
           f"allocation(s) for 6 points; wall {wall:.1f} s")  # fmt: skip

@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any, ClassVar
 
+from aibench.errors import ClientError
 from aibench.results.schema import PointResult
+from aibench.secrets import mask, mask_argv
+
+
+def run_tool(argv: list[str], timeout_s: float, secret_values: list[str]) -> str:
+    """Run a load tool to completion within ``timeout_s``; its stdout, or a ClientError naming the
+    command (secrets masked), the exit status and the end of its stderr."""
+    shown = " ".join(mask_argv(argv, secret_values))
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        raise ClientError(f"{argv[0]} ran past its time limit of {timeout_s:g} s: {shown}") from None
+    if done.returncode != 0 or not done.stdout.strip():
+        stderr = mask(done.stderr, secret_values).strip()
+        raise ClientError(f"{argv[0]} failed (exit {done.returncode}): {stderr[-2000:]}\ncommand: {shown}")
+    return done.stdout
 
 
 class ClientKind:

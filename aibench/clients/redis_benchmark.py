@@ -8,10 +8,10 @@ import subprocess
 from typing import Any
 
 from aibench.clients import CLIENTS
-from aibench.clients.base import ClientKind
+from aibench.clients.base import ClientKind, run_tool
 from aibench.errors import ClientError
 from aibench.results.schema import Metric, PointResult
-from aibench.secrets import mask, mask_argv
+from aibench.secrets import mask_argv
 
 LATENCY_COLUMNS = {
     "avg_latency_ms": "mean",
@@ -96,23 +96,13 @@ class RedisBenchmark(ClientKind):
         password = secrets.get("REDIS_PASSWORD")
         argv = command_line(endpoint["host"], int(endpoint["port"]), password, params)
         shown = " ".join(mask_argv(argv, [password or ""]))
+        out = run_tool(argv, timeout_s, [password or ""])
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
-        except subprocess.TimeoutExpired:
-            raise ClientError(
-                f"redis-benchmark ran past its time limit of {timeout_s:g} s: {shown}"
-            ) from None
-        stderr = mask(done.stderr, [password or ""]).strip()
-        if done.returncode != 0 or not done.stdout.strip():
-            raise ClientError(
-                f"redis-benchmark failed (exit {done.returncode}): {stderr[-2000:]}\ncommand: {shown}"
-            )
-        try:
-            metrics = parse_csv(done.stdout)
+            metrics = parse_csv(out)
         except ValueError as exc:
-            raise ClientError(f"{exc}; stderr: {stderr[-2000:]}") from None
+            raise ClientError(f"{exc}; command: {shown}") from None
         return PointResult(
             metrics=metrics,
-            raw_csv=done.stdout.encode(),
+            raw_csv=out.encode(),
             tool={"name": "redis-benchmark", "version": version(), "command": shown},
         )

@@ -59,16 +59,13 @@ def run_point_against(
     every exporter of the service, so the point's window is watched from its first second.
     """
     from aibench.files import read_json
+    from aibench.lifecycle import deployment
     from aibench.monitoring.prometheus import wait_targets_up
-    from aibench.secrets import read_secrets
 
-    service_dir = Path(service_dir)
-    endpoint = read_json(service_dir / "endpoint.json")
+    endpoint, secrets = deployment(service_dir)
     if monitor_ready and endpoint.get("exporters"):
         experiment = settings.get("experiment", "adhoc")
         wait_targets_up(read_json(monitor_ready), experiment, len(endpoint["exporters"]), deadline_s=60)
-    secrets_file = service_dir / "secrets.env"
-    secrets = read_secrets(secrets_file) if secrets_file.exists() else {}
     return run_point(endpoint=endpoint, secrets=secrets, out_dir=out_dir, **settings)
 
 
@@ -76,13 +73,9 @@ def prepare_against(
     service_dir: str | os.PathLike[str], client_kind: str, params: dict[str, Any], timeout_s: float
 ) -> dict[str, Any]:
     """The client kind's prepare step against the deployment in ``service_dir``."""
-    from aibench.files import read_json
-    from aibench.secrets import read_secrets
+    from aibench.lifecycle import deployment
 
-    service_dir = Path(service_dir)
-    endpoint = read_json(service_dir / "endpoint.json")
-    secrets_file = service_dir / "secrets.env"
-    secrets = read_secrets(secrets_file) if secrets_file.exists() else {}
+    endpoint, secrets = deployment(service_dir)
     start = time.monotonic()
     output = CLIENTS.create(client_kind).prepare(endpoint, secrets, params, timeout_s)
     return {"client": client_kind, "prepared": output is not None, "duration_s": time.monotonic() - start}

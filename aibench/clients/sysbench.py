@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aibench.clients import CLIENTS
-from aibench.clients.base import ClientKind
+from aibench.clients.base import ClientKind, run_tool
 from aibench.errors import ClientError
 from aibench.files import write_text
 from aibench.results.schema import Metric, PointResult
@@ -103,17 +103,7 @@ class Sysbench(ClientKind):
         with tempfile.TemporaryDirectory(prefix="aibench-sysbench-") as tmp:
             config = self._config(endpoint, secrets, params, Path(tmp))
             argv = ["sysbench", f"--config-file={config}", params["test"], *args]
-            try:
-                done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
-            except subprocess.TimeoutExpired:
-                raise ClientError(
-                    f"sysbench {' '.join(args)} ran past its time limit of {timeout_s:g} s"
-                ) from None
-        if done.returncode != 0:
-            raise ClientError(
-                f"sysbench {' '.join(args)} failed (exit {done.returncode}): {done.stderr[-2000:]}"
-            )
-        return done.stdout
+            return run_tool(argv, timeout_s, [secrets["MYSQL_PASSWORD"]])
 
     def prepare(
         self, endpoint: dict[str, Any], secrets: dict[str, str], params: dict[str, Any], timeout_s: float
