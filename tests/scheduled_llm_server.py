@@ -3,7 +3,7 @@
 Each response: the first content chunk ``ttft_ms`` after the request arrived, then one chunk every
 ``itl_ms``; ``max_tokens`` (or Ollama's num_predict) chunks in all, then usage / the final Ollama
 object. Chunk i is sent at arrival + ttft + i * itl (absolute times, so delays do not add up).
-OpenAI chunks carry their own write time (``t<i>@<perf_counter>``; CLOCK_MONOTONIC, shared by the
+Every content chunk carries its own write time (``t<i>@<perf_counter>``; CLOCK_MONOTONIC, shared by the
 processes of one machine), so a client's receive delay can be measured exactly.
 Binds 127.0.0.1 only; runs in a child process.
 """
@@ -85,7 +85,8 @@ class ScheduledApp:
         chat = request.path.endswith("chat")
 
         def chunk(i: int) -> bytes:
-            part = {"message": {"role": "assistant", "content": f"t{i} "}} if chat else {"response": f"t{i} "}
+            text = f"t{i}@{time.perf_counter():.6f} "
+            part = {"message": {"role": "assistant", "content": text}} if chat else {"response": text}
             head = {"model": body["model"], "created_at": "2024-01-01T00:00:00Z"}
             return (json.dumps({**head, **part, "done": False}) + "\n").encode()
 
