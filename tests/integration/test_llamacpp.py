@@ -83,7 +83,9 @@ def test_open_loop_schedule_honoured(llamacpp: Path, tmp_path: Path) -> None:
     rows = raw_rows(tmp_path)
     intended = np.array([float(r["intended_send_s"]) for r in rows])
     assert np.allclose(intended, load.schedule(6, 4, "poisson", 3), atol=1e-6)
-    assert max(float(r["queue_delay_ms"]) for r in rows) < 50  # sent on time although the server queues
+    # sent on time although the server queues (a closed loop would wait a whole request, seconds, here)
+    assert max(float(r["queue_delay_ms"]) for r in rows) < 250
+
     # the server serves one request at a time: later requests wait, and TTFT (from the intended send) shows it
     ttft = [float(r["ttft_ms"]) for r in rows]
     assert max(ttft) > min(ttft)
