@@ -21,7 +21,6 @@ from aibench.clients.runner import run_point
 from aibench.recipes.validation import validate
 from tests.scheduled_llm_server import ScheduledServer
 
-
 TTFT, ITL = 120.0, 30.0  # the scheduled server's gaps, ms
 TOLERANCE = 5.0  # a sixth of the smallest gap
 
