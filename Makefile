@@ -7,7 +7,7 @@ RESULTS ?= results
 
 MODELS ?= .cache/models
 
-.PHONY: setup system venv llm run report test lint unit bench clean
+.PHONY: setup system venv llm run report test lint unit bench embeddings clean
 
 setup: system venv llm
 
@@ -51,6 +51,11 @@ bench: setup
 	$(PY) bench/readiness_lag.py
 	$(PY) bench/llm_client_capacity.py
 	$(PY) bench/llm_measurement_error.py
+	$(PY) bench/chroma_client.py
+
+## make embeddings: remake the shipped text embeddings (data/datasets/*.npz); needs torch, in its own venv.
+embeddings: venv
+	$(SNAKEMAKE) --profile profiles/local --forcerun embed_corpus data/datasets/minilm-python-docs.npz
 
 clean:
 	rm -rf $(RESULTS) .snakemake

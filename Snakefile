@@ -20,6 +20,7 @@ include: "rules/service.smk"
 include: "rules/client.smk"
 include: "rules/monitor.smk"
 include: "rules/report.smk"
+include: "rules/datasets.smk"
 
 
 rule all:

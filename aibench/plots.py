@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -24,9 +25,33 @@ PANELS = {
         ("ttft", ["median", "p99"], "TTFT"),
         ("tpot", ["median", "p99"], "TPOT"),
     ],
+    "chroma": [
+        ("queries_per_s", ["mean"], "Queries"),
+        ("query_latency", ["median", "p99"], "Query latency"),
+        ("insert_throughput", ["mean"], "Insert throughput"),
+    ],
 }
-#: per client kind: (throughput metric, latency metrics) of the latency-vs-throughput panel
-TRADEOFF = {"llm": ("output_token_throughput", [("ttft", "p99"), ("tpot", "p99"), ("ttft", "median")])}
+
+
+@dataclass(frozen=True)
+class Tradeoff:
+    """A panel of one metric against a throughput, a marker per point annotated with the swept value."""
+
+    throughput: str
+    series: list[tuple[str, str]]  # (metric, stat)
+    ylabel: str
+    title: str
+
+
+TRADEOFF = {
+    "llm": Tradeoff(
+        "output_token_throughput",
+        [("ttft", "p99"), ("tpot", "p99"), ("ttft", "median")],
+        "latency (ms)",
+        "Latency vs throughput",
+    ),
+    "chroma": Tradeoff("queries_per_s", [("recall", "mean")], "recall@k", "Recall vs QPS"),
+}
 
 
 def _label(keys: tuple, names: list[str]) -> str:
@@ -89,16 +114,16 @@ def sweep_figure(
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="x-small")
     if tradeoff:
-        _tradeoff_panel(axes[0][-1], data, param, *tradeoff)
+        _tradeoff_panel(axes[0][-1], data, param, tradeoff)
     fig.suptitle(experiment)
     _save(fig, outputs)
 
 
-def _tradeoff_panel(ax: plt.Axes, data: pd.DataFrame, param: str, throughput: str, latencies: list) -> None:
-    """Latency against throughput, one marker per point, annotated with the swept value."""
+def _tradeoff_panel(ax: plt.Axes, data: pd.DataFrame, param: str, tradeoff: Tradeoff) -> None:
     column = f"param_{param}"
+    throughput = tradeoff.throughput
     x = data[(data["metric"] == throughput) & (data["stat"] == "mean")].groupby(column)["value"].mean()
-    for metric, stat in latencies:
+    for metric, stat in tradeoff.series:
         y = data[(data["metric"] == metric) & (data["stat"] == stat)].groupby(column)["value"].mean()
         both = pd.concat([x.rename("x"), y.rename("y")], axis=1, join="inner").sort_index()
         if both.empty:
@@ -107,8 +132,8 @@ def _tradeoff_panel(ax: plt.Axes, data: pd.DataFrame, param: str, throughput: st
         for value, row in both.iterrows():
             ax.annotate(f"{param}={value}", (row["x"], row["y"]), fontsize="x-small", alpha=0.7)
     ax.set_xlabel(f"{throughput} (mean)")
-    ax.set_ylabel("latency (ms)")
-    ax.set_title("Latency vs throughput")
+    ax.set_ylabel(tradeoff.ylabel)
+    ax.set_title(tradeoff.title)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="x-small")
 

@@ -26,6 +26,7 @@ from aibench.probes import poll, tcp
 from aibench.secrets import read_secrets
 from aibench.services import SERVICES
 from aibench.services.base import Command, ServiceContext
+from aibench.token_gateway import TOKEN_ENV
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -90,8 +91,17 @@ def _containerizer(spec: dict[str, Any], kind: Any, workdir: Path) -> Callable[[
     return wrap
 
 
+def gateway_command(ctx: ServiceContext, token: str) -> Command:
+    """aibench.token_gateway in front of a gated kind; the token travels in the environment."""
+    argv = [sys.executable, "-m", "aibench.token_gateway", "--listen", f"{ctx.host}:{ctx.port}"]
+    return Command([*argv, "--upstream", f"127.0.0.1:{ctx.backend_port}"], env={TOKEN_ENV: token})
+
+
 def run(spec_path: str) -> int:
     spec = read_json(spec_path)
+    # tools installed with aibench (e.g. `chroma` from the chromadb package) sit beside its interpreter
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
     kind = SERVICES.create(spec["kind"])
     needed = (
         [spec.get("apptainer", {}).get("binary", "apptainer")] if spec.get("runtime") == "apptainer" else []
@@ -113,6 +123,8 @@ def run(spec_path: str) -> int:
         port=free_port(host),
         workdir=workdir,
         datadir=datadir,
+        backend_port=free_port("127.0.0.1") if kind.gateway_secret else None,
+        containerized=spec.get("runtime") == "apptainer",
     )
     targets_dir = spec.get("targets_dir")
     exporters = kind.exporters(ctx, [free_port(host) for _ in range(4)]) if targets_dir else []
@@ -134,7 +146,12 @@ def run(spec_path: str) -> int:
                 return 1
         service = _start(containerize(kind.command(ctx), "service.env"))
         procs.append(service)
-        log(f"{spec['kind']} started, pid {service.pid}, listening on {host}:{ctx.port}")
+        if kind.gateway_secret:
+            procs.append(_start(gateway_command(ctx, secrets[kind.gateway_secret])))
+            log(f"{spec['kind']} started, pid {service.pid}, on 127.0.0.1:{ctx.backend_port} behind the "
+                f"token gateway on {host}:{ctx.port}")  # fmt: skip
+        else:
+            log(f"{spec['kind']} started, pid {service.pid}, listening on {host}:{ctx.port}")
         started = []
         for exporter in exporters:
             if shutil.which(exporter.command.argv[0]) is None:

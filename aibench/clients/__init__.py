@@ -9,6 +9,7 @@ CLIENTS: Registry[ClientKind] = Registry(
         "redis-benchmark": "aibench.clients.redis_benchmark",
         "llm": "aibench.clients.llm",
         "sysbench": "aibench.clients.sysbench",
+        "chroma": "aibench.clients.chroma",
     },
 )
 

@@ -12,6 +12,7 @@ SERVICES: Registry[ServiceKind] = Registry(
         "vllm": "aibench.services.vllm",
         "ollama": "aibench.services.ollama",
         "mysql": "aibench.services.mysql",
+        "chroma": "aibench.services.chroma",
     },
 )
 

@@ -23,6 +23,10 @@ class ServiceContext:
     port: int
     workdir: Path  # results/<experiment>/service
     datadir: Path  # per-run data directory (scratch)
+    #: a gated kind's server listens on 127.0.0.1:backend_port, its token gateway on host:port
+    backend_port: int | None = None
+    #: the service runs inside its image (service_runtime apptainer)
+    containerized: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,9 @@ class ServiceKind:
 
     #: a kind without authentication binds only its node's loopback, whatever the run's bind setting
     loopback_only: ClassVar[bool] = False
+    #: a kind whose server has no authentication of its own binds 127.0.0.1:ctx.backend_port and is
+    #: reached through aibench.token_gateway, which holds the secret named by ``gateway_secret``
+    gateway_secret: ClassVar[str | None] = None
 
     def prepare_commands(self, ctx: ServiceContext) -> list[Command]:
         """Commands run before the service starts (e.g. initialising a data directory)."""

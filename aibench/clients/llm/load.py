@@ -14,8 +14,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
-import numpy as np
 
+from aibench.clients.arrivals import schedule
 from aibench.clients.llm import protocols
 
 
@@ -49,16 +49,6 @@ class Target:
     max_tokens: int
     request_timeout_s: float
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def schedule(count: int, rate: float, arrival: str, seed: int) -> np.ndarray:
-    """Intended send offsets (s) of ``count`` requests at ``rate`` per second, fixed in advance."""
-    if arrival == "constant":
-        gaps = np.full(count, 1.0 / rate)
-    else:
-        gaps = np.random.default_rng(seed).exponential(1.0 / rate, count)
-    offsets = np.cumsum(gaps)
-    return offsets - offsets[0]
 
 
 async def send(

@@ -14,13 +14,11 @@ import io
 import math
 from typing import Any
 
-import numpy as np
-
 from aibench.clients.llm.load import Record
 from aibench.clients.llm.protocols import OLLAMA_TIMINGS
 from aibench.results.schema import Metric
+from aibench.results.stats import distribution
 
-STATS = (("mean", np.mean), ("median", np.median), ("p90", 90), ("p95", 95), ("p99", 99), ("max", np.max))
 FORMULAS = {
     "ttft": "ttft=first_chunk-intended_send",
     "e2el": "e2el=last_chunk-intended_send",
@@ -44,14 +42,7 @@ def per_request(record: Record) -> dict[str, Any]:
 
 
 def _stats(name: str, values: list[float], unit: str) -> list[Metric]:
-    data = np.array([v for v in values if not math.isnan(v)], dtype=float)
-    if data.size == 0:
-        return []
-    out = []
-    for stat, how in STATS:
-        value = float(np.percentile(data, how)) if isinstance(how, int) else float(how(data))
-        out.append(Metric(name, stat, value, unit, formula=FORMULAS.get(name, name)))
-    return out
+    return distribution(name, values, unit, FORMULAS.get(name, name))
 
 
 def summarize(

@@ -1,0 +1,111 @@
+"""A Chroma point's metrics: insert throughput by batch, query latency and QPS, recall@k.
+
+insert_throughput = vectors / (end of last batch - start of first); insert_batch_latency per add() call;
+query_latency = answer received - intended send (the actual send in the closed loop);
+queries_per_s = answered queries / (last answer - first intended send); recall = mean over measured
+queries of |returned ids ∩ exact k nearest (numpy, same space)| / k.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from typing import Any
+
+import numpy as np
+
+from aibench.clients.chroma.load import Batch, Query
+from aibench.clients.chroma.recall import recall_at_k
+from aibench.results.schema import Metric
+from aibench.results.stats import distribution
+
+FORMULAS = {
+    "insert_throughput": "vectors/(last_batch_end-first_batch_start)",
+    "insert_batch_latency": "add()_call_duration",
+    "query_latency": "answer-intended_send",
+    "queue_delay": "actual_send-intended_send",
+    "queries_per_s": "answered/(last_answer-first_intended_send)",
+    "recall": "mean(|returned_ids∩exact_knn|/k),exact=numpy_bruteforce",
+}
+
+
+def query_recalls(queries: list[Query], exact: np.ndarray) -> list[float]:
+    return [recall_at_k(q.ids, exact[q.index]) if q.status == "ok" else math.nan for q in queries]
+
+
+def summarize(
+    batches: list[Batch], records: list[Query], exact: np.ndarray, p: dict[str, Any]
+) -> list[Metric]:
+    out: list[Metric] = []
+    if batches:
+        vectors = sum(b.size for b in batches)
+        wall = batches[-1].end - batches[0].start
+        labels = {"batch_size": str(p["batch_size"])}
+        out.append(
+            Metric(
+                "insert_throughput",
+                "mean",
+                vectors / wall,
+                "vectors/s",
+                labels,
+                FORMULAS["insert_throughput"],
+            )
+        )
+        out += distribution("insert_batch_latency", [(b.end - b.start) * 1000 for b in batches], "ms",
+                            FORMULAS["insert_batch_latency"], labels)  # fmt: skip
+    measured = [q for q in records if not q.warmup]
+    answered = [q for q in measured if q.status == "ok"]
+    out += distribution(
+        "query_latency", [(q.done - q.intended) * 1000 for q in answered], "ms", FORMULAS["query_latency"]
+    )
+    if p["mode"] == "open":
+        out += distribution(
+            "queue_delay", [(q.actual - q.intended) * 1000 for q in answered], "ms", FORMULAS["queue_delay"]
+        )
+        out.append(Metric("offered_rate", "mean", p["rate"], "queries/s", formula="schedule"))
+    if answered:
+        window = max(q.done for q in answered) - min(q.intended for q in measured)
+        out.append(
+            Metric(
+                "queries_per_s",
+                "mean",
+                len(answered) / window,
+                "queries/s",
+                formula=FORMULAS["queries_per_s"],
+            )
+        )
+        recalls = [r for r in query_recalls(answered, exact)]
+        k = {"k": str(p["k"])}
+        out.append(Metric("recall", "mean", float(np.mean(recalls)), "fraction", k, FORMULAS["recall"]))
+        out.append(Metric("recall", "min", float(np.min(recalls)), "fraction", k, FORMULAS["recall"]))
+    out.append(Metric("requests", "count", len(measured), "queries"))
+    failed = len(measured) - len(answered)
+    out.append(Metric("error_rate", "mean", failed / len(measured) if measured else 0.0, "fraction"))
+    return out
+
+
+COLUMNS = ["phase", "number", "size", "intended_s", "sent_s", "done_s", "latency_ms", "queue_delay_ms",
+           "recall", "status", "warmup", "error"]  # fmt: skip
+
+
+def raw_csv(batches: list[Batch], records: list[Query], exact: np.ndarray, origin: float) -> bytes:
+    """One row per insert batch and per query; times in s from ``origin``, latencies in ms."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+
+    def times(*values: float) -> list[str]:
+        return [f"{value - origin:.6f}" for value in values]
+
+    for b in batches:
+        latency = f"{(b.end - b.start) * 1000:.3f}"
+        row = ["insert", b.number, b.size, *times(b.start, b.start, b.end), latency, "0"]
+        writer.writerow([*row, "", "ok", 0, ""])
+    for number, (q, recall) in enumerate(zip(records, query_recalls(records, exact), strict=True)):
+        done = q.done or q.intended
+        shown = "" if math.isnan(recall) else f"{recall:.4f}"
+        latency, delay = f"{(done - q.intended) * 1000:.3f}", f"{(q.actual - q.intended) * 1000:.3f}"
+        writer.writerow(["query", number, q.index, *times(q.intended, q.actual, done), latency, delay, shown,
+                         q.status, int(q.warmup), q.error])  # fmt: skip
+    return out.getvalue().encode()

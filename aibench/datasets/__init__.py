@@ -1,0 +1,1 @@
+"""Vector datasets for the vector-database client."""
