@@ -3,6 +3,11 @@
 Per deployment: a fresh data directory, random root and benchmark-user passwords (0600 secrets), a
 database for the benchmark. The user is created over the server's Unix socket from a 0600 SQL file,
 so no password ever appears on a command line. Ready = `SELECT 1` as the benchmark user over TCP.
+
+The two initialise differently: MariaDB with mariadb-install-db (which also creates password-less
+root@127.0.0.1 and other accounts, deleted by the SQL), MySQL 8 with `mysqld --initialize-insecure`
+(only root@localhost, over the socket); MySQL 8 also gets X Protocol off (no second port) and the
+benchmark user with mysql_native_password, which every sysbench build's client library speaks.
 """
 
 from __future__ import annotations
@@ -38,12 +43,18 @@ class MySQL(ServiceKind):
 
     def prepare_commands(self, ctx: ServiceContext) -> list[Command]:
         """Before the server starts: an empty data directory (root password set by the SQL below)."""
+        if ctx.containerized:  # mysql:8.0, run as the calling user
+            return [Command(["mysqld", "--no-defaults", "--initialize-insecure", f"--datadir={ctx.datadir}"])]
         argv = ["mariadb-install-db", "--no-defaults", "--user=root", f"--datadir={ctx.datadir}"]
         return [Command([*argv, "--auth-root-authentication-method=normal", "--skip-test-db"])]
 
     def command(self, ctx: ServiceContext) -> Command:
         p = ctx.params
-        argv = ["mariadbd", "--no-defaults", "--user=root", f"--datadir={ctx.datadir}"]
+        if ctx.containerized:
+            argv = ["mysqld", "--no-defaults", f"--datadir={ctx.datadir}", "--mysqlx=OFF"]
+            argv += [f"--secure-file-priv={ctx.workdir}"]  # the image's default directory is read-only
+        else:
+            argv = ["mariadbd", "--no-defaults", "--user=root", f"--datadir={ctx.datadir}"]
         argv += [f"--socket={self._socket(ctx)}", f"--pid-file={ctx.workdir / 'mysqld.pid'}"]
         argv += [f"--bind-address={ctx.host}", f"--port={ctx.port}", "--skip-name-resolve"]
         argv += [
@@ -55,20 +66,22 @@ class MySQL(ServiceKind):
     def setup_commands(self, ctx: ServiceContext) -> list[Command]:
         """Once listening: the benchmark database and user, from a 0600 SQL file read over the socket."""
         s = ctx.secrets
+        # mariadb-install-db also makes password-less root@127.0.0.1, root@::1, root@<host> and
+        # anonymous accounts: only root over the socket and the benchmark user remain
+        cleanup = "DELETE FROM mysql.global_priv WHERE NOT (User = 'root' AND Host = 'localhost');\n"
+        plugin = "WITH mysql_native_password " if ctx.containerized else ""
         sql = (
-            # mariadb-install-db also makes password-less root@127.0.0.1, root@::1, root@<host> and
-            # anonymous accounts: only root over the socket and the benchmark user remain
-            "DELETE FROM mysql.global_priv WHERE NOT (User = 'root' AND Host = 'localhost');\n"
-            "FLUSH PRIVILEGES;\n"
+            ("" if ctx.containerized else cleanup) + "FLUSH PRIVILEGES;\n"
             f"CREATE DATABASE IF NOT EXISTS `{s['MYSQL_DATABASE']}`;\n"
-            f"CREATE USER IF NOT EXISTS '{USER}'@'%' IDENTIFIED BY '{s['MYSQL_PASSWORD']}';\n"
+            f"CREATE USER IF NOT EXISTS '{USER}'@'%' IDENTIFIED {plugin}BY '{s['MYSQL_PASSWORD']}';\n"
             f"GRANT ALL PRIVILEGES ON `{s['MYSQL_DATABASE']}`.* TO '{USER}'@'%';\n"
             f"ALTER USER 'root'@'localhost' IDENTIFIED BY '{s['MYSQL_ROOT_PASSWORD']}';\n"
             "FLUSH PRIVILEGES;\n"
         )
         init = ctx.workdir / "init.sql"
         write_text(init, sql, perms=0o600)
-        argv = ["mariadb", "--no-defaults", f"--socket={self._socket(ctx)}", "-uroot"]
+        client = "mysql" if ctx.containerized else "mariadb"
+        argv = [client, "--no-defaults", f"--socket={self._socket(ctx)}", "-uroot"]
         return [Command([*argv, "-e", f"source {init}"])]
 
     def exporters(self, ctx: ServiceContext, ports: list[int]) -> list[Exporter]:

@@ -10,8 +10,10 @@ import yaml
 
 from aibench.errors import ConfigError
 from aibench.recipes import load_any, load_experiment, load_plan
+from aibench.services import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
+EXPERIMENTS = ROOT / "recipes" / "experiments"
 
 
 @pytest.fixture
@@ -88,7 +90,7 @@ MALFORMED = [
         [
             "field 'experiments[0]'",
             "no experiment recipe 'nope'",
-            "available: llm-concurrency, llm-rate, mysql-threads, redis-datasize, redis-default",
+            f"available: {', '.join(sorted(p.stem for p in EXPERIMENTS.glob('*.yaml')))}",
         ],
     ),
     (
@@ -110,7 +112,7 @@ MALFORMED = [
         [
             "services/redis.yaml: field 'kind'",
             "unknown service kind 'memcached'",
-            "known: llamacpp, mysql, ollama, prometheus, redis, vllm",
+            f"known: {', '.join(sorted(SERVICES.names()))}",
         ],
     ),
     (

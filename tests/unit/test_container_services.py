@@ -1,0 +1,74 @@
+"""Service kinds whose images cannot run here (no Apptainer on this machine, no Docker Hub): what the
+service job would run inside docker://mysql:8.0 and docker://chromadb/chroma is checked as text. The
+native paths (MariaDB, `chroma run`) run for real in tests/integration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aibench.recipes import load_service
+from aibench.serve import gateway_command
+from aibench.services import SERVICES
+from aibench.services.base import ServiceContext
+from aibench.token_gateway import TOKEN_ENV
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRETS = {"MYSQL_ROOT_PASSWORD": "root-secret", "MYSQL_PASSWORD": "user-secret", "MYSQL_USER": "bench",
+           "MYSQL_DATABASE": "sbtest", "CHROMA_TOKEN": "token-secret-0123456789"}  # fmt: skip
+
+
+def context(
+    kind: str, tmp_path: Path, containerized: bool, backend_port: int | None = None
+) -> ServiceContext:
+    params = load_service(ROOT / "recipes" / "services" / f"{kind}.yaml").params
+    return ServiceContext("exp", params, SECRETS, "10.1.2.3", 40001, tmp_path, tmp_path / "data",
+                          backend_port=backend_port, containerized=containerized)  # fmt: skip
+
+
+def test_mysql8_initialises_and_runs_as_mysql_in_its_image(tmp_path: Path) -> None:
+    kind = SERVICES.create("mysql")
+    ctx = context("mysql", tmp_path, containerized=True)
+    [prepare] = kind.prepare_commands(ctx)
+    assert prepare.argv == [
+        "mysqld",
+        "--no-defaults",
+        "--initialize-insecure",
+        f"--datadir={tmp_path / 'data'}",
+    ]
+    argv = kind.command(ctx).argv
+    assert argv[0] == "mysqld" and "--mysqlx=OFF" in argv and "--user=root" not in argv
+    assert "--bind-address=10.1.2.3" in argv and "--port=40001" in argv
+    [setup] = kind.setup_commands(ctx)
+    assert setup.argv[0] == "mysql" and "-uroot" in setup.argv
+    sql = (tmp_path / "init.sql").read_text()
+    assert "mysql.global_priv" not in sql  # a MariaDB table; MySQL 8's initialise makes only root@localhost
+    assert "IDENTIFIED WITH mysql_native_password BY 'user-secret'" in sql
+    assert (tmp_path / "init.sql").stat().st_mode & 0o777 == 0o600
+    assert not any("secret" in part for c in (prepare, kind.command(ctx), setup) for part in c.argv)
+
+
+def test_mariadb_locally(tmp_path: Path) -> None:
+    kind = SERVICES.create("mysql")
+    ctx = context("mysql", tmp_path, containerized=False)
+    assert kind.prepare_commands(ctx)[0].argv[0] == "mariadb-install-db"
+    assert kind.command(ctx).argv[:2] == ["mariadbd", "--no-defaults"]
+    kind.setup_commands(ctx)
+    assert "DELETE FROM mysql.global_priv" in (tmp_path / "init.sql").read_text()
+
+
+def test_chroma_listens_on_loopback_behind_the_gateway(tmp_path: Path) -> None:
+    kind = SERVICES.create("chroma")
+    ctx = context("chroma", tmp_path, containerized=True, backend_port=40002)
+    argv = kind.command(ctx).argv
+    assert argv[:2] == ["chroma", "run"] and argv[argv.index("--host") + 1] == "127.0.0.1"
+    assert argv[argv.index("--port") + 1] == "40002" and argv[argv.index("--path") + 1] == str(
+        tmp_path / "data"
+    )
+    gateway = gateway_command(ctx, SECRETS["CHROMA_TOKEN"])
+    assert (
+        "--listen" in gateway.argv and "10.1.2.3:40001" in gateway.argv and "127.0.0.1:40002" in gateway.argv
+    )
+    assert (
+        SECRETS["CHROMA_TOKEN"] not in " ".join(gateway.argv)
+        and gateway.env[TOKEN_ENV] == SECRETS["CHROMA_TOKEN"]
+    )
