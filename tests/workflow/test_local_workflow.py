@@ -147,3 +147,37 @@ def test_llm_experiment_end_to_end(make_config, workspace: Path, no_leftovers: f
     for path in results.rglob("*"):
         if path.is_file() and path.name not in ("secrets.env", "llamacpp.json") and "data" not in path.parts:
             assert key.encode() not in path.read_bytes(), path
+
+
+def test_chroma_experiment_end_to_end(make_config, workspace: Path, no_leftovers: float) -> None:
+    """Chroma behind its token gateway through the whole DAG: real text embeddings, ef_search swept,
+    recall and QPS per point in the table, the recall-vs-QPS figure, the token in no result file."""
+    experiment = {
+        "service": "chroma",
+        "client": "chroma",
+        "client_params": {
+            "dataset": "minilm-python-docs",
+            "space": "cosine",
+            "count": 0,
+            "requests": 50,
+            "max_neighbors": 4,
+            "ef_construction": 8,
+        },
+        "sweep": {"ef_search": [1, 64]},
+    }
+    config = make_config(experiment, name="vec-e2e")
+    done = snakemake(config)
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = workspace / "results"
+    table = pd.read_csv(results / "summary.csv")
+    client = table[table["source"] == "client"]
+    assert set(client["status"]) == {"ok"}
+    recall = client[(client["metric"] == "recall") & (client["stat"] == "mean")].set_index("param_ef_search")
+    assert 0 < recall.loc[1, "value"] < recall.loc[64, "value"] <= 1  # a longer search finds more
+    qps = client[(client["metric"] == "queries_per_s")]["value"]
+    assert len(qps) == 2 and (qps > 0).all()
+    assert (results / "figures" / "vec-e2e" / "ef_search.png").read_bytes().startswith(b"\x89PNG")
+    token = (results / "vec-e2e/service/secrets.env").read_text().split("=", 1)[1].strip()
+    for path in results.rglob("*"):
+        if path.is_file() and path.name != "secrets.env" and "data" not in path.parts:
+            assert token.encode() not in path.read_bytes(), path
