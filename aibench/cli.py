@@ -1,4 +1,4 @@
-"""The `aibench` command: validate files, run a client on its own, inspect and stop services."""
+"""The `aibench` command: validate files, run a client on its own, inspect and stop services, tunnel."""
 
 from __future__ import annotations
 
@@ -138,6 +138,14 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tunnel(args: argparse.Namespace) -> int:
+    from aibench.tunnel import describe, make_tunnel
+
+    tunnel = make_tunnel(args.results, args.service, args.login, args.ssh_port, args.user, args.local_port)
+    print("\n".join(describe(tunnel)))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="aibench", description=__doc__)
     sub = main.add_subparsers(dest="command", required=True)
@@ -169,6 +177,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every service of the run")
     p.add_argument("--experiment", action="append", help="only this experiment's service")
     p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("tunnel", help="the ssh port forward to open the run's Grafana or Prometheus")
+    p.add_argument("service", choices=["grafana", "prometheus"])
+    p.add_argument("--results", default="results", help="results directory of the run")
+    p.add_argument("--login", default="login.lxp.lu", help="login host that reaches the compute nodes")
+    p.add_argument("--ssh-port", type=int, default=8822, help="SSH port of the login host")
+    p.add_argument("--user", help="user on the login host (default: you)")
+    p.add_argument("--local-port", type=int, help="port on your laptop (default: the service's port)")
+    p.set_defaults(func=cmd_tunnel)
     return main
 
 

@@ -33,6 +33,10 @@ class RunLayout:
         """Prometheus file_sd directory: one JSON file per exporter of a running service."""
         return self.monitoring / "targets"
 
+    @property
+    def grafana(self) -> Path:
+        return self.root / "grafana"
+
     def service_dir(self, experiment: str) -> Path:
         return self.root / experiment / "service"
 
@@ -40,7 +44,7 @@ class RunLayout:
         return self.root / experiment / "points" / point
 
     def service_dirs(self) -> list[Path]:
-        """Every service directory of this run, the monitoring service included."""
-        dirs = [self.monitoring] if self.monitoring.is_dir() else []
+        """Every service directory of this run, the monitoring services (Prometheus, Grafana) included."""
+        dirs = [d for d in (self.monitoring, self.grafana) if d.is_dir()]
         dirs += sorted(p for p in self.root.glob("*/service") if p.is_dir())
         return dirs

@@ -152,3 +152,45 @@ def ttft_cdf_figure(raw_files: dict[str, str | os.PathLike[str]], experiment: st
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="x-small")
     _save(fig, outputs)
+
+
+#: resource series drawn over each point's window: (series, title, scale, unit)
+RESOURCE_PANELS = [
+    ("cpu_cores", "Service CPU", 1.0, "cores"),
+    ("rss_bytes", "Service memory (RSS)", 2**-20, "MiB"),
+    ("node_cpu_busy_cores", "Node CPU busy", 1.0, "cores"),
+    ("net_rx_bytes_per_s", "Node network received", 2**-20, "MiB/s"),
+    ("gpu_utilization_pct", "GPU utilisation", 1.0, "%"),
+    ("gpu_memory_used_bytes", "GPU memory used", 2**-30, "GiB"),
+]
+
+
+def resources_figure(
+    metrics_files: dict[str, str | os.PathLike[str]], experiment: str, outputs: list
+) -> None:
+    """Resource use over each point's window (time from the window's start), a line per point; a
+    panel for each series that has samples (GPU panels appear only where a GPU exporter ran)."""
+    frames = []
+    for point, path in sorted(metrics_files.items()):
+        frame = pd.read_csv(path) if Path(path).stat().st_size else pd.DataFrame()
+        if not frame.empty:
+            frames.append(frame.assign(point=point, t=frame["timestamp"] - frame["timestamp"].min()))
+    data = pd.concat(frames) if frames else pd.DataFrame(columns=["series", "point", "t", "value"])
+    panels = [p for p in RESOURCE_PANELS if (data["series"] == p[0]).any()] or RESOURCE_PANELS[:1]
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(4.4 * len(panels), 3.6), constrained_layout=True, squeeze=False
+    )
+    for ax, (series, title, scale, unit) in zip(axes[0], panels, strict=True):
+        for point, group in data[data["series"] == series].groupby("point"):
+            ax.plot(group["t"], group["value"] * scale, label=point)
+        ax.set_title(title)
+        ax.set_xlabel("time in the point's window (s)")
+        ax.set_ylabel(unit)
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+        if ax.has_data():
+            ax.legend(fontsize="x-small")
+        else:
+            ax.text(0.5, 0.5, "no samples", ha="center", va="center", transform=ax.transAxes)
+    fig.suptitle(f"{experiment}: resource use per point")
+    _save(fig, outputs)

@@ -20,12 +20,13 @@ from typing import Any
 
 from aibench.containers import apptainer_command, resolve_image
 from aibench.files import read_json, write_json
+from aibench.monitoring import sidecars
 from aibench.monitoring.file_sd import remove_targets, write_target
 from aibench.ports import free_port
 from aibench.probes import poll, tcp
 from aibench.secrets import read_secrets
 from aibench.services import SERVICES
-from aibench.services.base import Command, ServiceContext
+from aibench.services.base import Command, Exporter, ServiceContext
 from aibench.token_gateway import TOKEN_ENV
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -127,7 +128,10 @@ def run(spec_path: str) -> int:
         containerized=spec.get("runtime") == "apptainer",
     )
     targets_dir = spec.get("targets_dir")
-    exporters = kind.exporters(ctx, [free_port(host) for _ in range(4)]) if targets_dir else []
+    exporters: list[Exporter] = []
+    if targets_dir:
+        ports = [free_port(host) for _ in range(7)]
+        exporters = kind.exporters(ctx, ports[:4]) + sidecars.node_level(ctx, spec, ports[4:])
     for sig in STOP_SIGNALS:
         signal.signal(sig, _raise_stop)
     procs: list[subprocess.Popen] = []
@@ -154,11 +158,12 @@ def run(spec_path: str) -> int:
             log(f"{spec['kind']} started, pid {service.pid}, listening on {host}:{ctx.port}")
         started = []
         for exporter in exporters:
-            if shutil.which(exporter.command.argv[0]) is None:
-                log(f"exporter {exporter.name}: {exporter.command.argv[0]} not found; not monitored")
+            command = sidecars.containerized(exporter, spec, workdir)
+            if shutil.which(command.argv[0]) is None:
+                log(f"exporter {exporter.name}: {command.argv[0]} not found; not monitored")
                 continue
             with open(workdir / f"exporter-{exporter.name}.log", "ab") as out:
-                procs.append(_start(exporter.command, stdout=out))
+                procs.append(_start(command, stdout=out))
             started.append(exporter)
         exporters = started  # only these get targets: nobody waits for an exporter that never ran
         for number, setup in enumerate(kind.setup_commands(ctx)):
@@ -170,7 +175,8 @@ def run(spec_path: str) -> int:
             )
         node = socket.gethostname()
         if targets_dir:
-            labels = {**spec.get("labels", {}), "node": node}
+            job_id = os.environ.get("SLURM_JOB_ID", "local")
+            labels = {**spec.get("labels", {}), "node": node, "job_id": job_id}
             for exporter in exporters:
                 name = f"{spec['experiment']}--{exporter.name}"
                 write_target(

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def script_logger(log_files: list[str] | None, name: str) -> logging.Logger:
@@ -34,3 +35,26 @@ def config_files(workflow: object) -> list[Path]:
     cli = [Path(f) for f in getattr(workflow.config_settings, "configfiles", [])]  # type: ignore[attr-defined]
     own = [Path(f) for f in workflow.configfiles if Path(f) not in cli]  # type: ignore[attr-defined]
     return own + cli
+
+
+def grafana_deployment(plan: Any, monitor_ready: str | os.PathLike[str]) -> dict[str, Any]:
+    """lifecycle.deploy arguments of the run's Grafana: its recipe, pointed at the run's Prometheus
+    (known only once that has started: its ready.json). No targets: Grafana is not a benchmarked service."""
+    from aibench.files import read_json
+    from aibench.paths import PROJECT_ROOT
+    from aibench.recipes import load_service
+
+    recipe = load_service(PROJECT_ROOT / "recipes" / "services" / "grafana.yaml")
+    ready = read_json(monitor_ready)
+    params = {**recipe.params, "prometheus_url": f"http://{ready['host']}:{ready['port']}",
+              "scrape_interval_s": plan.monitoring["scrape_interval_s"]}  # fmt: skip
+    return {"params": params, "grace_s": recipe.stop_grace_s, "image": recipe.image}
+
+
+def grafana_readiness() -> tuple[float, float]:
+    """(timeout_s, interval_s) of the Grafana recipe's readiness."""
+    from aibench.paths import PROJECT_ROOT
+    from aibench.recipes import load_service
+
+    recipe = load_service(PROJECT_ROOT / "recipes" / "services" / "grafana.yaml")
+    return recipe.ready_timeout_s, recipe.ready_interval_s

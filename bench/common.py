@@ -22,8 +22,11 @@ REDIS_PARAMS = load_service(ROOT / "recipes" / "services" / "redis.yaml").params
 
 
 @contextmanager
-def redis_deployment(workdir: Path, monitored: bool) -> Iterator[tuple[Path, dict]]:
-    """A Redis deployed by the workflow's own lifecycle; with Prometheus + exporters when monitored."""
+def deployment(
+    workdir: Path, monitored: bool, kind: str = "redis", params: dict | None = None
+) -> Iterator[tuple[Path, dict]]:
+    """A service deployed by the workflow's own lifecycle; when monitored, with the run's Prometheus
+    (1 s scrapes) and every exporter the service job starts (kind's, node), waited for until up."""
     targets = workdir / "monitoring" / "targets" if monitored else None
     started = []
     try:
@@ -37,11 +40,10 @@ def redis_deployment(workdir: Path, monitored: bool) -> Iterator[tuple[Path, dic
             started.append(workdir / "monitoring")
             lifecycle.wait_ready(workdir / "monitoring", 60, 0.1)
         service_dir = workdir / "bench" / "service"
-        lifecycle.deploy(
-            service_dir, experiment="bench", kind="redis", params=REDIS_PARAMS, targets_dir=targets
-        )
+        params = REDIS_PARAMS if params is None else params
+        lifecycle.deploy(service_dir, experiment="bench", kind=kind, params=params, targets_dir=targets)
         started.append(service_dir)
-        ready = lifecycle.wait_ready(service_dir, 60, 0.05)
+        ready = lifecycle.wait_ready(service_dir, 120, 0.05)
         if monitored:
             from aibench.files import read_json
             from aibench.monitoring.prometheus import wait_targets_up
@@ -52,6 +54,10 @@ def redis_deployment(workdir: Path, monitored: bool) -> Iterator[tuple[Path, dic
     finally:
         for d in reversed(started):
             lifecycle.stop(d)
+
+
+def redis_deployment(workdir: Path, monitored: bool) -> Iterator[tuple[Path, dict]]:
+    return deployment(workdir, monitored)
 
 
 def by_hand(ready: dict, service_dir: Path, params: dict) -> float:

@@ -6,7 +6,7 @@ from aibench.paths import RunLayout
 from aibench.recipes import load_plan
 from aibench.slurm_settings import account, launch_settings_for, placement_option
 
-from aibench.snakemake_glue import config_files
+from aibench.snakemake_glue import config_files, grafana_deployment, grafana_readiness
 
 # Every config and recipe file is validated here, when the workflow is parsed:
 # a bad file stops the run before anything starts.
@@ -15,6 +15,8 @@ RESULTS = str(PLAN.results)
 LAYOUT = RunLayout(RESULTS)
 MONITORING = PLAN.monitoring["enabled"]
 MONITOR_DIR = f"{RESULTS}/monitoring"
+GRAFANA = MONITORING and PLAN.monitoring["grafana"]
+GRAFANA_DIR = f"{RESULTS}/grafana"
 
 
 def launch_settings(resources):
@@ -77,6 +79,7 @@ def figures():
         for name, exp in PLAN.experiments.items()
         if exp.client.kind == "llm"
     ]
+    names += [(name, "resources") for name in PLAN.experiments if MONITORING]
     return [
         f"{RESULTS}/figures/{name}/{figure}.{ext}"
         for name, figure in names
@@ -89,6 +92,8 @@ def all_targets():
     targets += [f"{RESULTS}/{name}/service/stopped.json" for name in PLAN.experiments]
     if MONITORING:
         targets.append(f"{MONITOR_DIR}/stopped.json")
+    if GRAFANA:
+        targets.append(f"{GRAFANA_DIR}/stopped.json")
     return targets
 
 
@@ -114,6 +119,15 @@ def monitor_settings(wildcards):
             "targets_dir": str(LAYOUT.targets.absolute()),
         },
         **launch_settings({"cpus": 1, "mem_mb": 2000}),
+    }
+
+
+def grafana_settings(wildcards, input):
+    return {
+        "experiment": "grafana",
+        "kind": "grafana",
+        **grafana_deployment(PLAN, input.monitor),
+        **launch_settings({"cpus": 1, "mem_mb": 1000}),
     }
 
 

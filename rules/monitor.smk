@@ -51,3 +51,44 @@ use rule stop_service as stop_monitor with:
     log:
         f"{MONITOR_DIR}/stop.log",
     localrule: True
+
+
+# Grafana (monitoring.grafana: true, e.g. on MeluXina): dashboards on the run's Prometheus, reached
+# with `aibench tunnel grafana`; up from when Prometheus is ready until the last point is scraped.
+rule deploy_grafana:
+    input:
+        monitor=f"{MONITOR_DIR}/ready.json",
+    output:
+        handle=temp(f"{GRAFANA_DIR}/handle.json"),
+    log:
+        f"{GRAFANA_DIR}/deploy.log",
+    localrule: True
+    params:
+        service=grafana_settings,
+    script:
+        "../scripts/deploy_service.py"
+
+
+use rule wait_endpoint as wait_grafana with:
+    input:
+        handle=f"{GRAFANA_DIR}/handle.json",
+    output:
+        ready=temp(f"{GRAFANA_DIR}/ready.json"),
+    log:
+        f"{GRAFANA_DIR}/wait.log",
+    localrule: True
+    params:
+        timeout_s=grafana_readiness()[0],
+        interval_s=grafana_readiness()[1],
+
+
+use rule stop_service as stop_grafana with:
+    input:
+        handle=f"{GRAFANA_DIR}/handle.json",
+        ready=f"{GRAFANA_DIR}/ready.json",
+        points=point_outputs(),
+    output:
+        stopped=f"{GRAFANA_DIR}/stopped.json",
+    log:
+        f"{GRAFANA_DIR}/stop.log",
+    localrule: True

@@ -1,8 +1,8 @@
 # All points -> one tidy table -> figures (each with a caption in the report).
 
 
-# ttft_cdf.png is the distribution figure, not a swept parameter named ttft_cdf
-ruleorder: plot_ttft_cdf > plot_sweep
+# ttft_cdf.png and resources.png are their own figures, not swept parameters of those names
+ruleorder: plot_ttft_cdf > plot_resources > plot_sweep
 
 
 rule aggregate:
@@ -64,3 +64,26 @@ rule plot_ttft_cdf:
         },
     script:
         "../scripts/plot_ttft_cdf.py"
+
+
+rule plot_resources:
+    input:
+        metrics=lambda wc: [f"{d}/metrics.csv" for d in point_dirs(wc.experiment)],
+    output:
+        png=report(
+            f"{RESULTS}/figures/{{experiment}}/resources.png",
+            caption="../report/resources.rst",
+            category="{experiment}",
+            labels={"experiment": "{experiment}", "figure": "resource use"},
+        ),
+        svg=f"{RESULTS}/figures/{{experiment}}/resources.svg",
+    log:
+        f"{RESULTS}/logs/plot_{{experiment}}_resources.log",
+    localrule: True
+    params:
+        points=lambda wc: {
+            p.id: f"{RESULTS}/{wc.experiment}/points/{p.id}/metrics.csv"
+            for p in experiment(wc).points
+        },
+    script:
+        "../scripts/plot_resources.py"

@@ -19,7 +19,7 @@ from aibench.recipes.validation import check, describe, field_path, load_yaml, v
 from aibench.services import SERVICES
 
 #: names of results/ entries that are not experiments
-RESERVED_NAMES = frozenset({"monitoring", "figures", "logs", "paper"})
+RESERVED_NAMES = frozenset({"monitoring", "grafana", "figures", "logs", "paper"})
 
 
 @dataclass(frozen=True)

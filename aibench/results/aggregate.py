@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from aibench.files import read_json
+from aibench.results.efficiency import efficiency_rows
 
 BASE_COLUMNS = [
     "experiment", "point", "repeat", "status", "service", "client",
@@ -18,7 +19,8 @@ BASE_COLUMNS = [
 
 
 def _unit(series: str) -> str:
-    for suffix, unit in (("_cores", "cores"), ("_bytes", "bytes"), ("_per_s", "1/s")):
+    for suffix, unit in (("_cores", "cores"), ("_bytes", "bytes"), ("_per_s", "1/s"), ("_pct", "%"),
+                         ("_w", "W"), ("_count", "count")):  # fmt: skip
         if series.endswith(suffix):
             return unit
     return ""
@@ -60,6 +62,7 @@ def point_rows(summary: dict[str, Any], metrics_csv: Path | None = None) -> list
         )
     if metrics_csv is not None:
         rows += [{**common, **r} for r in resource_rows(metrics_csv)]
+        rows += efficiency_rows(common["client"], rows)
     return rows
 
 

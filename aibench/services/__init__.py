@@ -13,6 +13,7 @@ SERVICES: Registry[ServiceKind] = Registry(
         "ollama": "aibench.services.ollama",
         "mysql": "aibench.services.mysql",
         "chroma": "aibench.services.chroma",
+        "grafana": "aibench.services.grafana",
     },
 )
 

@@ -46,6 +46,21 @@ class Exporter:
     port: int
 
 
+#: node-level series from the sidecars (aibench.monitoring.sidecars): every kind gets them
+NODE_QUERIES = {
+    "node_cpu_busy_cores": 'sum(rate(node_cpu_seconds_total{{{sel},mode!~"idle|iowait"}}[5s]))',
+    "node_memory_used_bytes": (
+        "sum(node_memory_MemTotal_bytes{{{sel}}} - node_memory_MemAvailable_bytes{{{sel}}})"
+    ),
+    "net_rx_bytes_per_s": 'sum(rate(node_network_receive_bytes_total{{{sel},device!="lo"}}[5s]))',
+    "net_tx_bytes_per_s": 'sum(rate(node_network_transmit_bytes_total{{{sel},device!="lo"}}[5s]))',
+    "gpu_utilization_pct": "avg(DCGM_FI_DEV_GPU_UTIL{{{sel}}})",
+    "gpu_memory_used_bytes": "sum(DCGM_FI_DEV_FB_USED{{{sel}}}) * 1048576",
+    "gpu_power_w": "sum(DCGM_FI_DEV_POWER_USAGE{{{sel}}})",
+    "gpu_count": "count(DCGM_FI_DEV_GPU_UTIL{{{sel}}})",
+}
+
+
 class ServiceKind:
     """Base of a service kind; subclasses register with ``SERVICES.register``."""
 
@@ -99,6 +114,7 @@ class ServiceKind:
         return {
             "cpu_cores": "sum(rate(namedprocess_namegroup_cpu_seconds_total{{{sel}}}[5s]))",
             "rss_bytes": 'sum(namedprocess_namegroup_memory_bytes{{{sel},memtype="resident"}})',
+            **NODE_QUERIES,
         }
 
     def process_exporter(self, ctx: ServiceContext, port: int) -> Exporter:

@@ -21,6 +21,7 @@ from aibench.services import SERVICES
 from aibench.services.base import Command, Exporter, ServiceContext, ServiceKind
 
 USER = "bench"
+EXPORTER_USER = "exporter"
 
 
 @SERVICES.register
@@ -34,6 +35,7 @@ class MySQL(ServiceKind):
         return {
             "MYSQL_ROOT_PASSWORD": generate_password(),
             "MYSQL_PASSWORD": generate_password(),
+            "MYSQL_EXPORTER_PASSWORD": generate_password(),
             "MYSQL_USER": USER,
             "MYSQL_DATABASE": params["database"],
         }
@@ -75,6 +77,10 @@ class MySQL(ServiceKind):
             f"CREATE DATABASE IF NOT EXISTS `{s['MYSQL_DATABASE']}`;\n"
             f"CREATE USER IF NOT EXISTS '{USER}'@'%' IDENTIFIED {plugin}BY '{s['MYSQL_PASSWORD']}';\n"
             f"GRANT ALL PRIVILEGES ON `{s['MYSQL_DATABASE']}`.* TO '{USER}'@'%';\n"
+            # the mysqld exporter's own account: server status only, no data
+            f"CREATE USER IF NOT EXISTS '{EXPORTER_USER}'@'%' IDENTIFIED {plugin}BY "
+            f"'{s['MYSQL_EXPORTER_PASSWORD']}' WITH MAX_USER_CONNECTIONS 3;\n"
+            f"GRANT PROCESS, REPLICATION CLIENT ON *.* TO '{EXPORTER_USER}'@'%';\n"
             f"ALTER USER 'root'@'localhost' IDENTIFIED BY '{s['MYSQL_ROOT_PASSWORD']}';\n"
             "FLUSH PRIVILEGES;\n"
         )
@@ -85,7 +91,16 @@ class MySQL(ServiceKind):
         return [Command([*argv, "-e", f"source {init}"])]
 
     def exporters(self, ctx: ServiceContext, ports: list[int]) -> list[Exporter]:
-        return [self.process_exporter(ctx, ports[0])]
+        """The process exporter and mysqld_exporter (0.14; its account's password in a 0600 my.cnf)."""
+        cnf = ctx.workdir / "exporter.my.cnf"
+        client = f"user={EXPORTER_USER}\npassword={ctx.secrets['MYSQL_EXPORTER_PASSWORD']}\n"
+        write_text(cnf, f"[client]\n{client}host={ctx.host}\nport={ctx.port}\n", perms=0o600)
+        argv = [
+            "prometheus-mysqld-exporter",
+            f"--config.my-cnf={cnf}",
+            f"--web.listen-address={ctx.host}:{ports[1]}",
+        ]
+        return [self.process_exporter(ctx, ports[0]), Exporter("mysqld", Command(argv), ports[1])]
 
     def process_pattern(self, ctx: ServiceContext) -> str:
         return f"--port={ctx.port}"

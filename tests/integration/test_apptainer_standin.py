@@ -62,8 +62,11 @@ def test_meluxina_profile_dry_run(tmp_path: Path, standin: Path, monkeypatch: py
     monkeypatch.setenv("AIBENCH_SCRATCH", str(tmp_path / "scratch"))
     config = tmp_path / "c.yaml"
     config.write_text(f"experiments: [redis-default]\nresults: {tmp_path / 'results'}\n")
-    done = snakemake(config, "-n", profile="profiles/meluxina")
+    # the profile's own config files (config.yaml + meluxina.yaml), then this run's
+    files = ("config/config.yaml", "config/meluxina.yaml", str(config))
+    done = snakemake(config, "-n", "--configfile", *files, profile="profiles/meluxina")
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout + done.stderr
     assert "run_client" in out and "deploy_service" in out
+    assert "deploy_grafana" in out and "stop_grafana" in out  # monitoring.grafana: true on MeluXina
     assert not (tmp_path / "results").exists()  # a dry run starts and submits nothing

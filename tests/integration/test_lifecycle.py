@@ -17,6 +17,7 @@ from aibench.files import read_json
 from aibench.monitoring.prometheus import PrometheusClient, scrape_point
 from aibench.probes import NotReady, poll, redis_ping
 from aibench.services import SERVICES
+from tests.conftest import ROOT
 
 REDIS = {
     "io_threads": 1,
@@ -52,13 +53,13 @@ def test_deploy_ready_stop_leaves_no_process(tmp_path: Path, no_leftovers: float
     endpoint = read_json(service_dir / "endpoint.json")
     assert endpoint["host"] == "127.0.0.1"
     procs = family(handle["pid"])
-    assert len(procs) == 4  # the service job, redis-server, process exporter, redis exporter
+    assert len(procs) == 5  # the service job, redis-server, process, redis and node exporters
     for proc in procs:
         for conn in proc.net_connections(kind="tcp"):
             if conn.status == psutil.CONN_LISTEN:
                 assert conn.laddr.ip == "127.0.0.1", (proc.cmdline(), conn)
     targets = sorted(p.name for p in (tmp_path / "targets").iterdir())
-    assert targets == ["exp--process.json", "exp--redis.json"]
+    assert targets == ["exp--node.json", "exp--process.json", "exp--redis.json"]
     stopped = lifecycle.stop(service_dir)
     assert stopped["how"] == "SIGTERM"
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in procs)
@@ -99,7 +100,12 @@ def test_service_that_exits_early_fails_at_once(tmp_path: Path, no_leftovers: fl
     assert "not found on PATH: redis-server" in str(info.value)
 
 
-def test_prometheus_scrapes_the_point_window(tmp_path: Path, no_leftovers: float) -> None:
+def test_prometheus_scrapes_the_point_window(
+    tmp_path: Path, no_leftovers: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real Prometheus, real exporters (process, redis, node) and the GPU exporter reading a STAND-IN
+    nvidia-smi (tests/standins: no GPU on this machine), all as sidecars of one service job."""
+    monkeypatch.setenv("PATH", f"{ROOT / 'tests' / 'standins'}:{os.environ['PATH']}")
     targets = tmp_path / "monitoring" / "targets"
     monitor_dir = tmp_path / "monitoring"
     lifecycle.deploy(
@@ -109,15 +115,15 @@ def test_prometheus_scrapes_the_point_window(tmp_path: Path, no_leftovers: float
         params={"scrape_interval_s": 1, "targets_dir": str(targets)},
     )
     service_dir = tmp_path / "mon" / "service"
-    lifecycle.deploy(service_dir, experiment="mon", kind="redis", params=REDIS, targets_dir=targets)
+    lifecycle.deploy(service_dir, experiment="mon", kind="redis", params=REDIS, targets_dir=targets, gpus=1)
     try:
         prometheus = lifecycle.wait_ready(monitor_dir, timeout_s=30, interval_s=0.1)
         lifecycle.wait_ready(service_dir, timeout_s=30, interval_s=0.05)
         client = PrometheusClient(f"http://{prometheus['host']}:{prometheus['port']}")
 
         def both_up() -> None:
-            result = client.query('sum(up{experiment="mon"})')
-            if not result or float(result[0]["value"][1]) < 2:
+            result = client.query('sum(up{experiment="mon",job_id="local"})')
+            if not result or float(result[0]["value"][1]) < 4:
                 raise NotReady(f"targets up: {result}")
 
         poll(both_up, 30, 0.2)
@@ -146,7 +152,11 @@ def test_prometheus_scrapes_the_point_window(tmp_path: Path, no_leftovers: float
     series = {}
     for row in rows:
         series.setdefault(row["series"], []).append(row["value"])
-    assert max(series["targets_up"]) == 2
+    assert max(series["targets_up"]) == 4  # process, redis, node, gpu
+    assert max(series["node_cpu_busy_cores"]) > 0.05 and max(series["node_memory_used_bytes"]) > 1e8
+    assert set(series["gpu_utilization_pct"]) == {45.0}  # the stand-in's two GPUs: 87 % and 3 %
+    assert set(series["gpu_memory_used_bytes"]) == {(30123 + 4) * 2**20}
+    assert set(series["gpu_power_w"]) == {251.5}  # the second GPU's power is N/A: not counted as 0
     assert max(series["cpu_cores"]) > 0.05  # redis-server was busy serving the load
     assert 1e6 < max(series["rss_bytes"]) < 2e9
     assert max(series["redis_ops_per_s"]) > 1000

@@ -14,6 +14,7 @@ from aibench.token_gateway import TOKEN_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {"MYSQL_ROOT_PASSWORD": "root-secret", "MYSQL_PASSWORD": "user-secret", "MYSQL_USER": "bench",
+           "MYSQL_EXPORTER_PASSWORD": "exporter-secret",
            "MYSQL_DATABASE": "sbtest", "CHROMA_TOKEN": "token-secret-0123456789"}  # fmt: skip
 
 
@@ -43,6 +44,8 @@ def test_mysql8_initialises_and_runs_as_mysql_in_its_image(tmp_path: Path) -> No
     sql = (tmp_path / "init.sql").read_text()
     assert "mysql.global_priv" not in sql  # a MariaDB table; MySQL 8's initialise makes only root@localhost
     assert "IDENTIFIED WITH mysql_native_password BY 'user-secret'" in sql
+    assert "'exporter'@'%' IDENTIFIED WITH mysql_native_password BY 'exporter-secret'" in sql
+    assert "GRANT PROCESS, REPLICATION CLIENT ON *.* TO 'exporter'@'%'" in sql  # status, no data
     assert (tmp_path / "init.sql").stat().st_mode & 0o777 == 0o600
     assert not any("secret" in part for c in (prepare, kind.command(ctx), setup) for part in c.argv)
 
@@ -72,3 +75,29 @@ def test_chroma_listens_on_loopback_behind_the_gateway(tmp_path: Path) -> None:
         SECRETS["CHROMA_TOKEN"] not in " ".join(gateway.argv)
         and gateway.env[TOKEN_ENV] == SECRETS["CHROMA_TOKEN"]
     )
+
+
+def test_sidecars_under_apptainer_run_from_their_images(tmp_path: Path) -> None:
+    """On MeluXina every exporter but the GPU one runs from its pinned image (text only: no Apptainer
+    here); cAdvisor only there; the GPU exporter natively, only for services with GPUs."""
+    from aibench.monitoring import sidecars
+
+    spec = {"runtime": "apptainer", "apptainer": {"binary": "apptainer"}, "gpus": 1}
+    ctx = context("mysql", tmp_path, containerized=True)
+    node, cadvisor, gpu = sidecars.node_level(ctx, spec, [41001, 41002, 41003])
+    assert (node.name, cadvisor.name, gpu.name) == ("node", "cadvisor", "gpu")
+    wrapped = sidecars.containerized(node, spec, tmp_path).argv
+    image = "docker://quay.io/prometheus/node-exporter:v1.5.0"
+    assert wrapped[:2] == ["apptainer", "exec"] and wrapped[wrapped.index(image) + 1] == "node_exporter"
+    assert "--web.listen-address=10.1.2.3:41001" in wrapped
+    advisor = sidecars.containerized(cadvisor, spec, tmp_path).argv
+    assert "/sys" in advisor and "--docker_only=false" in advisor and "--port=41002" in advisor
+    assert sidecars.containerized(gpu, spec, tmp_path).argv[1:3] == ["-m", "aibench.monitoring.gpu_exporter"]
+    kind = SERVICES.create("mysql")
+    mysqld = kind.exporters(ctx, [41004, 41005])[1]
+    inside = sidecars.containerized(mysqld, spec, tmp_path).argv
+    assert "docker://prom/mysqld-exporter:v0.14.0" in inside and "exporter-secret" not in " ".join(inside)
+    cnf = tmp_path / "exporter.my.cnf"
+    assert "password=exporter-secret" in cnf.read_text() and cnf.stat().st_mode & 0o777 == 0o600
+    local = sidecars.node_level(context("mysql", tmp_path, containerized=False), {"gpus": 0}, [1, 2, 3])
+    assert [e.name for e in local] == ["node"]  # locally: no cAdvisor, no GPU

@@ -41,10 +41,21 @@ def test_end_to_end(make_config, workspace: Path, no_leftovers: float) -> None:
     assert len(cpu) == 2 and (cpu["value"] > 0).all(), resources
     rss = resources[(resources["metric"] == "rss_bytes") & (resources["stat"] == "max")]
     assert (rss["value"] > 1e6).all()
+    node = resources[(resources["metric"] == "node_cpu_busy_cores") & (resources["stat"] == "mean")]
+    assert len(node) == 2 and (node["value"] > 0).all()  # the node exporter sidecar
+    # efficiency: ops/s per core of the service's own CPU, per command
+    derived = table[(table["source"] == "derived") & (table["metric"] == "throughput_per_core")]
+    assert len(derived) == 4 and (derived["unit"] == "ops/s per core").all()
+    for _, row in derived.iterrows():
+        mean_cpu = resources[(resources["point"] == row["point"]) & (resources["metric"] == "cpu_cores")
+                                        & (resources["stat"] == "mean")]["value"].item()  # fmt: skip
+        ops_row = ops[(ops["point"] == row["point"]) & (ops["command"] == row["command"])]["value"].item()
+        assert mean_cpu > 0 and row["value"] == pytest.approx(ops_row / mean_cpu)
 
-    for ext, magic in (("png", b"\x89PNG"), ("svg", b"<?xml")):
-        figure = results / "figures" / "redis-e2e" / f"clients.{ext}"
-        assert figure.read_bytes().startswith(magic)
+    for name in ("clients", "resources"):
+        for ext, magic in (("png", b"\x89PNG"), ("svg", b"<?xml")):
+            figure = results / "figures" / "redis-e2e" / f"{name}.{ext}"
+            assert figure.read_bytes().startswith(magic)
     assert json.loads((results / "redis-e2e/service/stopped.json").read_text())["how"] == "SIGTERM"
     assert (results / "monitoring/stopped.json").exists()
     assert not (results / "redis-e2e/service/handle.json").exists()  # temp: the deployment is over
