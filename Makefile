@@ -7,7 +7,7 @@ RESULTS ?= results
 
 MODELS ?= .cache/models
 
-.PHONY: setup system venv llm run report test lint unit bench embeddings clean
+.PHONY: setup system venv llm run report test lint unit bench embeddings paper clean
 
 setup: system venv llm
 
@@ -41,8 +41,10 @@ test: setup lint
 
 lint: venv
 	$(VENV)/bin/ruff check aibench scripts tests bench
-	$(VENV)/bin/snakefmt --check Snakefile rules
+	$(VENV)/bin/snakefmt --check Snakefile rules paper/Snakefile
 	$(SNAKEMAKE) --lint --profile profiles/local 2>&1 | tee .lint.log; grep -q "Congratulations" .lint.log
+	$(SNAKEMAKE) -s paper/Snakefile --lint --config out=.cache/paper-lint 2>&1 | tee .lint.log; \
+	  grep -q "Congratulations" .lint.log
 
 bench: setup
 	$(PY) bench/redis_fidelity.py
@@ -52,6 +54,12 @@ bench: setup
 	$(PY) bench/llm_client_capacity.py
 	$(PY) bench/llm_measurement_error.py
 	$(PY) bench/chroma_client.py
+
+## make paper: paper/tables and paper/figures from an archived run alone (no service is started).
+RUN ?= examples/local-run.tar.gz
+OUT ?= paper
+paper: venv
+	$(SNAKEMAKE) -s paper/Snakefile --cores 1 --config run=$(RUN) out=$(OUT)
 
 ## make embeddings: remake the shipped text embeddings (data/datasets/*.npz); needs torch, in its own venv.
 embeddings: venv

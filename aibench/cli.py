@@ -146,6 +146,32 @@ def cmd_tunnel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from aibench.results.compare import DEFAULT_STATS, compare, format_table, load_run
+
+    table = compare(
+        load_run(args.run_a),
+        load_run(args.run_b),
+        metrics=args.metric,
+        stats=None if args.all_stats else DEFAULT_STATS,
+        prometheus=args.prometheus,
+        experiments=args.experiment,
+    )
+    print(f"A = {args.run_a}\nB = {args.run_b}\n\n{format_table(table)}")
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    return 0
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    from aibench.archive import pack
+
+    output = Path(args.output or f"{Path(args.results).absolute().name}.tar.gz")
+    files = pack(Path(args.results), output)
+    print(f"{output}: {len(files)} files of {args.results} (raw results, logs, manifest; no secrets)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="aibench", description=__doc__)
     sub = main.add_subparsers(dest="command", required=True)
@@ -186,6 +212,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--user", help="user on the login host (default: you)")
     p.add_argument("--local-port", type=int, help="port on your laptop (default: the service's port)")
     p.set_defaults(func=cmd_tunnel)
+
+    p = sub.add_parser("compare", help="two runs side by side: relative change, and whether beyond noise")
+    p.add_argument("run_a", metavar="RUN_A", help="results directory or archive (.tar.gz) of the baseline")
+    p.add_argument("run_b", metavar="RUN_B", help="results directory or archive (.tar.gz) to compare")
+    p.add_argument("--experiment", action="append", help="only this experiment (repeatable)")
+    p.add_argument("--metric", nargs="+", action="extend", help="only these metric names (any source)")
+    p.add_argument("--all-stats", action="store_true", help="every stat, not only mean, median and p99")
+    p.add_argument("--prometheus", action="store_true", help="include the Prometheus resource series")
+    p.add_argument("--csv", metavar="OUT", help="also write the comparison table to this CSV file")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("archive", help="pack a finished run's raw results and provenance into one .tar.gz")
+    p.add_argument("results", help="results directory of the run")
+    p.add_argument("-o", "--output", help="archive to write (default: <results dir name>.tar.gz)")
+    p.set_defaults(func=cmd_archive)
     return main
 
 

@@ -87,14 +87,27 @@ def figures():
     ]
 
 
-def all_targets():
-    targets = [f"{RESULTS}/summary.csv", *figures()]
-    targets += [f"{RESULTS}/{name}/service/stopped.json" for name in PLAN.experiments]
+def stopped_files():
+    """Every deployment's stopped.json: the run is over once all exist."""
+    files = [f"{RESULTS}/{name}/service/stopped.json" for name in PLAN.experiments]
     if MONITORING:
-        targets.append(f"{MONITOR_DIR}/stopped.json")
+        files.append(f"{MONITOR_DIR}/stopped.json")
     if GRAFANA:
-        targets.append(f"{GRAFANA_DIR}/stopped.json")
-    return targets
+        files.append(f"{GRAFANA_DIR}/stopped.json")
+    return files
+
+
+def run_inputs():
+    """The run's config files and every recipe it used (copied and hashed into the manifest)."""
+    files = list(config_files(workflow))
+    for exp in PLAN.experiments.values():
+        files += [exp.file, exp.service.file, exp.client.file]
+    return [str(f) for f in dict.fromkeys(files)]
+
+
+def all_targets():
+    targets = [f"{RESULTS}/summary.csv", *figures(), *stopped_files()]
+    return targets + [f"{RESULTS}/manifest.json"]
 
 
 def service_settings(wildcards):

@@ -87,3 +87,20 @@ rule plot_resources:
         },
     script:
         "../scripts/plot_resources.py"
+
+
+# Provenance: written last, once every deployment is stopped (docs/results-schema.md, "manifest.json").
+rule manifest:
+    input:
+        table=f"{RESULTS}/summary.csv",
+        stopped=stopped_files(),
+    output:
+        manifest=f"{RESULTS}/manifest.json",
+    log:
+        f"{RESULTS}/logs/manifest.log",
+    localrule: True
+    params:
+        inputs=run_inputs(),
+        config=PLAN.config,
+    script:
+        "../scripts/write_manifest.py"

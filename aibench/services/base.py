@@ -109,6 +109,10 @@ class ServiceKind:
         """Raise probes.NotReady unless the service answers a real request."""
         raise NotImplementedError
 
+    def provenance(self, params: dict[str, Any]) -> dict[str, Any]:
+        """What the run's manifest records of this deployment besides its spec (e.g. a model's digest)."""
+        return {k: params[k] for k in ("model", "model_alias") if k in params}
+
     def resource_queries(self) -> dict[str, str]:
         """PromQL per resource series, with ``{sel}`` standing for the label selector of this run."""
         return {

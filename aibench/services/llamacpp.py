@@ -38,6 +38,13 @@ class LlamaCpp(ServiceKind):
     binaries = ()  # the server is a Python module of the project's own environment
     image = "docker://ghcr.io/abetlen/llama-cpp-python:latest"
 
+    def provenance(self, params: dict[str, Any]) -> dict[str, Any]:
+        from aibench.provenance import sha256
+
+        model = model_path(params["model_path"])
+        digest = sha256(model) if model.is_file() else None
+        return {"model": model.name, "model_alias": params["model_alias"], "model_sha256": digest}
+
     def make_secrets(self, params: dict[str, Any]) -> dict[str, str]:
         return {"LLM_API_KEY": generate_password()}
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
+import tarfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import snakemake
+from tests.conftest import BIN, ROOT, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -19,6 +22,21 @@ SMALL = {
     "sweep": {"clients": [1, 8]},
     "repeats": 1,
 }
+
+
+def snakemake_paper(run: Path, out: Path) -> subprocess.CompletedProcess:
+    """`make paper RUN=run OUT=out`: the paper workflow on an archived run."""
+    argv = [
+        str(BIN / "snakemake"),
+        "-s",
+        "paper/Snakefile",
+        "--cores",
+        "1",
+        "--config",
+        f"run={run}",
+        f"out={out}",
+    ]
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 def test_end_to_end(make_config, workspace: Path, no_leftovers: float) -> None:
@@ -64,6 +82,37 @@ def test_end_to_end(make_config, workspace: Path, no_leftovers: float) -> None:
     for path in results.rglob("*"):
         if path.is_file() and path.name not in ("secrets.env", "redis.conf") and "data" not in path.parts:
             assert password.encode() not in path.read_bytes(), path
+
+    manifest = json.loads((results / "manifest.json").read_text())
+    assert len(manifest["git"]["commit"]) == 40 and isinstance(manifest["git"]["dirty"], bool)
+    assert (
+        manifest["software"]["packages"]["snakemake"] and "redis-benchmark" in manifest["software"]["tools"]
+    )
+    copied = {i["path"]: i for i in manifest["inputs"]}
+    assert {"recipes/services/redis.yaml", "recipes/clients/redis-benchmark.yaml"} <= set(copied)
+    for item in manifest["inputs"]:
+        assert hashlib.sha256((results / item["copy"]).read_bytes()).hexdigest() == item["sha256"]
+    assert {s["kind"] for s in manifest["services"]} == {"prometheus", "redis"}
+    assert [p["status"] for p in manifest["points"]] == ["ok", "ok"] and manifest["hosts"]
+    assert manifest["started_at"] < manifest["ended_at"]
+
+    # the archive: raw results and provenance, never a secret or a 0600 file
+    archive = workspace / "run.tar.gz"
+    packed = subprocess.run([str(BIN / "aibench"), "archive", str(results), "-o", str(archive)],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert packed.returncode == 0, packed.stderr
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        assert "run/manifest.json" in names and "run/redis-e2e/points/clients-1_r0/raw.csv.gz" in names
+        assert not any(n.endswith(("secrets.env", "redis.conf")) or "/data/" in n for n in names)
+        assert all(password.encode() not in tar.extractfile(m).read() for m in tar.getmembers() if m.isfile())
+
+    # paper tables from the archive alone equal the run's own table
+    paper = workspace / "paper"
+    done = snakemake_paper(archive, paper)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (paper / "tables" / "summary.csv").read_bytes() == (results / "summary.csv").read_bytes()
+    assert (paper / "figures" / "redis-e2e" / "clients.pdf").read_bytes().startswith(b"%PDF")
 
     report = workspace / "report.html"
     done = snakemake(config, "--report", str(report))

@@ -1,0 +1,178 @@
+"""results/manifest.json: everything needed to say later how a run's numbers were made.
+
+Git commit and dirty flag; copies and sha256 of the config files and of every recipe the run used
+(under results/provenance/); versions of Snakemake, the SLURM plugin, aibench and key packages and of
+the load and server tools; hosts and nodes; SLURM job ids and partitions of service jobs and client
+allocations; container images (and SIF sha256 where a SIF was used); model names and file digests;
+start and end times. It holds no secret: secrets live only in 0600 files, which it never reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+import time
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from aibench import RESULTS_SCHEMA_VERSION, __version__
+from aibench.files import read_json
+from aibench.paths import PROJECT_ROOT, RunLayout
+
+PACKAGES = ("snakemake", "snakemake-executor-plugin-slurm", "numpy", "pandas", "matplotlib", "aiohttp",
+            "chromadb", "llama_cpp_python", "pymysql", "redis", "prometheus-client", "requests")  # fmt: skip
+#: tool -> argv printing its version
+TOOLS = {
+    "redis-server": ["redis-server", "--version"],
+    "redis-benchmark": ["redis-benchmark", "--version"],
+    "sysbench": ["sysbench", "--version"],
+    "mariadbd": ["mariadbd", "--version"],
+    "prometheus": ["prometheus", "--version"],
+    "apptainer": ["apptainer", "--version"],
+    "sbatch": ["sbatch", "--version"],
+}
+
+
+@cache
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _run(argv: list[str], cwd: Path | None = None) -> str | None:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=20, cwd=cwd, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def git_state(root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    commit = _run(["git", "rev-parse", "HEAD"], root)
+    if commit is None:
+        return {"commit": None, "dirty": None, "note": "not a git checkout"}
+    status = _run(["git", "status", "--porcelain", "--untracked-files=no"], root) or ""
+    return {"commit": commit, "dirty": bool(status), "changed_files": status.splitlines()[:50],
+            "branch": _run(["git", "rev-parse", "--abbrev-ref", "HEAD"], root)}  # fmt: skip
+
+
+def software() -> dict[str, Any]:
+    packages = {}
+    for name in PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    tools = {}
+    for name, argv in TOOLS.items():
+        if shutil.which(argv[0]) and (out := _run(argv)):
+            tools[name] = out.splitlines()[0][:200]
+    import platform
+
+    return {"aibench": __version__, "python": platform.python_version(), "packages": packages, "tools": tools}
+
+
+def copy_inputs(files: list[Path], layout: RunLayout) -> list[dict[str, str]]:
+    """Copies of the run's config and recipe files under results/provenance/, with their sha256."""
+    out = []
+    for source in files:
+        source = source.absolute()
+        try:
+            relative = source.relative_to(PROJECT_ROOT)
+        except ValueError:
+            relative = Path("external") / source.name
+        target = layout.root / "provenance" / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        out.append(
+            {"path": str(relative), "copy": str(target.relative_to(layout.root)), "sha256": sha256(source)}
+        )
+    return out
+
+
+def _partition(service_dir: Path) -> str | None:
+    script = service_dir / "service.sbatch"
+    if not script.is_file():
+        return None
+    match = re.search(r"^#SBATCH --partition=(\S+)", script.read_text(), re.MULTILINE)
+    return match[1] if match else None
+
+
+def service_record(service_dir: Path) -> dict[str, Any]:
+    """Kind, launcher, job id, node, image of one deployment, from its own files (never secrets.env)."""
+    spec = read_json(service_dir / "spec.json") if (service_dir / "spec.json").is_file() else {}
+    endpoint = read_json(service_dir / "endpoint.json") if (service_dir / "endpoint.json").is_file() else {}
+    stopped = read_json(service_dir / "stopped.json") if (service_dir / "stopped.json").is_file() else {}
+    handle = stopped.get("handle", {})
+    record: dict[str, Any] = {
+        "experiment": spec.get("experiment"), "kind": spec.get("kind"), "params": spec.get("params"),
+        "launcher": handle.get("launcher"), "slurm_job_id": handle.get("job_id"),
+        "partition": _partition(service_dir), "node": endpoint.get("node") or handle.get("node"),
+        "started_at": endpoint.get("started_at"), "stopped_at": stopped.get("stopped_at"),
+        "runtime": spec.get("runtime"), "image": spec.get("image"), "gpus": spec.get("gpus"),
+    }  # fmt: skip
+    if spec.get("kind"):
+        record.update(_kind_provenance(spec))
+    return record
+
+
+def _kind_provenance(spec: dict[str, Any]) -> dict[str, Any]:
+    from aibench.containers import sif_path
+    from aibench.services import SERVICES
+
+    kind = SERVICES.create(spec["kind"])
+    out = kind.provenance(spec.get("params", {}))
+    image = spec.get("image") or kind.image
+    if spec.get("runtime") == "apptainer":
+        out["image"] = image
+        image_dir = spec.get("apptainer", {}).get("image_dir")
+        if image_dir and (sif := sif_path(image, image_dir)).is_file():
+            out["sif"], out["sif_sha256"] = str(sif), sha256(sif)
+    return out
+
+
+def point_records(layout: RunLayout) -> list[dict[str, Any]]:
+    out = []
+    for summary_file in sorted(layout.root.glob("*/points/*/summary.json")):
+        s = read_json(summary_file)
+        p = s.get("provenance", {})
+        out.append({"experiment": s["experiment"], "point": s["point"], "status": s["status"],
+                    "host": p.get("host"), "slurm_job_id": p.get("slurm_job_id"),
+                    "window": s.get("window")})  # fmt: skip
+    return out
+
+
+def build_manifest(results: Path, inputs: list[Path], config: dict[str, Any]) -> dict[str, Any]:
+    layout = RunLayout(results)
+    services = [service_record(d) for d in layout.service_dirs()]
+    points = point_records(layout)
+    starts = [s["started_at"] for s in services if s.get("started_at")]
+    ends = [p["window"]["end"] for p in points if p.get("window")]
+    ends += [s["stopped_at"] for s in services if s.get("stopped_at")]
+    jobs = [*(s["slurm_job_id"] for s in services), *(p["slurm_job_id"] for p in points)]
+    return {
+        "manifest_version": "1",
+        "results_schema_version": RESULTS_SCHEMA_VERSION,
+        "written_at": time.time(),
+        "started_at": min(starts, default=None),
+        "ended_at": max(ends, default=None),
+        "git": git_state(),
+        "inputs": copy_inputs(inputs, layout),
+        "config": {
+            k: config[k] for k in ("experiments", "launcher", "service_runtime", "container") if k in config
+        },
+        "software": software(),
+        "hosts": sorted(
+            {p["host"] for p in points if p["host"]} | {s["node"] for s in services if s["node"]}
+        ),
+        "slurm_jobs": sorted({str(j) for j in jobs if j}),
+        "services": services,
+        "points": points,
+    }

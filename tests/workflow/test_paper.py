@@ -1,0 +1,58 @@
+"""Paper tables and figures from the shipped archived run alone: no service starts, every derived file
+can be deleted and comes back, the tables identical."""
+
+from __future__ import annotations
+
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from aibench.archive import unpack
+from aibench.errors import ConfigError
+from tests.conftest import ROOT
+from tests.workflow.test_local_workflow import snakemake_paper
+
+SHIPPED = ROOT / "examples" / "local-run.tar.gz"
+
+
+def test_paper_from_the_shipped_run_alone(tmp_path: Path, no_leftovers: float) -> None:
+    out = tmp_path / "paper"
+    done = snakemake_paper(SHIPPED, out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    tables = {p.relative_to(out): p.read_bytes() for p in sorted((out / "tables").iterdir())}
+    figures = sorted(p.relative_to(out) for p in (out / "figures").rglob("*.pdf"))
+    # the regenerated tidy table is the run's own, byte for byte
+    assert tables[Path("tables/summary.csv")] == (out / "run" / "summary.csv").read_bytes()
+    experiments = {p.name for p in (out / "run").iterdir() if (p / "points").is_dir()}
+    assert {Path(f"tables/{e}.tex") for e in experiments} <= set(tables)
+    assert {f.parts[1] for f in figures} == experiments
+    for derived in ("tables", "figures", "logs"):
+        shutil.rmtree(out / derived)
+    again = snakemake_paper(SHIPPED, out)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert {p.relative_to(out): p.read_bytes() for p in sorted((out / "tables").iterdir())} == tables
+    assert sorted(p.relative_to(out) for p in (out / "figures").rglob("*.pdf")) == figures
+
+
+def test_shipped_run_holds_no_secret_and_a_manifest(tmp_path: Path) -> None:
+    run = unpack(SHIPPED, tmp_path)
+    manifest = (run / "manifest.json").read_text()
+    assert '"commit"' in manifest and '"inputs"' in manifest
+    assert not list(run.rglob("secrets.env")) and not list(run.rglob("*.my.cnf"))
+
+
+def test_unpack_refuses_members_outside_the_target(tmp_path: Path) -> None:
+    evil = tmp_path / "evil.tar.gz"
+    payload = tmp_path / "payload"
+    payload.write_text("x")
+    with tarfile.open(evil, "w:gz") as tar:
+        tar.add(payload, arcname="../escaped")
+    with pytest.raises(ConfigError, match="not a usable run archive"):
+        unpack(evil, tmp_path / "out")
+    assert not (tmp_path / "escaped").exists()
+    with pytest.raises(ConfigError, match="not an aibench run archive"):
+        with tarfile.open(tmp_path / "other.tar.gz", "w:gz") as tar:
+            tar.add(payload, arcname="run/other.txt")
+        unpack(tmp_path / "other.tar.gz", tmp_path / "out2")
