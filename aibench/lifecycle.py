@@ -120,7 +120,7 @@ def wait_ready(
 
     def alive() -> str | None:
         state = launcher.state(handle)
-        if state.startswith("ended"):
+        if state.startswith(("ended", "orphaned")):
             return f"the service job ended before it was ready ({state})"
         return None
 
@@ -169,7 +169,8 @@ def stop(service_dir: str | Path, grace_s: float | None = None) -> dict[str, Any
 
 
 def running(service_dir: str | Path) -> bool:
-    """True while the service job of ``service_dir`` has not been stopped and is alive."""
+    """True while the service job of ``service_dir`` has not been stopped and it, or any process it
+    started (orphaned when the job itself was killed), is alive."""
     service_dir = Path(service_dir)
     handle_file = service_dir / "handle.json"
     if not handle_file.exists():

@@ -79,14 +79,32 @@ class LocalLauncher:
         except psutil.NoSuchProcess:
             return None
 
+    def _orphans(self, handle: dict[str, Any]) -> list[psutil.Process]:
+        """Processes of the job's group still alive after its leader died (e.g. it was SIGKILLed):
+        only those started after the job, and not when the group id now belongs to another leader."""
+        pgid = handle["pgid"]
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if abs(psutil.Process(pgid).create_time() - handle["create_time"]) > 0.5:
+                return []  # the group id was reused
+        members = []
+        for proc in group_members(pgid):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if proc.create_time() >= handle["create_time"] - 0.5:
+                    members.append(proc)
+        return members
+
     def state(self, handle: dict[str, Any]) -> str:
         if handle.get("node") not in (None, socket.gethostname()):
             return f"unknown: started on {handle['node']}, this is {socket.gethostname()}"
-        return "running" if self._leader(handle) is not None else "ended"
+        if self._leader(handle) is not None:
+            return "running"
+        if orphans := self._orphans(handle):
+            return f"orphaned: the service job ended, {len(orphans)} of its processes did not"
+        return "ended"
 
     def stop(self, handle: dict[str, Any], grace_s: float) -> str:
         pgid = handle["pgid"]
-        if self._leader(handle) is None and not group_members(pgid):
+        if self._leader(handle) is None and not self._orphans(handle):
             return "already ended"
         how = "SIGTERM"
         self._signal(pgid, signal.SIGTERM)
@@ -105,7 +123,7 @@ class LocalLauncher:
     def _wait_gone(self, handle: dict[str, Any], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while True:
-            if self._leader(handle) is None and not group_members(handle["pgid"]):
+            if self._leader(handle) is None and not self._orphans(handle):
                 return True
             if time.monotonic() >= deadline:
                 return False

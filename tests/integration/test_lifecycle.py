@@ -179,3 +179,22 @@ def test_missing_exporters_get_no_targets(tmp_path: Path, no_leftovers: float, m
         assert "not found; not monitored" in (service_dir / "service.log").read_text()
     finally:
         lifecycle.stop(service_dir)
+
+
+def test_killed_service_job_leaves_nothing_behind(tmp_path: Path, no_leftovers: float) -> None:
+    """The service job SIGKILLed (by the OOM killer, a stray kill): its server and exporters live on as
+    orphans of its process group; the run's stop_all (onerror/onsuccess) still finds and stops them."""
+
+    service_dir = tmp_path / "orphan" / "service"
+    lifecycle.deploy(service_dir, experiment="orphan", kind="redis", params=REDIS, targets_dir=tmp_path / "t")
+    lifecycle.wait_ready(service_dir, timeout_s=20, interval_s=0.05)
+    handle = read_json(service_dir / "handle.json")
+    children = family(handle["pid"])[1:]
+    assert children  # redis-server and the exporters
+    os.kill(handle["pid"], signal.SIGKILL)
+    psutil.wait_procs([psutil.Process(handle["pid"])], timeout=5)
+    assert all(c.is_running() for c in children)
+    assert lifecycle.running(service_dir)  # orphans count as running: they must be stopped
+    assert lifecycle.stop_all([service_dir]) == [f"{service_dir} (SIGTERM)"]
+    assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
+    assert not lifecycle.running(service_dir)
