@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,12 +30,25 @@ SERVICE_NAMES = {
 }
 
 
+# The leftover checks count only this session's processes, never those of another run or test session
+# on the same machine: descendants of this process, or processes carrying this session's marker in
+# their environment (inherited by everything started from here; the apptainer stand-in keeps it).
+SESSION_MARKER = "AIBENCH_TEST_SESSION"
+os.environ.setdefault(SESSION_MARKER, uuid.uuid4().hex)
+
+
 def _ours(proc: psutil.Process, since: float) -> bool:
     try:
         if proc.create_time() < since - 1 or proc.status() == psutil.STATUS_ZOMBIE:
             return False
         cmdline = " ".join(proc.cmdline())
-        return proc.name() in SERVICE_NAMES or "aibench.serve" in cmdline
+        if not (proc.name() in SERVICE_NAMES or "aibench.serve" in cmdline):
+            return False
+        if any(parent.pid == os.getpid() for parent in proc.parents()):
+            return True
+        # a process that retitles itself (redis-server) overwrites its environment block; one whose
+        # parent died was re-parented: either way the marker or the ancestry tells
+        return proc.environ().get(SESSION_MARKER) == os.environ[SESSION_MARKER]
     except psutil.Error:
         return False
 
