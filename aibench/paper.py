@@ -44,8 +44,9 @@ class ArchivedRun:
     experiments: dict[str, ArchivedExperiment]
 
     def point_dirs(self, experiment: str | None = None) -> list[str]:
-        names = [experiment] if experiment else sorted(self.experiments)
-        return [str(d) for n in names for _, d in sorted(self.experiments[n].points.items())]
+        """Point directories in the run's own order (that of its summary.csv)."""
+        names = [experiment] if experiment else list(self.experiments)
+        return [str(d) for n in names for d in self.experiments[n].points.values()]
 
 
 def open_run(source: str | Path, workdir: Path) -> ArchivedRun:
@@ -60,7 +61,7 @@ def open_run(source: str | Path, workdir: Path) -> ArchivedRun:
     else:
         raise ConfigError(f"config field 'run': {source} is neither a results directory nor a run archive")
     experiments: dict[str, ArchivedExperiment] = {}
-    for summary_file in sorted(root.glob("*/points/*/summary.json")):
+    for summary_file in _in_run_order(root):
         s = read_json(summary_file)
         exp = experiments.setdefault(
             s["experiment"], ArchivedExperiment(s["experiment"], s["client"]["kind"], list(s["swept"]))
@@ -69,6 +70,16 @@ def open_run(source: str | Path, workdir: Path) -> ArchivedRun:
     if not experiments:
         raise ConfigError(f"{source}: no point results (*/points/*/summary.json) in this run")
     return ArchivedRun(root, experiments)
+
+
+def _in_run_order(root: Path) -> list[Path]:
+    """The run's summary.json files in the order its manifest lists the points (then any others)."""
+    found = sorted(root.glob("*/points/*/summary.json"))
+    manifest = root / "manifest.json"
+    listed = read_json(manifest).get("points", []) if manifest.is_file() else []
+    ordered = [root / p["experiment"] / "points" / p["point"] / "summary.json" for p in listed]
+    ordered = [f for f in ordered if f in set(found)]
+    return ordered + [f for f in found if f not in set(ordered)]
 
 
 def headline_table(tidy: pd.DataFrame, client: str, swept: list[str]) -> pd.DataFrame:

@@ -79,15 +79,22 @@ def software() -> dict[str, Any]:
     return {"aibench": __version__, "python": platform.python_version(), "packages": packages, "tools": tools}
 
 
+def _input_name(source: Path) -> Path:
+    """Where an input's copy goes: its path in the project, from its `recipes/` folder on, or external/."""
+    if source.is_relative_to(PROJECT_ROOT):
+        return source.relative_to(PROJECT_ROOT)
+    parts = source.parts
+    if "recipes" in parts[:-1]:
+        return Path(*parts[len(parts) - 1 - parts[::-1].index("recipes") :])
+    return Path("external") / source.parent.name / source.name
+
+
 def copy_inputs(files: list[Path], layout: RunLayout) -> list[dict[str, str]]:
     """Copies of the run's config and recipe files under results/provenance/, with their sha256."""
     out = []
     for source in files:
         source = source.absolute()
-        try:
-            relative = source.relative_to(PROJECT_ROOT)
-        except ValueError:
-            relative = Path("external") / source.name
+        relative = _input_name(source)
         target = layout.root / "provenance" / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
@@ -138,9 +145,17 @@ def _kind_provenance(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def point_records(layout: RunLayout) -> list[dict[str, Any]]:
+def point_records(layout: RunLayout, point_dirs: list[Path] | None = None) -> list[dict[str, Any]]:
+    """One record per point, in the run's own order (``point_dirs``, as summary.csv lists them)."""
     out = []
-    for summary_file in sorted(layout.root.glob("*/points/*/summary.json")):
+    dirs = (
+        point_dirs
+        if point_dirs is not None
+        else sorted(p.parent for p in layout.root.glob("*/points/*/summary.json"))
+    )
+    for summary_file in (Path(d) / "summary.json" for d in dirs):
+        if not summary_file.is_file():
+            continue
         s = read_json(summary_file)
         p = s.get("provenance", {})
         out.append({"experiment": s["experiment"], "point": s["point"], "status": s["status"],
@@ -149,10 +164,12 @@ def point_records(layout: RunLayout) -> list[dict[str, Any]]:
     return out
 
 
-def build_manifest(results: Path, inputs: list[Path], config: dict[str, Any]) -> dict[str, Any]:
+def build_manifest(
+    results: Path, inputs: list[Path], config: dict[str, Any], point_dirs: list[Path] | None = None
+) -> dict[str, Any]:
     layout = RunLayout(results)
     services = [service_record(d) for d in layout.service_dirs()]
-    points = point_records(layout)
+    points = point_records(layout, point_dirs)
     starts = [s["started_at"] for s in services if s.get("started_at")]
     ends = [p["window"]["end"] for p in points if p.get("window")]
     ends += [s["stopped_at"] for s in services if s.get("stopped_at")]

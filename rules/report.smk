@@ -102,5 +102,6 @@ rule manifest:
     params:
         inputs=run_inputs(),
         config=PLAN.config,
+        point_dirs=point_dirs(),
     script:
         "../scripts/write_manifest.py"

@@ -8,7 +8,9 @@ from aibench.snakemake_glue import script_logger
 
 log = script_logger(snakemake.log, "manifest")
 results = Path(snakemake.output.manifest).parent
-manifest = build_manifest(results, [Path(f) for f in snakemake.params.inputs], dict(snakemake.params.config))
+inputs = [Path(f) for f in snakemake.params.inputs]
+points = [Path(d) for d in snakemake.params.point_dirs]
+manifest = build_manifest(results, inputs, dict(snakemake.params.config), points)
 write_json(snakemake.output.manifest, manifest)
 log.info("manifest: commit %s, %d services, %d points", manifest["git"]["commit"],
          len(manifest["services"]), len(manifest["points"]))  # fmt: skip
