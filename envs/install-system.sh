@@ -18,7 +18,10 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-# policy-rc.d keeps Debian's maintainer scripts from starting system-wide daemons
-$sudo sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
-trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
+# policy-rc.d keeps Debian's maintainer scripts from starting system-wide daemons; one that was
+# already there (container images ship one) is kept as it is
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  $sudo sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
+  trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
