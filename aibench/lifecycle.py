@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ def deploy(
     for stale in ("endpoint.json", "ready.json", "stopped.json"):
         (service_dir / stale).unlink(missing_ok=True)
     service = SERVICES.create(kind)
+    deployment_id = uuid.uuid4().hex[:12]
     secrets = service.make_secrets(params)
     secrets_file = service_dir / "secrets.env"
     write_secrets(secrets_file, secrets)
@@ -62,7 +64,8 @@ def deploy(
         "bind_host": bind_host,
         "targets_dir": str(Path(targets_dir).absolute()) if targets_dir else None,
         "grace_s": grace_s,
-        "labels": {"experiment": experiment, "service": kind, **(labels or {})},
+        # `deployment` tells this deployment's series from an earlier one's of the same experiment
+        "labels": {"experiment": experiment, "service": kind, "deployment": deployment_id, **(labels or {})},
         "runtime": runtime,
         "image": image,
         "apptainer": apptainer or {},
@@ -160,6 +163,10 @@ def wait_ready(
 def stop(service_dir: str | Path, grace_s: float | None = None) -> dict[str, Any]:
     """Stop the service job of ``service_dir``; write and return stopped.json."""
     service_dir = Path(service_dir)
+    if not (service_dir / "handle.json").is_file():  # stopped and forgotten already
+        if (service_dir / "stopped.json").is_file():
+            return {**read_json(service_dir / "stopped.json"), "how": "already ended"}
+        raise ServiceError(f"{service_dir}: no deployment here (no handle.json, no stopped.json)")
     handle = read_json(service_dir / "handle.json")
     grace = handle.get("grace_s", 10.0) if grace_s is None else grace_s
     how = get_launcher(handle["launcher"]).stop(handle, grace)
@@ -182,14 +189,58 @@ def running(service_dir: str | Path) -> bool:
     return not get_launcher(handle["launcher"]).state(handle).startswith("ended")
 
 
-def stop_all(service_dirs: list[Path]) -> list[str]:
-    """Stop every service job still alive among ``service_dirs``; returns what was stopped."""
+#: files that describe a live deployment (Snakemake temp() outputs): stale once it has ended
+LIVE_FILES = ("handle.json", "ready.json", "prepared.json")
+
+
+def forget(service_dir: str | Path) -> bool:
+    """Remove the live-deployment files of an ended deployment, so a rerun deploys afresh instead of
+    trusting an endpoint nobody serves any more. True when it had been ready (points may depend on it).
+
+    A rerun then measures every point of that experiment again, on the new deployment (Snakemake
+    reruns whatever consumed the old one): all points of an experiment come from one deployment. The
+    points measured on the old one are kept in their attempts/ (``keep_superseded_points``)."""
+    was_ready = (Path(service_dir) / "ready.json").is_file()
+    for name in LIVE_FILES:
+        (Path(service_dir) / name).unlink(missing_ok=True)
+    return was_ready
+
+
+def ensure_alive(service_dir: str | Path) -> None:
+    """Raise ServiceError unless the deployment in ``service_dir`` is still running. A deployment that
+    ended behind the workflow's back (killed, its job cancelled, a run killed outright) leaves a
+    stale ready.json: its live files are removed, so running the workflow again deploys afresh."""
+    service_dir = Path(service_dir)
+    if not (service_dir / "handle.json").is_file():
+        return  # not deployed by the workflow (e.g. `aibench run-client` against any endpoint)
+    handle = read_json(service_dir / "handle.json")
+    state = get_launcher(handle["launcher"]).state(handle)
+    if state.startswith(("ended", "orphaned")) or (service_dir / "stopped.json").is_file():
+        if state.startswith("orphaned"):
+            stop(service_dir)  # what is left of it goes first: the handle is needed to find it
+        forget(service_dir)
+        raise ServiceError(
+            f"the deployment in {service_dir} is no longer running ({state}); its endpoint is stale and "
+            "has been forgotten: run the workflow again to deploy it afresh"
+        )
+
+
+def stop_all(service_dirs: list[Path], forget_ended: bool = True) -> list[str]:
+    """Stop every service job still alive among ``service_dirs``; returns what was stopped. With
+    ``forget_ended``, every ended deployment's live files are removed (see ``forget``)."""
     stopped = []
     for service_dir in service_dirs:
         try:
             if running(service_dir):
                 how = stop(service_dir)["how"]
                 stopped.append(f"{service_dir} ({how})")
+            if forget_ended and forget(service_dir):
+                from aibench.clients.runner import keep_superseded_points
+
+                kept = keep_superseded_points(service_dir.parent / "points")
+                if kept:
+                    stopped.append(f"{service_dir}: its deployment is over; {len(kept)} measured points kept "
+                                   "in their attempts/ and measured again by the next run")  # fmt: skip
         except Exception as exc:  # keep going: every other service must still be stopped
             stopped.append(f"{service_dir}: could not stop: {exc}")
     return stopped

