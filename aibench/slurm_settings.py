@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
+from aibench.errors import ConfigError
 from aibench.files import read_json
+
+ACCOUNT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def account(config: dict[str, Any]) -> str | None:
-    """The SLURM account: from the config, else $AIBENCH_ACCOUNT or $SLURM_ACCOUNT; never a default."""
-    return config["slurm"]["account"] or os.environ.get("AIBENCH_ACCOUNT") or os.environ.get("SLURM_ACCOUNT")
+    """The SLURM account: from the config, else $AIBENCH_ACCOUNT or $SLURM_ACCOUNT; never a default.
+
+    One from the environment is checked here (the config's by its schema): it goes into job scripts."""
+    if config["slurm"]["account"]:
+        return config["slurm"]["account"]
+    for name in ("AIBENCH_ACCOUNT", "SLURM_ACCOUNT"):
+        value = os.environ.get(name)
+        if value:
+            if not ACCOUNT.fullmatch(value):
+                raise ConfigError(f"${name}: {value!r} is not a SLURM account name (letters, digits, '_.-')")
+            return value
+    return None
 
 
 def launch_settings_for(config: dict[str, Any], resources: dict[str, Any]) -> dict[str, Any]:

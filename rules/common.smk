@@ -13,6 +13,10 @@ from aibench.snakemake_glue import config_files, grafana_deployment, grafana_rea
 PLAN = load_plan(config, "--config", workflow.basedir, config_files(workflow))
 RESULTS = str(PLAN.results)
 LAYOUT = RunLayout(RESULTS)
+if PLAN.config["launcher"] == "slurm":
+    account(
+        PLAN.config
+    )  # an account from the environment is checked before any job exists
 MONITORING = PLAN.monitoring["enabled"]
 MONITOR_DIR = f"{RESULTS}/monitoring"
 GRAFANA = MONITORING and PLAN.monitoring["grafana"]

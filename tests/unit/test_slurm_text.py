@@ -129,3 +129,13 @@ def test_client_placement_options(tmp_path: Path) -> None:
     assert placement_option(ready, "other-node") == "--exclude=mel0123"
     ready.write_text('{"host": "127.0.0.1", "port": 40001}')
     assert placement_option(ready, "other-node") == ""
+
+
+def test_account_from_the_environment_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aibench.errors import ConfigError
+
+    monkeypatch.setenv("AIBENCH_ACCOUNT", "p200999\n#SBATCH --qos=urgent")
+    with pytest.raises(ConfigError, match=r"\$AIBENCH_ACCOUNT: .* is not a SLURM account name"):
+        launch_settings_for(meluxina_config(), {})
+    monkeypatch.setenv("AIBENCH_ACCOUNT", "p200999")
+    assert launch_settings_for(meluxina_config(), {})["launcher_options"]["resources"]["account"] == "p200999"
