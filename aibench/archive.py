@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import stat
 import tarfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from aibench.errors import ConfigError
 
@@ -58,14 +58,24 @@ def pack(results: Path, output: Path) -> list[Path]:
     return files
 
 
-def unpack(archive: Path, target: Path) -> Path:
-    """Extract ``archive`` into ``target``; returns the run directory (target/run)."""
+def extract(archive: Path, target: Path) -> None:
+    """Extract ``archive`` into ``target``, refusing any member that would land outside it (an
+    absolute name or '..': tarfile's "data" filter alone would strip a leading '/' and extract it)."""
     target.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(archive, "r:*") as tar:
+            for member in tar.getmembers():
+                name = PurePosixPath(member.name)
+                if name.is_absolute() or ".." in name.parts:
+                    raise ConfigError(f"unsafe archive member {member.name!r} (absolute or '..'); refused")
             tar.extractall(target, filter="data")
-    except (tarfile.TarError, OSError) as exc:
+    except (tarfile.TarError, OSError, ConfigError) as exc:
         raise ConfigError(f"{archive}: not a usable run archive ({exc})") from None
+
+
+def unpack(archive: Path, target: Path) -> Path:
+    """Extract a run archive into ``target``; returns the run directory (target/run)."""
+    extract(archive, target)
     run = target / TOP
     if not (run / "manifest.json").is_file():
         raise ConfigError(f"{archive}: no {TOP}/manifest.json inside: not an aibench run archive")

@@ -41,10 +41,8 @@ def grafana_deployment(plan: Any, monitor_ready: str | os.PathLike[str]) -> dict
     """lifecycle.deploy arguments of the run's Grafana: its recipe, pointed at the run's Prometheus
     (known only once that has started: its ready.json). No targets: Grafana is not a benchmarked service."""
     from aibench.files import read_json
-    from aibench.paths import PROJECT_ROOT
-    from aibench.recipes import load_service
 
-    recipe = load_service(PROJECT_ROOT / "recipes" / "services" / "grafana.yaml")
+    recipe = _grafana_recipe()
     ready = read_json(monitor_ready)
     params = {**recipe.params, "prometheus_url": f"http://{ready['host']}:{ready['port']}",
               "scrape_interval_s": plan.monitoring["scrape_interval_s"]}  # fmt: skip
@@ -53,8 +51,12 @@ def grafana_deployment(plan: Any, monitor_ready: str | os.PathLike[str]) -> dict
 
 def grafana_readiness() -> tuple[float, float]:
     """(timeout_s, interval_s) of the Grafana recipe's readiness."""
+    recipe = _grafana_recipe()
+    return recipe.ready_timeout_s, recipe.ready_interval_s
+
+
+def _grafana_recipe() -> Any:
     from aibench.paths import PROJECT_ROOT
     from aibench.recipes import load_service
 
-    recipe = load_service(PROJECT_ROOT / "recipes" / "services" / "grafana.yaml")
-    return recipe.ready_timeout_s, recipe.ready_interval_s
+    return load_service(PROJECT_ROOT / "recipes" / "services" / "grafana.yaml")

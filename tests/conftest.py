@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from aibench.ports import free_port
-from aibench.probes import poll, redis_ping
+from aibench.probes import NotReady, poll, redis_ping
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -65,6 +65,19 @@ def wait_none_started_since(since: float, timeout: float = 15.0) -> list[str]:
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.1)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.05, what: str = "") -> None:
+    """Poll ``condition`` until true, with a deadline (aibench.probes.poll); TimeoutError naming ``what``."""
+
+    def check() -> None:
+        if not condition():
+            raise NotReady(what or "condition not met")
+
+    try:
+        poll(check, timeout, interval)
+    except NotReady as exc:
+        raise TimeoutError(str(exc)) from None
 
 
 @pytest.fixture

@@ -13,12 +13,13 @@ import re
 import tarfile
 import tempfile
 from collections.abc import Iterable, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from aibench.archive import extract
 from aibench.errors import AibenchError
 from aibench.results.aggregate import BASE_COLUMNS, tidy_table
 
@@ -53,23 +54,9 @@ def t_quantile_975(df: int) -> float:
 # --- loading ----------------------------------------------------------------------------------------
 
 
-def _check_members(archive: tarfile.TarFile, path: Path) -> None:
-    for member in archive.getmembers():
-        name = PurePosixPath(member.name)
-        if name.is_absolute() or ".." in name.parts:
-            raise AibenchError(f"{path}: unsafe archive member {member.name!r} (absolute or '..'); refused")
-
-
 def _extract(path: Path, dest: Path) -> Path:
     """Extract the archive into ``dest``; the run's root (its single top directory, e.g. run/)."""
-    try:
-        with tarfile.open(path, "r:*") as archive:
-            _check_members(archive, path)
-            archive.extractall(dest, filter="data")
-    except tarfile.FilterError as exc:
-        raise AibenchError(f"{path}: unsafe archive member refused: {exc}") from exc
-    except (tarfile.TarError, OSError) as exc:
-        raise AibenchError(f"{path}: cannot read the archive: {exc}") from exc
+    extract(path, dest)
     tops = list(dest.iterdir())
     return tops[0] if len(tops) == 1 and tops[0].is_dir() else dest
 

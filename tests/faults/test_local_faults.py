@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import BIN, ROOT, snakemake
+from tests.conftest import BIN, ROOT, snakemake, wait_until
 
 pytestmark = pytest.mark.workflow
 
@@ -27,12 +27,8 @@ SWEEP = {
 }
 
 
-def wait_for(condition, timeout: float = 120, interval: float = 0.05) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        time.sleep(interval)
+def wait_for(condition, timeout: float = 120, interval: float = 0.1) -> None:  # type: ignore[no-untyped-def]
+    wait_until(condition, timeout, interval, "fault trigger")
 
 
 def process_of(name: str, service_dir: Path) -> psutil.Process | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import snakemake
+from tests.conftest import snakemake, wait_until
 from tests.slurm.conftest import queued_jobs
 
 pytestmark = [pytest.mark.workflow, pytest.mark.usefixtures("local_slurm")]
@@ -26,11 +26,7 @@ SWEEP = {
 
 
 def wait_for(condition, timeout: float = 300, interval: float = 0.1) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        time.sleep(interval)
+    wait_until(condition, timeout, interval, "fault trigger")
 
 
 def node_name() -> str:

@@ -24,6 +24,16 @@ SMALL = {
 }
 
 
+def secret_found_nowhere_else(results: Path, experiment: str, holders: tuple[str, ...] = ()) -> str:
+    """The experiment's generated secret (its secrets.env holds one); asserts no results file holds it
+    but secrets.env and the 0600 ``holders`` the service reads it from (data directories aside)."""
+    secret = (results / experiment / "service" / "secrets.env").read_text().split("=", 1)[1].strip()
+    for path in results.rglob("*"):
+        if path.is_file() and path.name not in ("secrets.env", *holders) and "data" not in path.parts:
+            assert secret.encode() not in path.read_bytes(), path
+    return secret
+
+
 def snakemake_paper(run: Path, out: Path) -> subprocess.CompletedProcess:
     """`make paper RUN=run OUT=out`: the paper workflow on an archived run."""
     argv = [
@@ -78,10 +88,7 @@ def test_end_to_end(make_config, workspace: Path, no_leftovers: float) -> None:
     assert (results / "monitoring/stopped.json").exists()
     assert not (results / "redis-e2e/service/handle.json").exists()  # temp: the deployment is over
 
-    password = (results / "redis-e2e/service/secrets.env").read_text().split("=", 1)[1].strip()
-    for path in results.rglob("*"):
-        if path.is_file() and path.name not in ("secrets.env", "redis.conf") and "data" not in path.parts:
-            assert password.encode() not in path.read_bytes(), path
+    password = secret_found_nowhere_else(results, "redis-e2e", holders=("redis.conf",))
 
     manifest = json.loads((results / "manifest.json").read_text())
     assert len(manifest["git"]["commit"]) == 40 and isinstance(manifest["git"]["dirty"], bool)
@@ -207,10 +214,7 @@ def test_llm_experiment_end_to_end(make_config, workspace: Path, no_leftovers: f
     assert tokens.str.contains("tokens_from=server-tokenize").all()
     for name in ("concurrency", "ttft_cdf"):
         assert (results / "figures" / "llm-e2e" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
-    key = (results / "llm-e2e/service/secrets.env").read_text().split("=", 1)[1].strip()
-    for path in results.rglob("*"):
-        if path.is_file() and path.name not in ("secrets.env", "llamacpp.json") and "data" not in path.parts:
-            assert key.encode() not in path.read_bytes(), path
+    secret_found_nowhere_else(results, "llm-e2e", holders=("llamacpp.json",))
 
 
 def test_chroma_experiment_end_to_end(make_config, workspace: Path, no_leftovers: float) -> None:
@@ -241,7 +245,4 @@ def test_chroma_experiment_end_to_end(make_config, workspace: Path, no_leftovers
     qps = client[(client["metric"] == "queries_per_s")]["value"]
     assert len(qps) == 2 and (qps > 0).all()
     assert (results / "figures" / "vec-e2e" / "ef_search.png").read_bytes().startswith(b"\x89PNG")
-    token = (results / "vec-e2e/service/secrets.env").read_text().split("=", 1)[1].strip()
-    for path in results.rglob("*"):
-        if path.is_file() and path.name != "secrets.env" and "data" not in path.parts:
-            assert token.encode() not in path.read_bytes(), path
+    secret_found_nowhere_else(results, "vec-e2e")
