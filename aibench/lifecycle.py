@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from aibench import probes
+from aibench import heartbeat, probes
 from aibench.errors import ServiceError
 from aibench.files import read_json, tail, write_json
 from aibench.launchers import get_launcher
@@ -47,7 +47,7 @@ def deploy(
     """
     service_dir = Path(service_dir).absolute()
     service_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("endpoint.json", "ready.json", "stopped.json"):
+    for stale in ("endpoint.json", "ready.json", "stopped.json", heartbeat.FILE_NAME):
         (service_dir / stale).unlink(missing_ok=True)
     service = SERVICES.create(kind)
     deployment_id = uuid.uuid4().hex[:12]
@@ -214,6 +214,18 @@ def ensure_alive(service_dir: str | Path) -> None:
     if not (service_dir / "handle.json").is_file():
         return  # not deployed by the workflow (e.g. `aibench run-client` against any endpoint)
     handle = read_json(service_dir / "handle.json")
+    if handle["launcher"] == "slurm":
+        # A client job runs in the rule image, maybe on another node: no SLURM client there (as on
+        # MeluXina). Liveness comes from the heartbeat the service job keeps on the shared filesystem.
+        why = heartbeat.problem(service_dir / heartbeat.FILE_NAME)
+        if why is None and not (service_dir / "stopped.json").is_file():
+            return
+        # Not forgotten here: the handle is what lets the workflow's error handler (on the login node)
+        # cancel the job, should it still be queued or running behind a stale heartbeat.
+        raise ServiceError(
+            f"the deployment in {service_dir} is no longer running ({why or 'stopped'}): run the "
+            "workflow again to deploy it afresh"
+        )
     state = get_launcher(handle["launcher"]).state(handle)
     if state.startswith(("ended", "orphaned")) or (service_dir / "stopped.json").is_file():
         if state.startswith("orphaned"):

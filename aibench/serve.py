@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from aibench import heartbeat
 from aibench.containers import apptainer_command, resolve_image
 from aibench.files import read_json, write_json
 from aibench.monitoring import sidecars
@@ -30,6 +31,7 @@ from aibench.services.base import Command, Exporter, ServiceContext
 from aibench.token_gateway import TOKEN_ENV
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+HEARTBEAT_NAME = heartbeat.FILE_NAME
 
 
 class _Stop(Exception):
@@ -66,6 +68,16 @@ def _terminate(procs: list[subprocess.Popen], grace_s: float) -> None:
             log(f"pid {proc.pid} ignored SIGTERM for {grace_s:g} s: SIGKILL")
             proc.kill()
             proc.wait()
+
+
+def _wait_beating(service: subprocess.Popen, beat_file: Path) -> int:
+    """Wait for the service to exit, writing its heartbeat every ``heartbeat.INTERVAL_S``."""
+    while True:
+        heartbeat.beat(beat_file, service.pid)
+        try:
+            return service.wait(timeout=heartbeat.INTERVAL_S)
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def bind_address(setting: str) -> str:
@@ -200,7 +212,7 @@ def run(spec_path: str) -> int:
                 **kind.endpoint_extra(ctx),
             },
         )
-        code = service.wait()
+        code = _wait_beating(service, workdir / HEARTBEAT_NAME)
         log(f"{spec['kind']} exited by itself with code {code}")
         code = code or 1
     except _Stop as stop:
@@ -211,6 +223,7 @@ def run(spec_path: str) -> int:
         if targets_dir:
             remove_targets(targets_dir, target_names)
         _terminate(procs, float(spec.get("grace_s", 10)))
+        heartbeat.stop(workdir / HEARTBEAT_NAME)
         log("all processes of this service job stopped")
     return code
 

@@ -11,6 +11,7 @@ from aibench.errors import ConfigError
 from aibench.files import read_json
 
 ACCOUNT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+MODULE = re.compile(r"[A-Za-z0-9_./+-]{1,200}")
 
 
 def account(config: dict[str, Any]) -> str | None:
@@ -50,10 +51,33 @@ def launch_settings_for(config: dict[str, Any], resources: dict[str, Any]) -> di
             merged["gres"] = f"gpu:{resources['gpus']}"
         settings["launcher_options"] = {
             "resources": merged,
-            "modules": slurm["modules"],
+            "modules": modules(config),
             "sbatch_extra": slurm["sbatch_extra"],
         }
     return settings
+
+
+def client_partition_for(config: dict[str, Any], experiment: Any) -> str:
+    """The partition of an experiment's client jobs: the service's own partition when the client must
+    share its node (a node belongs to its partitions only: sbatch refuses a --nodelist outside the
+    partition asked for), else the run's."""
+    run_partition = config["slurm"]["partition"] or ""
+    if experiment.placement == "same-node":
+        return experiment.service.resources.get("partition") or run_partition
+    return run_partition
+
+
+def modules(config: dict[str, Any]) -> list[str]:
+    """Module lines of service job scripts: $AIBENCH_MODULES (space-separated; empty for none) when
+    set, else the config's. The test cluster has no `module` command; MeluXina needs them."""
+    override = os.environ.get("AIBENCH_MODULES")
+    if override is None:
+        return list(config["slurm"]["modules"])
+    names = override.split()
+    bad = [n for n in names if not MODULE.fullmatch(n)]
+    if bad:
+        raise ConfigError(f"$AIBENCH_MODULES: {bad[0]!r} is not a module name (letters, digits, '_./+-')")
+    return [" ".join(names)] if names else []
 
 
 def placement_option(ready_json: str | os.PathLike[str], placement: str) -> str:

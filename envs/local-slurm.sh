@@ -1,47 +1,67 @@
 #!/usr/bin/env bash
-# envs/local-slurm.sh - a REAL single-node SLURM cluster, with accounting, for AI Factory Bench's tests.
+# envs/local-slurm.sh - a REAL multi-node SLURM cluster, with enforced accounting, for AI Factory Bench's
+# tests: as strict as MeluXina where the project relies on it.
 #
 # Usage (as root; Debian 12 / slurm-wlm 22.05; no systemd needed):
-#   envs/local-slurm.sh start    install missing packages, (re)write the config, start munged, a private
-#                                MariaDB, slurmdbd, slurmctld and slurmd; wait until the node is idle and
-#                                sacct answers; print a one-line summary. Idempotent; also fine after a reboot.
-#   envs/local-slurm.sh stop     cancel all jobs, stop every daemon; no slurm*/munged process (not even one
-#                                this script did not start) nor our private mariadbd is left
-#   envs/local-slurm.sh status   one line per daemon; exit 0 only if all of them are up
+#   envs/local-slurm.sh start    install missing packages, make the test network, (re)write the config,
+#                                start munged, a private MariaDB, slurmdbd, slurmctld and one slurmd per
+#                                compute node; wait until every node is idle and sacct answers; print a
+#                                one-line summary. Idempotent; also fine after a reboot.
+#   envs/local-slurm.sh stop     cancel all jobs, stop every daemon, remove the nodes' network namespaces,
+#                                the bridge and the /etc/hosts entries; no slurm*/munged process (not even
+#                                one this script did not start) nor our private mariadbd is left
+#   envs/local-slurm.sh status   one line per daemon and node; exit 0 only if all of them are up
 #   envs/local-slurm.sh env      export lines for tests:  eval "$(envs/local-slurm.sh env)"
 #
-# What you get: cluster "aibench", node "$(hostname -s)", partitions debug (default) and gpu, fake GPUs
-# (gres gpu:fake:N on /dev/null, /dev/zero, ...: `sbatch -p gpu --gres=gpu:1` works), account "aibench"
-# (root's default; `--account=aibench` works, jobs without --account run too: no AccountingStorageEnforce),
-# sacct through slurmdbd backed by a private MariaDB on 127.0.0.1. The config is written to /etc/slurm
-# (Slurm's compiled-in default), so plain sbatch/squeue/sacct need no SLURM_CONF.
+# What you get (MeluXina's shape, see ../shared/MELUXINA.md):
+# - a *login* host: this machine's root network namespace (slurmctld, slurmdbd and its private MariaDB,
+#   Snakemake, the tests), at $NET.1 on the bridge aibench0;
+# - compute nodes, each a network + UTS namespace with its own hostname, its own slurmd and its own
+#   address on that bridge: mel0001, mel0002 (partition cpu, the default) and mel2001 (partition gpu,
+#   Gres=gpu:4 backed by device-file stand-ins: /dev/null, /dev/zero, /dev/full, /dev/random). The
+#   bridge exists only on this machine: it has no route outside, and the nodes have no default route.
+#   The filesystem is shared, as Lustre is; a server on a node's 127.0.0.1 is reachable only there.
+# - accounting enforced (AccountingStorageEnforce=associations,limits,qos) through slurmdbd: account
+#   "aibench" with QoS "default" (48 h) and "test" (30 min, high priority, DenyOnLimit). A job must name
+#   the account and a QoS, as on MeluXina: root's default account "nobudget" may submit nothing, and
+#   "aibench" has no default QoS. A partition/node-list mismatch is refused by slurmctld itself.
+# The config is written to /etc/slurm (Slurm's compiled-in default), so plain sbatch/squeue/sacct need
+# no SLURM_CONF.
 #
 # Knobs (environment):
 #   AIBENCH_SLURM_STATE=/var/tmp/aibench-slurm  pid files, logs, spool dirs, MariaDB datadir and socket
 #   AIBENCH_SLURM_DB_PORT=3307     port of the private MariaDB (bound to 127.0.0.1 only)
 #   AIBENCH_SLURM_ACCOUNT=aibench  account registered in slurmdbd for root
-#   AIBENCH_SLURM_GPUS=2           number of fake GPUs (0 = none, at most 5)
+#   AIBENCH_SLURM_NET=10.77.0      the test network's /24 prefix (login .1, cpu nodes .11.., gpu node .21)
+#   AIBENCH_SLURM_CPU_NODES=2      number of cpu-partition nodes (1..9)
+#   AIBENCH_SLURM_NODE_CPUS=16     CPUs each node declares (shared by all nodes; MeluXina-sized requests fit)
+#   AIBENCH_SLURM_GPUS=4           fake GPUs on the gpu node (0 = no gpu node, at most 4)
 #   AIBENCH_SLURM_PROCTRACK=auto   auto|cgroup|linuxproc (auto: cgroup when cgroup v1 is usable)
 #   AIBENCH_SLURM_TIMEOUT=120      seconds any single wait may take
 #   AIBENCH_SLURM_FORCE=0          1 = overwrite Slurm config files this script did not write
 #   AIBENCH_SLURM_OVERSUBSCRIBE=4  jobs that may share one core (OverSubscribe=FORCE:N on both partitions)
-
 #
-# Logs: $AIBENCH_SLURM_STATE/log/ (slurmctld.log, slurmd.log, slurmdbd.log, *.out = daemon stderr, apt.log),
-# $AIBENCH_SLURM_STATE/mariadb/mariadbd.err, /var/log/munge/munged.log.
+# Logs: $AIBENCH_SLURM_STATE/log/ (slurmctld.log, slurmd-<node>.log, slurmdbd.log, *.out = daemon
+# stderr, apt.log), $AIBENCH_SLURM_STATE/mariadb/mariadbd.err, /var/log/munge/munged.log.
 set -euo pipefail
 
 readonly CLUSTER=aibench
-readonly PARTITION=debug
+readonly PARTITION=cpu
 readonly GPU_PARTITION=gpu
+readonly BRIDGE=aibench0
+readonly HOSTS_BEGIN="# BEGIN AI Factory Bench test cluster (envs/local-slurm.sh)"
+readonly HOSTS_END="# END AI Factory Bench test cluster"
 readonly MARKER="# Managed by AI Factory Bench envs/local-slurm.sh - rewritten on every start; edit the script."
 readonly PACKAGES=(munge slurmctld slurmd slurm-client slurmdbd mariadb-server mariadb-client)
-readonly FAKE_GPU_DEVICES=(/dev/null /dev/zero /dev/full /dev/random /dev/urandom)
+readonly FAKE_GPU_DEVICES=(/dev/null /dev/zero /dev/full /dev/random)
 
 STATE=${AIBENCH_SLURM_STATE:-/var/tmp/aibench-slurm}
 DB_PORT=${AIBENCH_SLURM_DB_PORT:-3307}
 ACCOUNT=${AIBENCH_SLURM_ACCOUNT:-aibench}
-GPUS=${AIBENCH_SLURM_GPUS:-2}
+GPUS=${AIBENCH_SLURM_GPUS:-4}
+NET=${AIBENCH_SLURM_NET:-10.77.0}
+CPU_NODES=${AIBENCH_SLURM_CPU_NODES:-2}
+NODE_CPUS=${AIBENCH_SLURM_NODE_CPUS:-16}
 PROCTRACK=${AIBENCH_SLURM_PROCTRACK:-auto}
 TIMEOUT=${AIBENCH_SLURM_TIMEOUT:-120}
 FORCE=${AIBENCH_SLURM_FORCE:-0}
@@ -62,6 +82,8 @@ DB_LOG=$DB_DIR/mariadbd.err
 DB_PASSFILE=$STATE/slurmdbd-db.password
 MUNGE_PIDFILE=/run/munge/munged.pid
 HOST=$(hostname -s)
+LOGIN_ADDR=$NET.1
+LOGIN_NAME=$HOST-login
 
 # check_settings: fail early on knobs that would only fail later, deep inside a daemon
 check_settings() {
@@ -73,7 +95,35 @@ check_settings() {
   if [[ ! $GPUS =~ ^[0-9]+$ ]] || ((GPUS > ${#FAKE_GPU_DEVICES[@]})); then
     die "AIBENCH_SLURM_GPUS must be 0..${#FAKE_GPU_DEVICES[@]} (got '$GPUS')"
   fi
+  [[ $NET =~ ^(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){2}$ ]] ||
+    die "AIBENCH_SLURM_NET must be a /24 prefix such as 10.77.0 (got '$NET')"
+  [[ $CPU_NODES =~ ^[1-9]$ ]] || die "AIBENCH_SLURM_CPU_NODES must be 1..9 (got '$CPU_NODES')"
+  [[ $NODE_CPUS =~ ^[1-9][0-9]*$ ]] && ((NODE_CPUS % 2 == 0)) ||
+    die "AIBENCH_SLURM_NODE_CPUS must be an even number of CPUs (got '$NODE_CPUS')"
   [ "$(id -u)" = 0 ] || die "must run as root"
+  define_nodes
+}
+
+# define_nodes: NODES (all compute nodes), CPU_NODE_NAMES, GPU_NODE and each node's address
+declare -A NODE_ADDR=()
+NODES=()
+CPU_NODE_NAMES=()
+GPU_NODE=""
+define_nodes() {
+  local i name
+  NODES=() CPU_NODE_NAMES=()
+  for ((i = 1; i <= CPU_NODES; i++)); do
+    name=$(printf 'mel%04d' "$i")
+    CPU_NODE_NAMES+=("$name")
+    NODES+=("$name")
+    NODE_ADDR[$name]=$NET.$((10 + i))
+  done
+  GPU_NODE=""
+  if ((GPUS > 0)); then
+    GPU_NODE=mel2001
+    NODES+=("$GPU_NODE")
+    NODE_ADDR[$GPU_NODE]=$NET.21
+  fi
 }
 
 # lock: one start or stop at a time (concurrent test sessions may both call start)
@@ -94,6 +144,7 @@ pidfile_of() {
   case $1 in
     munged) echo "$MUNGE_PIDFILE" ;;
     mariadbd) echo "$DB_PIDFILE" ;;
+    slurmd@*) echo "$RUN/slurmd-${1#slurmd@}.pid" ;; # one slurmd per node: slurmd@mel0001
     *) echo "$RUN/$1.pid" ;;
   esac
 }
@@ -103,6 +154,7 @@ logs_of() {
   case $1 in
     munged) echo "/var/log/munge/munged.log $LOGDIR/munged.out" ;;
     mariadbd) echo "$DB_LOG $LOGDIR/mariadbd.out" ;;
+    slurmd@*) echo "$LOGDIR/slurmd-${1#slurmd@}.log $LOGDIR/slurmd-${1#slurmd@}.out" ;;
     *) echo "$LOGDIR/$1.log $LOGDIR/$1.out" ;;
   esac
 }
@@ -127,7 +179,7 @@ daemon_pid() {
   f=$(pidfile_of "$1")
   [ -s "$f" ] || return 1
   pid=$(tr -dc '0-9' <"$f")
-  alive "$pid" "$1" || return 1
+  alive "$pid" "${1%%@*}" || return 1
   echo "$pid"
 }
 
@@ -200,7 +252,7 @@ close_extra_fds() {
 spawn() {
   local daemon=$1
   shift
-  (cd / && close_extra_fds && exec setsid "$@") </dev/null >"$LOGDIR/$daemon.out" 2>&1 &
+  (cd / && close_extra_fds && exec setsid "$@") </dev/null >"$LOGDIR/${daemon/@/-}.out" 2>&1 &
   echo "$!"
 }
 
@@ -251,8 +303,8 @@ probe_db() { db -N -e 'SELECT 1' >/dev/null 2>&1; }
 probe_dbd() { timeout 5 sacctmgr -n -P show cluster format=cluster >/dev/null 2>&1; }
 probe_ctld() { timeout 5 scontrol ping 2>/dev/null | grep -q ' is UP'; }
 probe_sacct() { timeout 20 sacct -n -X -S now -o jobid >/dev/null 2>&1; }
-node_state() { timeout 20 sinfo -h -N -n "$HOST" -o %T 2>/dev/null | head -n 1; }
-node_ready() { case $(node_state) in idle | mixed | allocated) return 0 ;; *) return 1 ;; esac; }
+node_state() { timeout 20 sinfo -h -N -n "$1" -o %T 2>/dev/null | head -n 1; }
+node_ready() { case $(node_state "$1") in idle | mixed | allocated) return 0 ;; *) return 1 ;; esac; }
 
 # --------------------------------------------------------------------------------------------- start steps
 POLICY_RC_CREATED=0
@@ -292,21 +344,58 @@ make_dirs() {
   install -d -m 0750 -o mysql -g mysql "$DB_DIR"
 }
 
-# ensure_hostname_resolves: slurmd finds its node by hostname, which must resolve. Sets HOST_ADDR, and
-# COMM_PARAMS so the Slurm daemons bind to that address instead of all addresses when it is a loopback one.
-HOST_ADDR=127.0.0.1
-COMM_PARAMS=""
-ensure_hostname_resolves() {
-  if ! getent ahostsv4 "$HOST" >/dev/null; then
-    log "hostname $HOST does not resolve: adding it to /etc/hosts"
-    printf '127.0.0.1\t%s\n' "$HOST" >>/etc/hosts
-  fi
-  HOST_ADDR=$(getent ahostsv4 "$HOST" | awk 'NR == 1 { print $1 }')
-  if [[ $HOST_ADDR == 127.* ]]; then
-    COMM_PARAMS="CommunicationParameters=NoCtldInAddrAny,NoInAddrAny"
-  else
-    log "hostname $HOST resolves to $HOST_ADDR, not to a loopback address:" \
-      "the Slurm daemons listen on all addresses"
+# ensure_network: the login host's address on the bridge, one network namespace per compute node joined
+# to it by a veth pair, and /etc/hosts entries for the nodes and the login host (the filesystem, /etc
+# included, is shared). Nothing routes off the bridge: no default route in the nodes, no forwarding.
+ensure_network() {
+  local node ns veth
+  ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
+  # (the address lists are read whole: `grep -q` in a pipe would cut `ip` off, which pipefail reports)
+  [[ $(ip -o addr show dev "$BRIDGE") == *" $LOGIN_ADDR/24 "* ]] || ip addr add "$LOGIN_ADDR/24" dev "$BRIDGE"
+  ip link set "$BRIDGE" up
+  for node in "${NODES[@]}"; do
+    ns=/var/run/netns/$node
+    veth=veth-$node
+    [ -e "$ns" ] || ip netns add "$node"
+    if ! ip link show "$veth" >/dev/null 2>&1; then
+      ip link add "$veth" type veth peer name eth0 netns "$node"
+    fi
+    ip link set "$veth" master "$BRIDGE" up
+    nsenter --net="$ns" ip link set lo up
+    [[ $(nsenter --net="$ns" ip -o addr show dev eth0) == *" ${NODE_ADDR[$node]}/24 "* ]] ||
+      nsenter --net="$ns" ip addr add "${NODE_ADDR[$node]}/24" dev eth0
+    nsenter --net="$ns" ip link set eth0 up
+  done
+  write_hosts
+}
+
+# write_hosts: our block in /etc/hosts (the nodes and the login host's name on the bridge)
+write_hosts() {
+  local block node tmp
+  block="$HOSTS_BEGIN"$'\n'"$LOGIN_ADDR	$LOGIN_NAME"
+  for node in "${NODES[@]}"; do block+=$'\n'"${NODE_ADDR[$node]}	$node"; done
+  block+=$'\n'"$HOSTS_END"
+  tmp=$(mktemp)
+  awk -v b="$HOSTS_BEGIN" -v e="$HOSTS_END" '$0 == b { skip = 1 } !skip { print } $0 == e { skip = 0 }' \
+    /etc/hosts >"$tmp"
+  printf '%s\n' "$block" >>"$tmp"
+  cmp -s "$tmp" /etc/hosts || cat "$tmp" >/etc/hosts # in place: /etc/hosts may be a bind mount
+  rm -f "$tmp"
+}
+
+remove_network() {
+  local node tmp
+  for node in "${NODES[@]}"; do
+    ip link del "veth-$node" 2>/dev/null || true
+    [ -e "/var/run/netns/$node" ] && ip netns del "$node" 2>/dev/null || true
+  done
+  ip link del "$BRIDGE" 2>/dev/null || true
+  if grep -qxF "$HOSTS_BEGIN" /etc/hosts; then
+    tmp=$(mktemp)
+    awk -v b="$HOSTS_BEGIN" -v e="$HOSTS_END" '$0 == b { skip = 1 } !skip { print } $0 == e { skip = 0 }' \
+      /etc/hosts >"$tmp"
+    cat "$tmp" >/etc/hosts
+    rm -f "$tmp"
   fi
 }
 
@@ -345,43 +434,59 @@ CONFIG_CHANGED=0     # slurm.conf, gres.conf or cgroup.conf changed: restart slu
 DBD_CONFIG_CHANGED=0 # slurmdbd.conf changed: restart slurmdbd
 DB_RESTARTED=0       # MariaDB was restarted with new options: restart slurmdbd
 write_slurm_configs() {
-  local hw mem_mb gres_node="" gres_types="" plugins accounting i gres_conf=""
-  # Hardware from slurmd -C (CPUs, boards, sockets, cores, threads) minus its NodeName and RealMemory.
-  hw=$(slurmd -C 2>/dev/null |
-    awk 'NR == 1 { $1 = ""; for (i = 2; i <= NF; i++) if ($i ~ /^RealMemory=/) $i = ""; print }' | xargs) || true
-  [ -n "$hw" ] || hw="CPUs=$(nproc)"
-  # RealMemory a bit under what the machine has (slurmd marks the node INVAL if it reports less).
+  local hw mem_mb gres_types="" plugins accounting i gres_conf="" nodes="" node cpu_list partitions
+  # Every node declares $NODE_CPUS CPUs (AIBENCH_SLURM_NODE_CPUS, default 16), whatever this machine has
+  # (SlurmdParameters=config_overrides): the nodes share its cores, and MeluXina-sized requests such as
+  # --cpus-per-task=4 are scheduled as they are there. Cores are therefore not constrained (a cpuset
+  # of CPUs the machine does not have cannot be made); memory is.
+  hw="CPUs=$NODE_CPUS Boards=1 SocketsPerBoard=1 CoresPerSocket=$((NODE_CPUS / 2)) ThreadsPerCore=2"
+  # RealMemory a bit under what the machine has.
   mem_mb=$(awk '/^MemTotal:/ { printf "%d", $2 / 1024 }' /proc/meminfo)
   mem_mb=$((mem_mb - (mem_mb / 20 > 256 ? mem_mb / 20 : 256)))
 
-  if ((GPUS > 0)); then
+  for node in "${CPU_NODE_NAMES[@]}"; do
+    nodes+="NodeName=$node NodeAddr=${NODE_ADDR[$node]} $hw RealMemory=$mem_mb State=UNKNOWN"$'\n'
+  done
+  if [ -n "$GPU_NODE" ]; then
     gres_types="GresTypes=gpu"
-    gres_node=" Gres=gpu:fake:$GPUS"
+    nodes+="NodeName=$GPU_NODE NodeAddr=${NODE_ADDR[$GPU_NODE]} $hw RealMemory=$mem_mb Gres=gpu:$GPUS State=UNKNOWN"
     # Each fake GPU needs a real device file; a Count= alone makes the node INVAL.
     gres_conf="AutoDetect=off"
     for ((i = 0; i < GPUS; i++)); do
-      gres_conf+=$'\n'"NodeName=$HOST Name=gpu Type=fake File=${FAKE_GPU_DEVICES[i]}"
+      gres_conf+=$'\n'"NodeName=$GPU_NODE Name=gpu File=${FAKE_GPU_DEVICES[i]}"
     done
+  fi
+  cpu_list=$(IFS=,; echo "${CPU_NODE_NAMES[*]}")
+  partitions="PartitionName=$PARTITION Nodes=$cpu_list Default=YES MaxTime=2-00:00:00 State=UP"
+  partitions+=" OverSubscribe=FORCE:$OVERSUBSCRIBE"
+  if [ -n "$GPU_NODE" ]; then
+    partitions+=$'\n'"PartitionName=$GPU_PARTITION Nodes=$GPU_NODE MaxTime=2-00:00:00 State=UP"
+    partitions+=" OverSubscribe=FORCE:$OVERSUBSCRIBE"
   fi
 
   if [ "$PROCTRACK" = cgroup ]; then
     plugins="ProctrackType=proctrack/cgroup
-TaskPlugin=task/cgroup,task/affinity"
+TaskPlugin=task/cgroup"
   else
     plugins="ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none"
   fi
 
+  # As on MeluXina: a job needs a valid account (association) and QoS, and stays within the QoS limits.
   accounting="AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 AccountingStorageTRES=gres/gpu
 AccountingStoreFlags=job_comment
-# AccountingStorageEnforce is deliberately unset: jobs without --account run too.
+AccountingStorageEnforce=associations,limits,qos
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=30"
 
+  # SlurmctldHost is the login host's name on the bridge ($LOGIN_NAME, which slurmctld takes as its
+  # hostname in a UTS namespace of its own): with NoCtldInAddrAny it binds that address only, so it
+  # listens on the test network alone; NoInAddrAny binds each slurmd to its node's address.
   write_config CONFIG_CHANGED "$SLURM_CONF_FILE" 0644 root:root "ClusterName=$CLUSTER
-SlurmctldHost=$HOST($HOST_ADDR)
+SlurmctldHost=$LOGIN_NAME($LOGIN_ADDR)
+CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
 SlurmUser=slurm
 SlurmdUser=root
 AuthType=auth/munge
@@ -389,28 +494,28 @@ CredType=cred/munge
 MpiDefault=none
 MailProg=/bin/true
 StateSaveLocation=$SPOOL/slurmctld
-SlurmdSpoolDir=$SPOOL/slurmd
+SlurmdSpoolDir=$SPOOL/slurmd-%n
 SlurmctldPidFile=$RUN/slurmctld.pid
-SlurmdPidFile=$RUN/slurmd.pid
+SlurmdPidFile=$RUN/slurmd-%n.pid
 SlurmctldLogFile=$LOGDIR/slurmctld.log
-SlurmdLogFile=$LOGDIR/slurmd.log
+SlurmdLogFile=$LOGDIR/slurmd-%n.log
 $plugins
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 SchedulerType=sched/backfill
+SlurmdParameters=config_overrides
+PriorityType=priority/multifactor
+PriorityWeightQOS=1000
 DefMemPerCPU=1000
 MinJobAge=300
 ReturnToService=2
+SlurmdTimeout=30
 KillWait=5
-$COMM_PARAMS
 $accounting
 $gres_types
-NodeName=$HOST NodeAddr=$HOST_ADDR $hw RealMemory=$mem_mb$gres_node State=UNKNOWN
-PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:$OVERSUBSCRIBE
-PartitionName=$GPU_PARTITION Nodes=$HOST MaxTime=INFINITE State=UP OverSubscribe=FORCE:$OVERSUBSCRIBE"
-
-
-  if ((GPUS > 0)); then
+${nodes%$'\n'}
+$partitions"
+  if [ -n "$GPU_NODE" ]; then
     write_config CONFIG_CHANGED "$ETC/gres.conf" 0644 root:root "$gres_conf"
   else
     remove_config CONFIG_CHANGED "$ETC/gres.conf"
@@ -419,7 +524,7 @@ PartitionName=$GPU_PARTITION Nodes=$HOST MaxTime=INFINITE State=UP OverSubscribe
     # Never ConstrainDevices: the fake GPUs are /dev/null and /dev/zero, which every job needs.
     write_config CONFIG_CHANGED "$ETC/cgroup.conf" 0644 root:root "CgroupPlugin=cgroup/v1
 CgroupAutomount=no
-ConstrainCores=yes
+ConstrainCores=no
 ConstrainRAMSpace=yes
 ConstrainSwapSpace=no
 ConstrainDevices=no"
@@ -516,75 +621,106 @@ ensure_slurmdbd() {
   await slurmdbd "$pid" "sacctmgr show cluster" probe_dbd
 }
 
-# register_accounting: cluster, account, root's association and default account in slurmdbd (if missing)
+# register_accounting: cluster, QoS, accounts and root's associations in slurmdbd, as on MeluXina:
+# QoS "default" (48 h) and "test" (30 min, higher priority), both DenyOnLimit (a job over a limit is
+# refused at submission); account $ACCOUNT allows both and has no default QoS, so a job must name one;
+# root's default account "nobudget" may submit nothing, so a job must name its account.
 register_accounting() {
-  local sam=(timeout 30 sacctmgr -i -Q) rows
-  rows=$(timeout 30 sacctmgr -n -P show user root withassoc format=defaultaccount,account,cluster \
-    2>/dev/null) || true
-  grep -qxF "$ACCOUNT|$ACCOUNT|$CLUSTER" <<<"$rows" && return 0 # all there already
+  local sam=(timeout 30 sacctmgr -i -Q) want have
+  want="default|2-00:00:00|DenyOnLimit;test|00:30:00|DenyOnLimit;$ACCOUNT|default,test|;nobudget|0"
+  have=$(accounting_state)
+  [ "$have" = "$want" ] && return 0
+  log "registering cluster $CLUSTER, QoS default/test and accounts $ACCOUNT/nobudget in slurmdbd"
   if [ -z "$(timeout 30 sacctmgr -n -P show cluster "$CLUSTER" format=cluster)" ]; then
     "${sam[@]}" add cluster "$CLUSTER" >/dev/null || fail slurmdbd "could not register cluster $CLUSTER"
   fi
-  if [ -z "$(timeout 30 sacctmgr -n -P show account "$ACCOUNT" format=account)" ]; then
-    "${sam[@]}" add account "$ACCOUNT" Cluster="$CLUSTER" Description="AI Factory Bench tests" \
-      Organization=aibench >/dev/null || fail slurmdbd "could not add account $ACCOUNT"
-  fi
-  log "making $ACCOUNT root's (default) account"
-  if grep -q "|$ACCOUNT|$CLUSTER\$" <<<"$rows"; then
-    "${sam[@]}" modify user root set DefaultAccount="$ACCOUNT" >/dev/null ||
-      fail slurmdbd "could not make $ACCOUNT root's default account"
-  else
-    "${sam[@]}" add user root Account="$ACCOUNT" Cluster="$CLUSTER" DefaultAccount="$ACCOUNT" >/dev/null ||
-      fail slurmdbd "could not add user root to account $ACCOUNT"
-  fi
+  "${sam[@]}" add qos default >/dev/null 2>&1 || true
+  "${sam[@]}" add qos test >/dev/null 2>&1 || true
+  "${sam[@]}" modify qos default set MaxWall=2-00:00:00 Priority=10 Flags=DenyOnLimit >/dev/null 2>&1 || true
+  "${sam[@]}" modify qos test set MaxWall=00:30:00 Priority=100 Flags=DenyOnLimit >/dev/null 2>&1 || true
+  for account in "$ACCOUNT" nobudget; do
+    if [ -z "$(timeout 30 sacctmgr -n -P show account "$account" format=account)" ]; then
+      "${sam[@]}" add account "$account" Cluster="$CLUSTER" Description="AI Factory Bench tests" \
+        Organization=aibench >/dev/null || fail slurmdbd "could not add account $account"
+    fi
+  done
+  "${sam[@]}" modify account "$ACCOUNT" set QOS=default,test DefaultQOS=-1 >/dev/null 2>&1 || true
+  "${sam[@]}" add user root Account=nobudget Cluster="$CLUSTER" DefaultAccount=nobudget >/dev/null 2>&1 || true
+  "${sam[@]}" add user root Account="$ACCOUNT" Cluster="$CLUSTER" >/dev/null 2>&1 || true
+  "${sam[@]}" modify user root set DefaultAccount=nobudget >/dev/null 2>&1 || true
+  "${sam[@]}" modify user root where account=nobudget set MaxSubmitJobs=0 >/dev/null 2>&1 || true
+  have=$(accounting_state)
+  [ "$have" = "$want" ] || fail slurmdbd "accounting is not as wanted: got '$have', want '$want'"
+}
+
+# accounting_state: the QoS and association settings register_accounting makes, on one line
+accounting_state() {
+  local qos assoc nobudget
+  qos=$(timeout 30 sacctmgr -n -P show qos default,test format=name,maxwall,flags 2>/dev/null | sort | paste -sd';')
+  assoc=$(timeout 30 sacctmgr -n -P show assoc where account="$ACCOUNT" user=root cluster="$CLUSTER" \
+    format=account,qos,defaultqos 2>/dev/null | head -n 1)
+  nobudget=$(timeout 30 sacctmgr -n -P show assoc where account=nobudget user=root cluster="$CLUSTER" \
+    format=account,maxsubmit 2>/dev/null | head -n 1)
+  echo "$qos;$assoc;$nobudget"
 }
 
 ensure_slurmctld_slurmd() {
-  local pid d
+  local pid d node
   if [ "$CONFIG_CHANGED" = 1 ]; then
-    for d in slurmd slurmctld; do
-      if pid=$(daemon_pid "$d"); then log "configuration changed: restarting $d"; terminate "$pid" "$d"; fi
+    for d in slurmctld $(printf 'slurmd@%s ' "${NODES[@]}"); do
+      if pid=$(daemon_pid "$d"); then log "configuration changed: restarting $d"; terminate "$pid" "${d%%@*}"; fi
     done
+    # slurmds of nodes no longer configured, or from the single-node layout
+    for pid in $(pids_named slurmd); do terminate "$pid" slurmd; done
   fi
   if ! pid=$(daemon_pid slurmctld); then
     log "starting slurmctld"
-    pid=$(spawn slurmctld /usr/sbin/slurmctld -D)
+    pid=$(spawn slurmctld unshare --uts sh -c 'hostname "$0" && exec /usr/sbin/slurmctld -D' "$LOGIN_NAME")
   fi
   await slurmctld "$pid" "scontrol ping" probe_ctld
-  if ! pid=$(daemon_pid slurmd); then
-    log "starting slurmd"
-    pid=$(spawn slurmd /usr/sbin/slurmd -D)
-  fi
-  wait_for_node "$pid"
+  local pids=()
+  for node in "${NODES[@]}"; do
+    if ! pid=$(daemon_pid "slurmd@$node"); then
+      log "starting slurmd of $node (${NODE_ADDR[$node]})"
+      pid=$(spawn "slurmd@$node" nsenter --net="/var/run/netns/$node" unshare --uts \
+        sh -c 'hostname "$0" && exec /usr/sbin/slurmd -D -N "$0"' "$node")
+    fi
+    pids+=("$pid")
+  done
+  local i=0
+  for node in "${NODES[@]}"; do
+    wait_for_node "$node" "${pids[i]}"
+    i=$((i + 1))
+  done
 }
 
-# wait_for_node SLURMD_PID: until the node is idle (or busy with jobs); resume it if drained/down
+# wait_for_node NODE SLURMD_PID: until NODE is idle (or busy with jobs); resume it if drained/down
 wait_for_node() {
-  local pid=$1 state deadline
+  local node=$1 pid=$2 state deadline
   deadline=$(($(now_us) + TIMEOUT * 1000000))
   while :; do
-    state=$(node_state || true)
+    state=$(node_state "$node" || true)
     case $state in
       idle | mixed | allocated) return 0 ;;
-      *inval*) fail slurmd "registered, but node $HOST is INVAL: slurm.conf does not match the machine" ;;
-      *drain*) timeout 20 scontrol update nodename="$HOST" state=resume >/dev/null 2>&1 || true ;;
+      *inval*) fail "slurmd@$node" "registered, but node $node is INVAL: slurm.conf does not match the machine" ;;
+      *drain* | down*) timeout 20 scontrol update nodename="$node" state=resume >/dev/null 2>&1 || true ;;
     esac
-    running "$pid" || fail slurmd "exited while starting (node state: '${state:-unknown}')"
+    running "$pid" || fail "slurmd@$node" "exited while starting (node state: '${state:-unknown}')"
     (($(now_us) < deadline)) ||
-      fail slurmd "node $HOST not idle after ${TIMEOUT}s (state: '${state:-unknown}')"
+      fail "slurmd@$node" "node $node not idle after ${TIMEOUT}s (state: '${state:-unknown}')"
     sleep 0.2
   done
 }
 
 do_start() {
-  local t0 state hw summary
+  local t0 node nodes="" summary
   t0=$(now_us)
   check_settings
   lock
   mkdir -p "$LOGDIR" # for apt.log; ownership is fixed once the slurm user exists
   install_packages
   make_dirs
-  ensure_hostname_resolves
+  ensure_network
   choose_proctrack
   ensure_munged
   ensure_mariadb # creates the database password before slurmdbd.conf is written
@@ -593,11 +729,10 @@ do_start() {
   register_accounting
   ensure_slurmctld_slurmd
   await slurmdbd - "sacct answers" probe_sacct
-  state=$(node_state)
-  hw=$(timeout 20 sinfo -h -N -n "$HOST" -o '%c CPUs, %m MB' | head -n 1)
-  summary="up in $(elapsed_since "$t0")s: cluster $CLUSTER, node $HOST $state ($hw, $GPUS fake GPUs),"
-  summary+=" partitions $PARTITION*,$GPU_PARTITION, proctrack/$PROCTRACK,"
-  summary+=" sacct via slurmdbd + MariaDB 127.0.0.1:$DB_PORT, account $ACCOUNT, state $STATE"
+  for node in "${NODES[@]}"; do nodes+=" $node(${NODE_ADDR[$node]}) $(node_state "$node"),"; done
+  summary="up in $(elapsed_since "$t0")s: cluster $CLUSTER, login $HOST($LOGIN_ADDR), nodes${nodes%,};"
+  summary+=" partitions $PARTITION*${GPU_NODE:+,$GPU_PARTITION ($GPUS fake GPUs)}, proctrack/$PROCTRACK,"
+  summary+=" sacct via slurmdbd + MariaDB 127.0.0.1:$DB_PORT, account $ACCOUNT (QoS default,test), state $STATE"
   printf 'local-slurm: %s\n' "$summary"
 }
 
@@ -622,10 +757,10 @@ do_stop() {
   check_settings
   lock
   cancel_jobs
-  for d in slurmd slurmctld slurmdbd mariadbd munged; do
+  for d in $(printf 'slurmd@%s ' "${NODES[@]}") slurmctld slurmdbd mariadbd munged; do
     if pid=$(daemon_pid "$d"); then
       log "stopping $d (pid $pid)"
-      terminate "$pid" "$d"
+      terminate "$pid" "${d%%@*}"
     fi
     rm -f "$(pidfile_of "$d")"
   done
@@ -642,6 +777,7 @@ do_stop() {
       terminate "$pid" mariadbd
     fi
   done
+  remove_network
   # The dead daemons are zombies until PID 1 reaps them (some init processes do so lazily): wait a
   # little, so that `ps` right after `stop` is clean.
   for ((i = 0; i < 50; i++)); do
@@ -669,33 +805,36 @@ zombies() {
 
 # --------------------------------------------------------------------------------------------- status
 do_status() {
-  local bad=0 d pid probe state
-  for d in munged mariadbd slurmdbd slurmctld slurmd; do
+  local bad=0 d pid probe state node
+  check_settings
+  for d in munged mariadbd slurmdbd slurmctld $(printf 'slurmd@%s ' "${NODES[@]}"); do
+    node=${d#slurmd@}
     case $d in
       munged) probe=probe_munge ;;
       mariadbd) probe=probe_db ;;
       slurmdbd) probe=probe_dbd ;;
       slurmctld) probe=probe_ctld ;;
-      slurmd) probe=node_ready ;;
+      slurmd@*) probe="node_ready $node" ;;
     esac
     if ! pid=$(daemon_pid "$d"); then
-      printf '%-10s stopped\n' "$d"; bad=1
-    elif ! "$probe"; then
-      printf '%-10s running (pid %s) but not answering\n' "$d" "$pid"; bad=1
+      printf '%-16s stopped\n' "$d"; bad=1
+    elif ! $probe; then
+      printf '%-16s running (pid %s) but not answering\n' "$d" "$pid"; bad=1
     else
       case $d in
         mariadbd) state="127.0.0.1:$DB_PORT, datadir $DB_DATA" ;;
-        slurmd) state="node $HOST $(node_state)" ;;
-        slurmctld) state="cluster $CLUSTER, config $SLURM_CONF_FILE" ;;
+        slurmd@*) state="node $node ${NODE_ADDR[$node]} $(node_state "$node")" ;;
+        slurmctld) state="cluster $CLUSTER on $LOGIN_ADDR, config $SLURM_CONF_FILE" ;;
         *) state="" ;;
       esac
-      printf '%-10s up (pid %s) %s\n' "$d" "$pid" "$state"
+      printf '%-16s up (pid %s) %s\n' "$d" "$pid" "$state"
     fi
   done
   return "$bad"
 }
 
 do_env() {
+  check_settings
   printf 'export SLURM_CONF=%q\n' "$SLURM_CONF_FILE"
   printf 'export AIBENCH_SLURM_STATE=%q\n' "$STATE"
   printf 'export AIBENCH_SLURM_CLUSTER=%q\n' "$CLUSTER"
@@ -703,6 +842,9 @@ do_env() {
   printf 'export AIBENCH_SLURM_PARTITION=%q\n' "$PARTITION"
   printf 'export AIBENCH_SLURM_GPU_PARTITION=%q\n' "$GPU_PARTITION"
   printf 'export AIBENCH_SLURM_GPUS=%q\n' "$GPUS"
+  printf 'export AIBENCH_SLURM_LOGIN_ADDR=%q\n' "$LOGIN_ADDR"
+  printf 'export AIBENCH_SLURM_CPU_NODES=%q\n' "${CPU_NODE_NAMES[*]}"
+  printf 'export AIBENCH_SLURM_GPU_NODE=%q\n' "$GPU_NODE"
 }
 
 case ${1:-} in

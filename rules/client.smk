@@ -21,6 +21,8 @@ rule run_client:
         load_slots=1,
         slurm_extra=client_placement,
         slurm_account=slurm_account_of_run,
+        slurm_partition=client_partition,
+        qos=slurm_qos_of_run,
     params:
         point=point_settings,
     script:

@@ -4,7 +4,12 @@ import threading
 from aibench.lifecycle import stop_all
 from aibench.paths import RunLayout
 from aibench.recipes import load_plan
-from aibench.slurm_settings import account, launch_settings_for, placement_option
+from aibench.slurm_settings import (
+    account,
+    client_partition_for,
+    launch_settings_for,
+    placement_option,
+)
 
 from aibench.snakemake_glue import config_files, grafana_deployment, grafana_readiness
 
@@ -173,6 +178,16 @@ def client_placement(wildcards, input):
 
 def slurm_account_of_run(wildcards):
     return account(PLAN.config) or ""
+
+
+def slurm_qos_of_run(wildcards):
+    """The run's QoS for client jobs (the plugin's `qos` resource; it refuses --qos in slurm_extra)."""
+    return PLAN.config["slurm"]["qos"] or ""
+
+
+def client_partition(wildcards):
+    """A same-node client job asks for its service's partition (its node is in no other one)."""
+    return client_partition_for(PLAN.config, experiment(wildcards))
 
 
 def stop_leftover_services():

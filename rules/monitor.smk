@@ -8,6 +8,9 @@ rule deploy_monitor:
     log:
         f"{MONITOR_DIR}/deploy.log",
     localrule: True
+    # talks to SLURM / starts services: on the login node, outside any container
+    container:
+        None
     params:
         service=monitor_settings,
     script:
@@ -63,6 +66,9 @@ rule deploy_grafana:
     log:
         f"{GRAFANA_DIR}/deploy.log",
     localrule: True
+    # talks to SLURM / starts services: on the login node, outside any container
+    container:
+        None
     params:
         service=grafana_settings,
     script:

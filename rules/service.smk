@@ -1,4 +1,5 @@
-# Service lifecycle: deploy -> wait until ready -> (points run) -> stop.
+# Service lifecycle: deploy -> wait until ready -> (points run) -> stop. These rules run on the login
+# node outside any container (container: None): they call sbatch/squeue/scancel, absent from the image.
 # handle.json and ready.json are temporary: they describe a live deployment only.
 
 
@@ -10,6 +11,9 @@ rule deploy_service:
     log:
         f"{RESULTS}/{{experiment}}/service/deploy.log",
     localrule: True
+    # talks to SLURM / starts services: on the login node, outside any container
+    container:
+        None
     params:
         service=service_settings,
     script:
@@ -24,6 +28,9 @@ rule wait_endpoint:
     log:
         f"{RESULTS}/{{experiment}}/service/wait.log",
     localrule: True
+    # talks to SLURM / starts services: on the login node, outside any container
+    container:
+        None
     params:
         timeout_s=lambda wc: experiment(wc).service.ready_timeout_s,
         interval_s=lambda wc: experiment(wc).service.ready_interval_s,
@@ -40,5 +47,8 @@ rule stop_service:
     log:
         f"{RESULTS}/{{experiment}}/service/stop.log",
     localrule: True
+    # talks to SLURM / starts services: on the login node, outside any container
+    container:
+        None
     script:
         "../scripts/stop_service.py"

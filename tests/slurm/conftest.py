@@ -1,7 +1,11 @@
-"""The tests' real single-node SLURM cluster (munge, slurmctld, slurmd, slurmdbd + MariaDB)."""
+"""The tests' real multi-node SLURM cluster (envs/local-slurm.sh): a login host (this network namespace:
+slurmctld, slurmdbd + MariaDB), compute nodes in network namespaces of their own, accounting enforced."""
 
 from __future__ import annotations
 
+import os
+import shlex
+import socket
 import subprocess
 import threading
 import time
@@ -23,9 +27,41 @@ def local_slurm() -> Iterator[None]:
     done = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         pytest.fail(f"local SLURM cluster did not start:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    # the test cluster's environment: every job names the account, as on MeluXina (AIBENCH_ACCOUNT)
+    saved = dict(os.environ)
+    os.environ.update(cluster_env())
+    os.environ["AIBENCH_ACCOUNT"] = os.environ["AIBENCH_SLURM_ACCOUNT"]
+    os.environ["AIBENCH_MODULES"] = ""  # the test cluster has no `module` command
     yield
+    os.environ.clear()
+    os.environ.update(saved)
     if not was_running:
         subprocess.run(["bash", str(SCRIPT), "stop"], capture_output=True, timeout=300)
+
+
+def cluster_env() -> dict[str, str]:
+    """What `envs/local-slurm.sh env` exports (partitions, account, node names, the login address)."""
+    out = subprocess.run(["bash", str(SCRIPT), "env"], capture_output=True, text=True, check=True).stdout
+    env = {}
+    for line in out.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = " ".join(shlex.split(value))
+    return env
+
+
+def compute_nodes() -> list[str]:
+    out = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True, check=True)
+    return sorted(set(out.stdout.split()))
+
+
+def node_address(node: str) -> str:
+    """A compute node's address on the test network (from /etc/hosts, as the nodes resolve it)."""
+    return socket.gethostbyname(node)
+
+
+def on_node(node: str, *argv: str, **kwargs) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+    """A process in ``node``'s network namespace (as a shell there would run it; for probes only)."""
+    return subprocess.Popen(["nsenter", f"--net=/var/run/netns/{node}", *argv], **kwargs)
 
 
 def queued_jobs(name_fragment: str = "") -> list[str]:

@@ -29,15 +29,9 @@ def wait_for(condition, timeout: float = 300, interval: float = 0.1) -> None:  #
     wait_until(condition, timeout, interval, "fault trigger")
 
 
-def node_name() -> str:
+def node_state(node: str) -> str:
     return subprocess.run(
-        ["sinfo", "-h", "-o", "%N"], capture_output=True, text=True, check=True
-    ).stdout.split()[0]
-
-
-def node_state() -> str:
-    return subprocess.run(
-        ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, check=True
+        ["sinfo", "-h", "-N", "-n", node, "-o", "%T"], capture_output=True, text=True, check=True
     ).stdout.strip()
 
 
@@ -75,10 +69,14 @@ def test_service_job_cancelled_from_outside(make_config, workspace: Path, no_lef
 
 
 def test_node_down_under_running_jobs(make_config, workspace: Path, no_leftovers: float) -> None:
+    """The compute node running the service (and, placed beside it, the client job) is taken away."""
     config = make_config(SWEEP, name="nodedown", monitoring={"enabled": False})
-    node = node_name()
+    service = workspace / "results" / "nodedown" / "service"
+    downed: list[str] = []
 
     def down() -> None:
+        node = json.loads((service / "endpoint.json").read_text())["node"]
+        downed.append(node)
         subprocess.run(
             ["scontrol", "update", f"nodename={node}", "state=down", "reason=aibench-test"], check=True
         )
@@ -88,8 +86,10 @@ def test_node_down_under_running_jobs(make_config, workspace: Path, no_leftovers
         done = snakemake(config, profile="profiles/slurm-test", timeout=900)
         fault.join(5)
     finally:
-        subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], check=False)
-        wait_for(lambda: node_state().startswith(("idle", "mixed", "allocated")), timeout=120)
+        for node in downed:
+            subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], check=False)
+            wait_for(lambda n=node: node_state(n).startswith(("idle", "mixed", "allocated")), timeout=120)
+    assert downed and downed[0].startswith("mel"), downed  # a real compute node went away
     out = done.stdout + done.stderr
     assert done.returncode != 0
     assert "Error in rule" in out or "failed" in out, out[-4000:]

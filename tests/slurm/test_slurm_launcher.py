@@ -15,10 +15,19 @@ from aibench.files import read_json
 from aibench.probes import redis_ping
 from aibench.recipes import load_service
 from tests.conftest import ROOT
-from tests.slurm.conftest import queued_jobs, sacct_jobs, stop_when_started
+from tests.slurm.conftest import compute_nodes, node_address, queued_jobs, sacct_jobs, stop_when_started
 
 REDIS = load_service(ROOT / "recipes" / "services" / "redis.yaml").params
-OPTIONS = {"resources": {"partition": "debug", "cpus": 1, "mem_mb": 500, "time_min": 10}}
+OPTIONS = {
+    "resources": {
+        "account": "aibench",
+        "partition": "cpu",
+        "qos": "default",
+        "cpus": 1,
+        "mem_mb": 500,
+        "time_min": 10,
+    }
+}
 
 
 def aibench(*args: str) -> subprocess.CompletedProcess:
@@ -38,14 +47,17 @@ def test_service_as_slurm_job_status_and_stop(tmp_path: Path, no_leftovers: floa
         params=REDIS,
         launcher="slurm",
         launcher_options=OPTIONS,
-        bind_host="127.0.0.1",
+        bind_host="auto",
     )
     assert handle["job_id"].isdigit() and "pid" not in handle
     ready = lifecycle.wait_ready(service_dir, timeout_s=60, interval_s=0.1, queue_timeout_s=120)
     password = (service_dir / "secrets.env").read_text().split("=", 1)[1].strip()
+    # the job ran on a compute node and bound that node's address on the test network: reached from here
+    assert ready["node"] in compute_nodes() and ready["host"] == node_address(ready["node"])
     redis_ping(ready["host"], ready["port"], password)
     script = (service_dir / "service.sbatch").read_text()
-    assert script.startswith("#!/bin/bash -l\n") and "#SBATCH --partition=debug" in script
+    assert script.startswith("#!/bin/bash -l\n") and "#SBATCH --partition=cpu" in script
+    assert "#SBATCH --qos=default" in script and "#SBATCH --account=aibench" in script
     assert password not in script
 
     status = aibench("status", str(results))
@@ -71,7 +83,7 @@ def test_hung_service_job_is_cancelled_with_log_tail(tmp_path: Path, no_leftover
         params=REDIS,
         launcher="slurm",
         launcher_options=OPTIONS,
-        bind_host="127.0.0.1",
+        bind_host="auto",
     )
     stop_when_started(service_dir)  # fault injection: the server hangs (SIGSTOP) as soon as it runs
     with pytest.raises(ServiceError) as info:
