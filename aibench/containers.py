@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aibench.files import write_text
+from aibench.images import in_image
 from aibench.services.base import Command
 
 
@@ -42,9 +43,12 @@ def apptainer_command(
     binds: list[Path],
     env_file: Path,
     gpus: int = 0,
+    reference: str | None = None,
 ) -> Command:
-    """``command`` wrapped in ``apptainer exec`` of ``image``."""
+    """``command`` wrapped in ``apptainer exec`` of ``image`` (a SIF pulled from ``reference``): its
+    program is called by the path the image keeps it at (aibench.images), the host's PATH never helps."""
     write_text(env_file, "".join(f"{k}={v}\n" for k, v in sorted(command.env.items())), perms=0o600)
+    program = in_image(reference or image, command.argv[0])
     argv = [settings.get("binary", "apptainer"), "exec", "--cleanenv", "--env-file", str(env_file)]
     for bind in binds:
         argv += ["--bind", str(bind)]
@@ -52,4 +56,4 @@ def apptainer_command(
         argv.append("--nv")
     argv += list(settings.get("args", []))
     argv.append(image)
-    return Command(argv + command.argv)
+    return Command([*argv, program, *command.argv[1:]])

@@ -96,10 +96,13 @@ def _containerizer(spec: dict[str, Any], kind: Any, workdir: Path) -> Callable[[
     if spec.get("runtime") != "apptainer":
         return lambda command, env_name: command
     settings = spec.get("apptainer", {})
-    image = resolve_image(spec.get("image") or kind.image, settings, log)
+    reference = spec.get("image") or kind.image
+    image = resolve_image(reference, settings, log)
 
     def wrap(command: Command, env_name: str) -> Command:
-        return apptainer_command(command, image, settings, [workdir], workdir / env_name, spec.get("gpus", 0))
+        return apptainer_command(
+            command, image, settings, [workdir], workdir / env_name, spec.get("gpus", 0), reference
+        )
 
     return wrap
 
@@ -170,7 +173,11 @@ def run(spec_path: str) -> int:
             log(f"{spec['kind']} started, pid {service.pid}, listening on {host}:{ctx.port}")
         started = []
         for exporter in exporters:
-            command = sidecars.containerized(exporter, spec, workdir)
+            try:
+                command = sidecars.containerized(exporter, spec, workdir)
+            except (subprocess.CalledProcessError, OSError) as exc:  # its image could not be pulled
+                log(f"exporter {exporter.name}: no image ({exc}); not monitored")
+                continue
             if shutil.which(command.argv[0]) is None:
                 log(f"exporter {exporter.name}: {command.argv[0]} not found; not monitored")
                 continue

@@ -35,6 +35,9 @@ class ClientKind:
     secret_names: ClassVar[tuple[str, ...]] = ()
     #: parameters the prepare step depends on: fixed per experiment, never swept
     prepare_params: ClassVar[tuple[str, ...]] = ()
+    #: programs the client runs (besides the project's Python): the rule image (envs/aibench.def)
+    #: must hold each, since on MeluXina the client runs inside it (tests check the built image)
+    tools: ClassVar[tuple[str, ...]] = ()
 
     def prepare(
         self, endpoint: dict[str, Any], secrets: dict[str, str], params: dict[str, Any], timeout_s: float

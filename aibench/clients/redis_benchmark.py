@@ -82,6 +82,7 @@ def version() -> str:
 @CLIENTS.register
 class RedisBenchmark(ClientKind):
     name = "redis-benchmark"
+    tools = ("redis-benchmark",)
     params_schema = "kinds/redis-benchmark"
     services = ("redis",)
     secret_names = ("REDIS_PASSWORD",)

@@ -77,6 +77,7 @@ def parse_report(text: str) -> list[Metric]:
 @CLIENTS.register
 class Sysbench(ClientKind):
     name = "sysbench"
+    tools = ("sysbench",)
     params_schema = "kinds/sysbench"
     services = ("mysql",)
     secret_names = ("MYSQL_PASSWORD", "MYSQL_USER", "MYSQL_DATABASE")

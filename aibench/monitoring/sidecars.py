@@ -20,13 +20,13 @@ from typing import Any
 from aibench.containers import apptainer_command, resolve_image
 from aibench.services.base import Command, Exporter, ServiceContext
 
-#: local binary -> (image, the binary inside it)
+#: local binary -> (image, the program's name there: aibench.images knows where the image keeps it)
 IMAGES = {
     "prometheus-node-exporter": ("docker://quay.io/prometheus/node-exporter:v1.5.0", "node_exporter"),
     "prometheus-process-exporter": ("docker://ncabatoff/process-exporter:0.7.10", "process-exporter"),
     "prometheus-redis-exporter": ("docker://oliver006/redis_exporter:v1.45.0", "redis_exporter"),
     "prometheus-mysqld-exporter": ("docker://prom/mysqld-exporter:v0.14.0", "mysqld_exporter"),
-    "cadvisor": ("docker://gcr.io/cadvisor/cadvisor:v0.49.1", "/usr/bin/cadvisor"),
+    "cadvisor": ("docker://gcr.io/cadvisor/cadvisor:v0.49.1", "cadvisor"),
 }
 NODE_COLLECTORS = ("cpu", "meminfo", "netdev", "loadavg", "stat")
 
@@ -73,5 +73,10 @@ def containerized(exporter: Exporter, spec: dict[str, Any], workdir: Path) -> Co
     binds = [workdir] + ([Path("/sys"), Path("/var/run")] if exporter.name == "cadvisor" else [])
     inner = Command([inside, *exporter.command.argv[1:]], exporter.command.env)
     return apptainer_command(
-        inner, resolve_image(image, settings), settings, binds, workdir / f"exporter-{exporter.name}.env"
+        inner,
+        resolve_image(image, settings),
+        settings,
+        binds,
+        workdir / f"exporter-{exporter.name}.env",
+        reference=image,
     )

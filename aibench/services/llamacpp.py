@@ -71,7 +71,9 @@ class LlamaCpp(ServiceKind):
         }
         path = ctx.workdir / "llamacpp.json"
         write_text(path, json.dumps(config, indent=2), perms=0o600)  # holds the API key
-        return Command([sys.executable, "-m", "llama_cpp.server", "--config_file", str(path)])
+        # inside its image the image's own interpreter (aibench.images), never this venv's
+        python = "python3" if ctx.containerized else sys.executable
+        return Command([python, "-m", "llama_cpp.server", "--config_file", str(path)])
 
     def process_pattern(self, ctx: ServiceContext) -> str:
         return str(ctx.workdir / "llamacpp.json").replace(".", r"\.")

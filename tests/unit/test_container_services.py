@@ -15,7 +15,8 @@ from aibench.token_gateway import TOKEN_ENV
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {"MYSQL_ROOT_PASSWORD": "root-secret", "MYSQL_PASSWORD": "user-secret", "MYSQL_USER": "bench",
            "MYSQL_EXPORTER_PASSWORD": "exporter-secret",
-           "MYSQL_DATABASE": "sbtest", "CHROMA_TOKEN": "token-secret-0123456789"}  # fmt: skip
+           "MYSQL_DATABASE": "sbtest", "CHROMA_TOKEN": "token-secret-0123456789",
+           "REDIS_PASSWORD": "redis-secret"}  # fmt: skip
 
 
 def context(
@@ -88,7 +89,8 @@ def test_sidecars_under_apptainer_run_from_their_images(tmp_path: Path) -> None:
     assert (node.name, cadvisor.name, gpu.name) == ("node", "cadvisor", "gpu")
     wrapped = sidecars.containerized(node, spec, tmp_path).argv
     image = "docker://quay.io/prometheus/node-exporter:v1.5.0"
-    assert wrapped[:2] == ["apptainer", "exec"] and wrapped[wrapped.index(image) + 1] == "node_exporter"
+    # called by the path the image keeps it at (aibench.images), never through the host's PATH
+    assert wrapped[:2] == ["apptainer", "exec"] and wrapped[wrapped.index(image) + 1] == "/bin/node_exporter"
     assert "--web.listen-address=10.1.2.3:41001" in wrapped
     advisor = sidecars.containerized(cadvisor, spec, tmp_path).argv
     assert "/sys" in advisor and "--docker_only=false" in advisor and "--port=41002" in advisor
@@ -97,6 +99,11 @@ def test_sidecars_under_apptainer_run_from_their_images(tmp_path: Path) -> None:
     mysqld = kind.exporters(ctx, [41004, 41005])[1]
     inside = sidecars.containerized(mysqld, spec, tmp_path).argv
     assert "docker://prom/mysqld-exporter:v0.14.0" in inside and "exporter-secret" not in " ".join(inside)
+    kind = SERVICES.create("redis")
+    redis = kind.exporters(context("redis", tmp_path, containerized=True), [41006, 41007])[1]
+    wrapped = sidecars.containerized(redis, spec, tmp_path).argv
+    image = "docker://oliver006/redis_exporter:v1.45.0"
+    assert wrapped[wrapped.index(image) + 1] == "/redis_exporter"  # a scratch image: / is on no PATH
     cnf = tmp_path / "exporter.my.cnf"
     assert "password=exporter-secret" in cnf.read_text() and cnf.stat().st_mode & 0o777 == 0o600
     local = sidecars.node_level(context("mysql", tmp_path, containerized=False), {"gpus": 0}, [1, 2, 3])

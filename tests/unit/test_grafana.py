@@ -91,7 +91,7 @@ def test_password_only_in_the_0600_env_file_under_apptainer(kind: Grafana, tmp_p
     assert f"GF_SECURITY_ADMIN_PASSWORD={password}\n" in env_file.read_text()
     assert env_file.stat().st_mode & 0o777 == 0o600
     image_at = wrapped.argv.index(kind.image)
-    assert wrapped.argv[image_at + 1 : image_at + 3] == ["grafana", "server"]
+    assert wrapped.argv[image_at + 1 : image_at + 3] == ["/usr/share/grafana/bin/grafana", "server"]
 
 
 def test_ini_locks_grafana_down(kind: Grafana, tmp_path: Path) -> None:

@@ -139,3 +139,58 @@ def test_account_from_the_environment_is_checked(monkeypatch: pytest.MonkeyPatch
         launch_settings_for(meluxina_config(), {})
     monkeypatch.setenv("AIBENCH_ACCOUNT", "p200999")
     assert launch_settings_for(meluxina_config(), {})["launcher_options"]["resources"]["account"] == "p200999"
+
+
+def test_modules_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MeluXina's module lines unless $AIBENCH_MODULES says otherwise (the test cluster: none)."""
+    from aibench.errors import ConfigError
+    from aibench.slurm_settings import modules
+
+    config = meluxina_config()
+    monkeypatch.delenv("AIBENCH_MODULES", raising=False)
+    assert modules(config) == ["env/release/2024.1", "Apptainer/1.3.6-GCCcore-13.3.0"]
+    monkeypatch.setenv("AIBENCH_MODULES", "")
+    assert modules(config) == []
+    monkeypatch.setenv("AIBENCH_MODULES", "env/release/2023.1 Apptainer/1.2.4")
+    assert modules(config) == ["env/release/2023.1 Apptainer/1.2.4"]
+    monkeypatch.setenv("AIBENCH_MODULES", "Apptainer;rm -rf /")
+    with pytest.raises(ConfigError, match=r"\$AIBENCH_MODULES: 'Apptainer;rm'"):
+        modules(config)
+
+
+def test_client_partition_follows_a_same_node_service() -> None:
+    """A client beside a GPU service asks for the gpu partition: its node is in no other."""
+    from types import SimpleNamespace
+
+    from aibench.slurm_settings import client_partition_for
+
+    config = meluxina_config()
+    gpu_service = SimpleNamespace(resources={"partition": "gpu", "gpus": 1})
+    same = SimpleNamespace(placement="same-node", service=gpu_service)
+    other = SimpleNamespace(placement="other-node", service=gpu_service)
+    plain = SimpleNamespace(placement="same-node", service=SimpleNamespace(resources={}))
+    assert client_partition_for(config, same) == "gpu"
+    assert client_partition_for(config, other) == "cpu"
+    assert client_partition_for(config, plain) == "cpu"
+
+
+def test_effective_profile_settings() -> None:
+    """What runs is what the chosen profile says: no workflow profile (profiles/default) is loaded
+    beside the Snakefile to override it key by key (snakemake --workflow-profile)."""
+    import os
+
+    from snakemake.cli import parse_args
+
+    assert not (ROOT / "profiles" / "default").exists()
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        _, local = parse_args(["--profile", "profiles/local"])
+        _, meluxina = parse_args(["--profile", "profiles/meluxina"])
+    finally:
+        os.chdir(cwd)
+    assert local.latency_wait == 5 and local.cores == 2 and not local.executor
+    assert meluxina.latency_wait == 120 and meluxina.executor == "slurm" and meluxina.jobs == 20
+    assert meluxina.workflow_profile is None
+    resources = " ".join(str(r) for r in meluxina.default_resources)
+    assert "slurm_qos" not in resources and "slurm_partition" not in resources  # from config/meluxina.yaml
