@@ -123,3 +123,9 @@ def in_image(ref: str, command: str) -> str:
     if facts is None or "/" in command:
         return command
     return facts.binaries.get(command, command)
+
+
+def provides(ref: str | None, command: str) -> bool:
+    """Whether the image ``ref`` is known to hold ``command`` (e.g. a MariaDB image holds mariadbd)."""
+    facts = FACTS.get(_key(ref)) if ref else None
+    return facts is not None and command in facts.binaries

@@ -91,17 +91,23 @@ def bind_address(setting: str) -> str:
     return address
 
 
-def _containerizer(spec: dict[str, Any], kind: Any, workdir: Path) -> Callable[[Command, str], Command]:
-    """Wraps commands in `apptainer exec` of the kind's image when the run says so."""
+def _containerizer(spec: dict[str, Any], kind: Any, ctx: ServiceContext) -> Callable[[Command, str], Command]:
+    """Wraps commands in `apptainer exec` of the kind's image when the run says so, with the service
+    directory and every other path the kind is told to use bound in."""
     if spec.get("runtime") != "apptainer":
         return lambda command, env_name: command
     settings = spec.get("apptainer", {})
     reference = spec.get("image") or kind.image
     image = resolve_image(reference, settings, log)
+    binds = [ctx.workdir]
+    for path in kind.container_binds(ctx):
+        if not path.exists():
+            path.mkdir(parents=True, exist_ok=True)  # a cache directory on first use
+        binds.append(path)
 
     def wrap(command: Command, env_name: str) -> Command:
         return apptainer_command(
-            command, image, settings, [workdir], workdir / env_name, spec.get("gpus", 0), reference
+            command, image, settings, binds, ctx.workdir / env_name, spec.get("gpus", 0), reference
         )
 
     return wrap
@@ -141,6 +147,7 @@ def run(spec_path: str) -> int:
         datadir=datadir,
         backend_port=free_port("127.0.0.1") if kind.gateway_secret else None,
         containerized=spec.get("runtime") == "apptainer",
+        image=(spec.get("image") or kind.image) if spec.get("runtime") == "apptainer" else None,
     )
     targets_dir = spec.get("targets_dir")
     exporters: list[Exporter] = []
@@ -153,7 +160,7 @@ def run(spec_path: str) -> int:
     target_names: list[str] = []
     code = 0
     try:
-        containerize = _containerizer(spec, kind, workdir)
+        containerize = _containerizer(spec, kind, ctx)
         for number, prepare in enumerate(kind.prepare_commands(ctx)):
             log(f"prepare step: {' '.join(prepare.argv)}")
             done = subprocess.run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -55,6 +56,30 @@ def launch_settings_for(config: dict[str, Any], resources: dict[str, Any]) -> di
             "sbatch_extra": slurm["sbatch_extra"],
         }
     return settings
+
+
+#: minutes added to every planned job time: start-up, set-up, stop, slack for a slow filesystem
+JOB_MARGIN_MIN = 10
+
+
+def planned_minutes(experiment: Any) -> int:
+    """The longest an experiment's deployment can be needed: its readiness timeout, then every point
+    (and the prepare step) at its client's time limit, plus a margin. A service job without a
+    `time_min` of its own gets this as --time, so SLURM ends a forgotten one."""
+    seconds = experiment.service.ready_timeout_s + experiment.client.timeout_s * (len(experiment.points) + 1)
+    return math.ceil(seconds / 60) + JOB_MARGIN_MIN
+
+
+def monitoring_minutes(experiments: list[Any], serial: bool) -> int:
+    """Prometheus and Grafana run for the whole run: every deployment after another (serial), or the
+    longest one, plus a margin."""
+    planned = [planned_minutes(e) for e in experiments] or [0]
+    return (sum(planned) if serial else max(planned)) + JOB_MARGIN_MIN
+
+
+def with_time_limit(resources: dict[str, Any], minutes: int) -> dict[str, Any]:
+    """``resources`` with --time set: the recipe's own time_min wins, else ``minutes``."""
+    return {**resources, "time_min": resources.get("time_min") or minutes}
 
 
 def client_partition_for(config: dict[str, Any], experiment: Any) -> str:

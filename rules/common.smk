@@ -8,7 +8,10 @@ from aibench.slurm_settings import (
     account,
     client_partition_for,
     launch_settings_for,
+    monitoring_minutes,
     placement_option,
+    planned_minutes,
+    with_time_limit,
 )
 
 from aibench.snakemake_glue import config_files, grafana_deployment, grafana_readiness
@@ -30,6 +33,13 @@ GRAFANA_DIR = f"{RESULTS}/grafana"
 
 def launch_settings(resources):
     return launch_settings_for(PLAN.config, resources)
+
+
+def run_minutes():
+    """--time of the run's Prometheus and Grafana jobs: as long as all deployments may need."""
+    return monitoring_minutes(
+        list(PLAN.experiments.values()), PLAN.config["serial_experiments"]
+    )
 
 
 wildcard_constraints:
@@ -128,7 +138,7 @@ def service_settings(wildcards):
         "targets_dir": str(LAYOUT.targets) if MONITORING else None,
         "grace_s": exp.service.stop_grace_s,
         "image": exp.service.image,
-        **launch_settings(exp.service.resources),
+        **launch_settings(with_time_limit(exp.service.resources, planned_minutes(exp))),
     }
 
 
@@ -140,7 +150,7 @@ def monitor_settings(wildcards):
             "scrape_interval_s": PLAN.monitoring["scrape_interval_s"],
             "targets_dir": str(LAYOUT.targets.absolute()),
         },
-        **launch_settings({"cpus": 1, "mem_mb": 2000}),
+        **launch_settings({"cpus": 1, "mem_mb": 2000, "time_min": run_minutes()}),
     }
 
 
@@ -149,7 +159,7 @@ def grafana_settings(wildcards, input):
         "experiment": "grafana",
         "kind": "grafana",
         **grafana_deployment(PLAN, input.monitor),
-        **launch_settings({"cpus": 1, "mem_mb": 1000}),
+        **launch_settings({"cpus": 1, "mem_mb": 1000, "time_min": run_minutes()}),
     }
 
 

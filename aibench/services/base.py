@@ -27,6 +27,8 @@ class ServiceContext:
     backend_port: int | None = None
     #: the service runs inside its image (service_runtime apptainer)
     containerized: bool = False
+    #: that image's reference (aibench.images has its facts), when containerized
+    image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,11 @@ class ServiceKind:
 
     def command(self, ctx: ServiceContext) -> Command:
         raise NotImplementedError
+
+    def container_binds(self, ctx: ServiceContext) -> list[Path]:
+        """Host paths the service is told to use outside its service directory (model caches, a CA
+        bundle): bound into its container, since an image sees nothing of the host unless bound."""
+        return []
 
     def process_pattern(self, ctx: ServiceContext) -> str:
         """A regular expression matching the service's command line (for the process exporter)."""

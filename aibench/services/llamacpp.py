@@ -75,6 +75,9 @@ class LlamaCpp(ServiceKind):
         python = "python3" if ctx.containerized else sys.executable
         return Command([python, "-m", "llama_cpp.server", "--config_file", str(path)])
 
+    def container_binds(self, ctx: ServiceContext) -> list[Path]:
+        return [model_path(ctx.params["model_path"]).parent]
+
     def process_pattern(self, ctx: ServiceContext) -> str:
         return str(ctx.workdir / "llamacpp.json").replace(".", r"\.")
 

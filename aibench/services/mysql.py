@@ -1,4 +1,6 @@
-"""MySQL protocol service: a private MariaDB instance locally, docker://mysql:8.0 under Apptainer.
+"""MySQL protocol service: a private MariaDB instance locally; under Apptainer docker://mysql:8.0 (the
+default) or a MariaDB image such as docker://mariadb:10.11 (which the image-facts table says holds
+mariadbd; run like the local MariaDB).
 
 Per deployment: a fresh data directory, random root and benchmark-user passwords (0600 secrets), a
 database for the benchmark. The user is created over the server's Unix socket from a 0600 SQL file,
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aibench import probes
+from aibench import images, probes
 from aibench.files import write_text
 from aibench.secrets import generate_password
 from aibench.services import SERVICES
@@ -40,19 +42,24 @@ class MySQL(ServiceKind):
             "MYSQL_DATABASE": params["database"],
         }
 
+    @staticmethod
+    def _mysql8(ctx: ServiceContext) -> bool:
+        """MySQL 8 (its own initialisation and client) rather than MariaDB."""
+        return ctx.containerized and not images.provides(ctx.image, "mariadbd")
+
     def _socket(self, ctx: ServiceContext) -> str:
         return str(ctx.workdir / "mysqld.sock")
 
     def prepare_commands(self, ctx: ServiceContext) -> list[Command]:
         """Before the server starts: an empty data directory (root password set by the SQL below)."""
-        if ctx.containerized:  # mysql:8.0, run as the calling user
+        if self._mysql8(ctx):  # mysql:8.0, run as the calling user
             return [Command(["mysqld", "--no-defaults", "--initialize-insecure", f"--datadir={ctx.datadir}"])]
         argv = ["mariadb-install-db", "--no-defaults", "--user=root", f"--datadir={ctx.datadir}"]
         return [Command([*argv, "--auth-root-authentication-method=normal", "--skip-test-db"])]
 
     def command(self, ctx: ServiceContext) -> Command:
         p = ctx.params
-        if ctx.containerized:
+        if self._mysql8(ctx):
             argv = ["mysqld", "--no-defaults", f"--datadir={ctx.datadir}", "--mysqlx=OFF"]
             argv += [f"--secure-file-priv={ctx.workdir}"]  # the image's default directory is read-only
         else:
@@ -71,9 +78,10 @@ class MySQL(ServiceKind):
         # mariadb-install-db also makes password-less root@127.0.0.1, root@::1, root@<host> and
         # anonymous accounts: only root over the socket and the benchmark user remain
         cleanup = "DELETE FROM mysql.global_priv WHERE NOT (User = 'root' AND Host = 'localhost');\n"
-        plugin = "WITH mysql_native_password " if ctx.containerized else ""
+        mysql8 = self._mysql8(ctx)
+        plugin = "WITH mysql_native_password " if mysql8 else ""
         sql = (
-            ("" if ctx.containerized else cleanup) + "FLUSH PRIVILEGES;\n"
+            ("" if mysql8 else cleanup) + "FLUSH PRIVILEGES;\n"
             f"CREATE DATABASE IF NOT EXISTS `{s['MYSQL_DATABASE']}`;\n"
             f"CREATE USER IF NOT EXISTS '{USER}'@'%' IDENTIFIED {plugin}BY '{s['MYSQL_PASSWORD']}';\n"
             f"GRANT ALL PRIVILEGES ON `{s['MYSQL_DATABASE']}`.* TO '{USER}'@'%';\n"
@@ -86,7 +94,7 @@ class MySQL(ServiceKind):
         )
         init = ctx.workdir / "init.sql"
         write_text(init, sql, perms=0o600)
-        client = "mysql" if ctx.containerized else "mariadb"
+        client = "mysql" if mysql8 else "mariadb"
         argv = [client, "--no-defaults", f"--socket={self._socket(ctx)}", "-uroot"]
         return [Command([*argv, "-e", f"source {init}"])]
 

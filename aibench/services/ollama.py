@@ -9,6 +9,7 @@ host's CA certificates (apptainer args) where TLS to the registry fails.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -42,6 +43,12 @@ class Ollama(ServiceKind):
 
     def command(self, ctx: ServiceContext) -> Command:
         return Command(["ollama", "serve"], env=self._env(ctx))
+
+    def container_binds(self, ctx: ServiceContext) -> list[Path]:
+        binds = [Path(os.path.expandvars(ctx.params["models_dir"]))]
+        if ctx.params["ca_bundle"]:  # only a bundle the user names: the image's own store otherwise
+            binds.append(Path(ctx.params["ca_bundle"]))
+        return binds
 
     def setup_commands(self, ctx: ServiceContext) -> list[Command]:
         """Before readiness: pull the model (a no-op when it is in the models directory already)."""

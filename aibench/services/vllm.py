@@ -7,6 +7,7 @@ Models are read from (and downloaded once into) a cache directory that belongs o
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from aibench import probes
@@ -41,6 +42,9 @@ class VLLM(ServiceKind):
         if p["offline"]:
             env |= {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         return Command(argv, env=env)
+
+    def container_binds(self, ctx: ServiceContext) -> list[Path]:
+        return [Path(os.path.expandvars(ctx.params["model_cache"]))]
 
     def process_pattern(self, ctx: ServiceContext) -> str:
         return f"--port {ctx.port}"

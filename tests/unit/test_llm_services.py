@@ -29,7 +29,8 @@ def context(kind: str, tmp_path: Path, **secrets: str) -> ServiceContext:
 def test_vllm_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIBENCH_SCRATCH", "/project/scratch/p1/u")
     kind = SERVICES.create("vllm")
-    command = kind.command(context("vllm", tmp_path, LLM_API_KEY=KEY))
+    ctx = context("vllm", tmp_path, LLM_API_KEY=KEY)
+    command = kind.command(ctx)
     argv = " ".join(command.argv)
     assert argv.startswith("vllm serve Qwen/Qwen2.5-0.5B-Instruct --host 10.1.2.3 --port 40001")
     for part in ("--served-model-name qwen", "--tensor-parallel-size 1", "--max-num-seqs 256",
@@ -38,6 +39,7 @@ def test_vllm_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert KEY not in argv and command.env["VLLM_API_KEY"] == KEY
     wrapped = apptainer_command(command, kind.image, {}, [tmp_path], tmp_path / "service.env", gpus=1)
     assert "--nv" in wrapped.argv and KEY not in " ".join(wrapped.argv)
+    assert kind.container_binds(ctx) == [Path("/project/scratch/p1/u/aibench/models")]  # the cache, bound
     assert f"VLLM_API_KEY={KEY}" in (tmp_path / "service.env").read_text()
     assert wrapped.argv[wrapped.argv.index("docker://vllm/vllm-openai:v0.6.6") + 1 :][:2] == ["vllm", "serve"]
 
@@ -51,7 +53,13 @@ def test_ollama_environment_pull_and_loopback(tmp_path: Path, monkeypatch: pytes
     assert command.env["OLLAMA_HOST"] == "10.1.2.3:40001"
     assert command.env["OLLAMA_NUM_PARALLEL"] == "4" and command.env["OLLAMA_MAX_LOADED_MODELS"] == "1"
     assert command.env["OLLAMA_MODELS"] == "/project/scratch/p1/u/aibench/ollama"
-    assert command.env["SSL_CERT_FILE"] == "/etc/ssl/certs/ca-certificates.crt"
+    # the image's own CA store unless a bundle is named; then it is bound in and used
+    assert "SSL_CERT_FILE" not in command.env
+    assert kind.container_binds(ctx) == [Path("/project/scratch/p1/u/aibench/ollama")]
+    ctx.params["ca_bundle"] = "/etc/pki/tls/certs/ca-bundle.crt"
+    assert kind.command(ctx).env["SSL_CERT_FILE"] == "/etc/pki/tls/certs/ca-bundle.crt"
+    assert Path("/etc/pki/tls/certs/ca-bundle.crt") in kind.container_binds(ctx)
+    ctx.params["ca_bundle"] = None
     assert [c.argv for c in kind.setup_commands(ctx)] == [["ollama", "pull", "llama3.2:1b"]]
     assert kind.loopback_only  # no authentication: never reachable from another node
     assert kind.endpoint_extra(ctx) == {"model": "llama3.2:1b"}

@@ -194,3 +194,20 @@ def test_effective_profile_settings() -> None:
     assert meluxina.workflow_profile is None
     resources = " ".join(str(r) for r in meluxina.default_resources)
     assert "slurm_qos" not in resources and "slurm_partition" not in resources  # from config/meluxina.yaml
+
+
+def test_every_job_has_a_time_limit() -> None:
+    """Service jobs without a time_min get their experiment's planned time; Prometheus/Grafana the
+    run's: SLURM ends a forgotten job, and none asks for the partition's maximum by default."""
+    from types import SimpleNamespace
+
+    from aibench.slurm_settings import JOB_MARGIN_MIN, monitoring_minutes, planned_minutes, with_time_limit
+
+    exp = SimpleNamespace(
+        service=SimpleNamespace(ready_timeout_s=60), client=SimpleNamespace(timeout_s=300), points=[1, 2, 3]
+    )
+    assert planned_minutes(exp) == 1 + 20 + JOB_MARGIN_MIN  # readiness + (3 points + prepare) x 5 min
+    assert monitoring_minutes([exp, exp], serial=True) == 2 * planned_minutes(exp) + JOB_MARGIN_MIN
+    assert monitoring_minutes([exp, exp], serial=False) == planned_minutes(exp) + JOB_MARGIN_MIN
+    assert with_time_limit({"cpus": 2}, 42) == {"cpus": 2, "time_min": 42}
+    assert with_time_limit({"time_min": 120}, 42)["time_min"] == 120  # the recipe's own wins
