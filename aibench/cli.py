@@ -172,6 +172,16 @@ def cmd_archive(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from aibench import doctor
+    from aibench.paths import PROJECT_ROOT
+
+    profile = Path(args.profile) if "/" in args.profile else PROJECT_ROOT / "profiles" / args.profile
+    if not (profile / "config.v8+.yaml").is_file():
+        raise AibenchError(f"--profile {args.profile}: no profile at {profile}")
+    return doctor.run(profile, [Path(f) for f in args.configfile], test_job=not args.no_test_job)
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="aibench", description=__doc__)
     sub = main.add_subparsers(dest="command", required=True)
@@ -227,6 +237,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("results", help="results directory of the run")
     p.add_argument("-o", "--output", help="archive to write (default: <results dir name>.tar.gz)")
     p.set_defaults(func=cmd_archive)
+
+    p = sub.add_parser("doctor", help="preflight on the login node: versions, modules, Apptainer, account, "
+                       "partitions, QoS, scratch, images, and a 1-minute test job")  # fmt: skip
+    p.add_argument("--profile", default="meluxina", help="profile name or directory (default: meluxina)")
+    p.add_argument("--configfile", nargs="+", default=[], help="config files on top of the profile's")
+    p.add_argument("--no-test-job", action="store_true", help="skip the 1-minute test job")
+    p.set_defaults(func=cmd_doctor)
     return main
 
 
