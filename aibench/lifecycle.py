@@ -21,6 +21,8 @@ from aibench.secrets import read_secrets, write_secrets
 from aibench.services import SERVICES
 
 LOG_NAME = "service.log"
+#: the service job's record that a loopback-only service answered its probe on its node (aibench.serve)
+NODE_READY_NAME = "node_ready.json"
 
 
 def deploy(
@@ -39,6 +41,8 @@ def deploy(
     image: str | None = None,
     apptainer: dict[str, Any] | None = None,
     gpus: int = 0,
+    ready_timeout_s: float = 600.0,
+    ready_interval_s: float = 0.5,
 ) -> dict[str, Any]:
     """Write secrets and spec, start the service job, write and return handle.json.
 
@@ -47,7 +51,7 @@ def deploy(
     """
     service_dir = Path(service_dir).absolute()
     service_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("endpoint.json", "ready.json", "stopped.json", heartbeat.FILE_NAME):
+    for stale in ("endpoint.json", "ready.json", "stopped.json", heartbeat.FILE_NAME, NODE_READY_NAME):
         (service_dir / stale).unlink(missing_ok=True)
     service = SERVICES.create(kind)
     deployment_id = uuid.uuid4().hex[:12]
@@ -70,6 +74,8 @@ def deploy(
         "image": image,
         "apptainer": apptainer or {},
         "gpus": gpus,
+        # a loopback-only kind is probed by the service job on its own node
+        "readiness": {"timeout_s": ready_timeout_s, "interval_s": ready_interval_s},
     }
     spec_file = service_dir / "spec.json"
     write_json(spec_file, spec)
@@ -130,6 +136,10 @@ def wait_ready(
     def check() -> None:
         if not endpoint_file.exists():
             raise probes.NotReady(f"{endpoint_file} not written yet")
+        if service.loopback_only:  # reachable on its own node only: the service job probes it there
+            if not (service_dir / NODE_READY_NAME).is_file():
+                raise probes.NotReady(f"{service_dir / NODE_READY_NAME} not written yet (probed on its node)")
+            return
         endpoint = read_json(endpoint_file)
         left = timeout_s - (time.monotonic() - start)
         service.probe(endpoint, secrets, timeout=max(0.1, min(probe_timeout, left)))

@@ -7,6 +7,7 @@ and removes its targets. Usage: ``python -m aibench.serve SPEC_JSON``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -21,10 +22,11 @@ from typing import Any
 from aibench import heartbeat
 from aibench.containers import apptainer_command, resolve_image
 from aibench.files import read_json, write_json
+from aibench.lifecycle import NODE_READY_NAME
 from aibench.monitoring import sidecars
 from aibench.monitoring.file_sd import remove_targets, write_target
 from aibench.ports import free_port
-from aibench.probes import poll, tcp
+from aibench.probes import NotReady, poll, tcp
 from aibench.secrets import read_secrets
 from aibench.services import SERVICES
 from aibench.services.base import Command, Exporter, ServiceContext
@@ -78,6 +80,29 @@ def _wait_beating(service: subprocess.Popen, beat_file: Path) -> int:
             return service.wait(timeout=heartbeat.INTERVAL_S)
         except subprocess.TimeoutExpired:
             continue
+
+
+def _ready_on_node(
+    kind: Any, ctx: ServiceContext, spec: dict[str, Any], service: subprocess.Popen, workdir: Path
+) -> bool:
+    """A loopback-only service is probed here, on its own node (nothing else can reach it), and its
+    readiness recorded in node_ready.json for wait_endpoint on the login node."""
+    readiness = spec.get("readiness", {})
+    endpoint = {"host": ctx.host, "port": ctx.port, **kind.endpoint_extra(ctx)}
+    timeout = float(readiness.get("timeout_s", 600))
+    interval = float(readiness.get("interval_s", 0.5))
+    try:
+        poll(
+            lambda: kind.probe(endpoint, ctx.secrets, timeout=max(0.5, min(5.0, interval * 10))),
+            timeout, interval,
+            alive=lambda: None if service.poll() is None else "the service exited",
+        )  # fmt: skip
+    except NotReady as exc:
+        log(f"{spec['kind']} not ready on its node: {exc}")
+        return False
+    write_json(workdir / NODE_READY_NAME, {"ready_at": time.time(), "node": socket.gethostname()})
+    log(f"{spec['kind']} ready on its node (probed on {ctx.host}:{ctx.port})")
+    return True
 
 
 def bind_address(setting: str) -> str:
@@ -153,7 +178,10 @@ def run(spec_path: str) -> int:
     exporters: list[Exporter] = []
     if targets_dir:
         ports = [free_port(host) for _ in range(7)]
-        exporters = kind.exporters(ctx, ports[:4]) + sidecars.node_level(ctx, spec, ports[4:])
+        # a loopback-only service's exporters still bind the node's address: the run's Prometheus
+        # scrapes them from its own node (they expose figures, never the service itself)
+        watch = dataclasses.replace(ctx, host=bind_address(spec["bind_host"])) if kind.loopback_only else ctx
+        exporters = kind.exporters(watch, ports[:4]) + sidecars.node_level(watch, spec, ports[4:])
     for sig in STOP_SIGNALS:
         signal.signal(sig, _raise_stop)
     procs: list[subprocess.Popen] = []
@@ -208,7 +236,7 @@ def run(spec_path: str) -> int:
                 write_target(
                     targets_dir,
                     name,
-                    f"{host}:{exporter.port}",
+                    f"{watch.host}:{exporter.port}",
                     {**labels, "exporter": exporter.name},
                 )
                 target_names.append(name)
@@ -226,6 +254,8 @@ def run(spec_path: str) -> int:
                 **kind.endpoint_extra(ctx),
             },
         )
+        if kind.loopback_only and not _ready_on_node(kind, ctx, spec, service, workdir):
+            return 1
         code = _wait_beating(service, workdir / HEARTBEAT_NAME)
         log(f"{spec['kind']} exited by itself with code {code}")
         code = code or 1

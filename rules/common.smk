@@ -138,6 +138,8 @@ def service_settings(wildcards):
         "targets_dir": str(LAYOUT.targets) if MONITORING else None,
         "grace_s": exp.service.stop_grace_s,
         "image": exp.service.image,
+        "ready_timeout_s": exp.service.ready_timeout_s,
+        "ready_interval_s": exp.service.ready_interval_s,
         **launch_settings(with_time_limit(exp.service.resources, planned_minutes(exp))),
     }
 
