@@ -208,6 +208,9 @@ def run(spec_path: str) -> int:
             log(f"{spec['kind']} started, pid {service.pid}, listening on {host}:{ctx.port}")
         started = []
         for exporter in exporters:
+            if exporter.needs and exporter.needs not in {e.name for e in started}:
+                log(f"exporter {exporter.name}: {exporter.needs} did not start; not monitored")
+                continue
             try:
                 command = sidecars.containerized(exporter, spec, workdir)
             except (subprocess.CalledProcessError, OSError) as exc:  # its image could not be pulled
@@ -231,7 +234,7 @@ def run(spec_path: str) -> int:
         if targets_dir:
             job_id = os.environ.get("SLURM_JOB_ID", "local")
             labels = {**spec.get("labels", {}), "node": node, "job_id": job_id}
-            for exporter in exporters:
+            for exporter in (e for e in exporters if e.scraped):
                 name = f"{spec['experiment']}--{exporter.name}"
                 write_target(
                     targets_dir,

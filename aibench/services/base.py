@@ -46,6 +46,10 @@ class Exporter:
     name: str
     command: Command
     port: int
+    #: registered as a Prometheus target; False for an exporter only its relay reaches (loopback)
+    scraped: bool = True
+    #: the exporter this one relays (started only if that one started)
+    needs: str | None = None
 
 
 #: node-level series from the sidecars (aibench.monitoring.sidecars): every kind gets them

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 from aibench import probes
@@ -10,6 +11,8 @@ from aibench.files import write_text
 from aibench.secrets import generate_password
 from aibench.services import SERVICES
 from aibench.services.base import Command, Exporter, ServiceContext, ServiceKind
+
+EXPORTER_USER = "exporter"
 
 
 @SERVICES.register
@@ -20,7 +23,7 @@ class Redis(ServiceKind):
     image = "docker://redis:7-alpine"
 
     def make_secrets(self, params: dict[str, Any]) -> dict[str, str]:
-        return {"REDIS_PASSWORD": generate_password()}
+        return {"REDIS_PASSWORD": generate_password(), "REDIS_EXPORTER_PASSWORD": generate_password()}
 
     def command(self, ctx: ServiceContext) -> Command:
         p = ctx.params
@@ -38,6 +41,9 @@ class Redis(ServiceKind):
             f"maxmemory {p['maxmemory_mb']}mb",
             f"maxmemory-policy {p['maxmemory_policy']}",
             f"requirepass {ctx.secrets['REDIS_PASSWORD']}",
+            # the exporter's own account: server statistics only, no key and no data command
+            f"user {EXPORTER_USER} on >{ctx.secrets['REDIS_EXPORTER_PASSWORD']} resetkeys resetchannels "
+            "-@all +@connection +info +config|get +slowlog|get +slowlog|len +latency|latest +dbsize",
         ]
         conf = ctx.workdir / "redis.conf"
         # the password is in this file: owner-only, like the secrets file
@@ -49,19 +55,41 @@ class Redis(ServiceKind):
         return re.escape(f"{ctx.host}:{ctx.port}")
 
     def exporters(self, ctx: ServiceContext, ports: list[int]) -> list[Exporter]:
+        """The process exporter, and redis_exporter on the node's loopback (as its own ACL user) behind
+        aibench.metrics_relay, which serves only its /metrics: the exporter's multi-target /scrape
+        endpoint would authenticate to any host a caller names (aibench.metrics_relay)."""
+        backend = f"127.0.0.1:{ports[2]}"
         redis_exporter = Exporter(
-            name="redis",
-            port=ports[1],
+            name="redis-exporter",
+            port=ports[2],
+            scraped=False,
             command=Command(
                 [
                     "prometheus-redis-exporter",
                     f"-redis.addr=redis://{ctx.host}:{ctx.port}",
-                    f"-web.listen-address={ctx.host}:{ports[1]}",
+                    f"-redis.user={EXPORTER_USER}",
+                    f"-web.listen-address={backend}",
                 ],
-                env={"REDIS_PASSWORD": ctx.secrets["REDIS_PASSWORD"]},
+                env={"REDIS_PASSWORD": ctx.secrets["REDIS_EXPORTER_PASSWORD"]},
             ),
         )
-        return [self.process_exporter(ctx, ports[0]), redis_exporter]
+        relay = Exporter(
+            name="redis",
+            port=ports[1],
+            needs=redis_exporter.name,
+            command=Command(
+                [
+                    sys.executable,
+                    "-m",
+                    "aibench.metrics_relay",
+                    "--listen",
+                    f"{ctx.host}:{ports[1]}",
+                    "--upstream",
+                    backend,
+                ]
+            ),
+        )
+        return [self.process_exporter(ctx, ports[0]), redis_exporter, relay]
 
     def probe(self, endpoint: dict[str, Any], secrets: dict[str, str], timeout: float) -> None:
         probes.redis_ping(endpoint["host"], endpoint["port"], secrets["REDIS_PASSWORD"], timeout)

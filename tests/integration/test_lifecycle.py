@@ -16,6 +16,7 @@ from aibench.errors import ServiceError
 from aibench.files import read_json
 from aibench.monitoring.prometheus import PrometheusClient, scrape_point
 from aibench.probes import NotReady, poll, redis_ping
+from aibench.secrets import read_secrets
 from aibench.services import SERVICES
 from tests.conftest import ROOT
 
@@ -42,7 +43,7 @@ def test_deploy_ready_stop_leaves_no_process(tmp_path: Path, no_leftovers: float
     secrets_file = service_dir / "secrets.env"
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     assert stat.S_IMODE((service_dir / "redis.conf").stat().st_mode) == 0o600
-    password = secrets_file.read_text().split("=", 1)[1].strip()
+    password = read_secrets(secrets_file)["REDIS_PASSWORD"]
     assert len(password) >= 24
     # the password is required, and never written to handle, endpoint or logs
     with pytest.raises(NotReady, match=r"Authentication required|NOAUTH|AuthenticationError"):
@@ -53,7 +54,8 @@ def test_deploy_ready_stop_leaves_no_process(tmp_path: Path, no_leftovers: float
     endpoint = read_json(service_dir / "endpoint.json")
     assert endpoint["host"] == "127.0.0.1"
     procs = family(handle["pid"])
-    assert len(procs) == 5  # the service job, redis-server, process, redis and node exporters
+    # the service job, redis-server, process, redis and node exporters, the redis exporter's relay
+    assert len(procs) == 6
     for proc in procs:
         for conn in proc.net_connections(kind="tcp"):
             if conn.status == psutil.CONN_LISTEN:

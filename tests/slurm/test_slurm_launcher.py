@@ -14,6 +14,7 @@ from aibench.errors import ServiceError
 from aibench.files import read_json
 from aibench.probes import redis_ping
 from aibench.recipes import load_service
+from aibench.secrets import read_secrets
 from tests.conftest import ROOT
 from tests.slurm.conftest import compute_nodes, node_address, queued_jobs, sacct_jobs, stop_when_started
 
@@ -51,7 +52,7 @@ def test_service_as_slurm_job_status_and_stop(tmp_path: Path, no_leftovers: floa
     )
     assert handle["job_id"].isdigit() and "pid" not in handle
     ready = lifecycle.wait_ready(service_dir, timeout_s=60, interval_s=0.1, queue_timeout_s=120)
-    password = (service_dir / "secrets.env").read_text().split("=", 1)[1].strip()
+    password = read_secrets(service_dir / "secrets.env")["REDIS_PASSWORD"]
     # the job ran on a compute node and bound that node's address on the test network: reached from here
     assert ready["node"] in compute_nodes() and ready["host"] == node_address(ready["node"])
     redis_ping(ready["host"], ready["port"], password)

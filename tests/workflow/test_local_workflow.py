@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from aibench.secrets import read_secrets
 from tests.conftest import BIN, ROOT, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -25,13 +26,17 @@ SMALL = {
 
 
 def secret_found_nowhere_else(results: Path, experiment: str, holders: tuple[str, ...] = ()) -> str:
-    """The experiment's generated secret (its secrets.env holds one); asserts no results file holds it
-    but secrets.env and the 0600 ``holders`` the service reads it from (data directories aside)."""
-    secret = (results / experiment / "service" / "secrets.env").read_text().split("=", 1)[1].strip()
+    """The experiment's generated secrets (its secrets.env); asserts no results file holds any of them
+    but secrets.env and the 0600 ``holders`` the service reads them from (data directories aside).
+    Returns the first (the client's) credential."""
+    found = read_secrets(results / experiment / "service" / "secrets.env")
+    values = [v for k, v in found.items() if k not in ("MYSQL_USER", "MYSQL_DATABASE")]
     for path in results.rglob("*"):
         if path.is_file() and path.name not in ("secrets.env", *holders) and "data" not in path.parts:
-            assert secret.encode() not in path.read_bytes(), path
-    return secret
+            data = path.read_bytes()
+            assert not [k for k, v in found.items() if v in values and v.encode() in data], path
+    client_keys = ("REDIS_PASSWORD", "LLM_API_KEY", "CHROMA_TOKEN", "MYSQL_PASSWORD")
+    return next(found[k] for k in client_keys if k in found)
 
 
 def snakemake_paper(run: Path, out: Path) -> subprocess.CompletedProcess:
