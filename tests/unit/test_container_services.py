@@ -100,7 +100,8 @@ def test_sidecars_under_apptainer_run_from_their_images(tmp_path: Path) -> None:
     inside = sidecars.containerized(mysqld, spec, tmp_path).argv
     assert "docker://prom/mysqld-exporter:v0.14.0" in inside and "exporter-secret" not in " ".join(inside)
     kind = SERVICES.create("redis")
-    redis = kind.exporters(context("redis", tmp_path, containerized=True), [41006, 41007])[1]
+    redis = kind.exporters(context("redis", tmp_path, containerized=True), [41006, 41007, 41008])[1]
+    assert redis.name == "redis-exporter" and not redis.scraped  # behind its /metrics-only relay
     wrapped = sidecars.containerized(redis, spec, tmp_path).argv
     image = "docker://oliver006/redis_exporter:v1.45.0"
     assert wrapped[wrapped.index(image) + 1] == "/redis_exporter"  # a scratch image: / is on no PATH
