@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {"MYSQL_ROOT_PASSWORD": "root-secret", "MYSQL_PASSWORD": "user-secret", "MYSQL_USER": "bench",
            "MYSQL_EXPORTER_PASSWORD": "exporter-secret",
            "MYSQL_DATABASE": "sbtest", "CHROMA_TOKEN": "token-secret-0123456789",
-           "REDIS_PASSWORD": "redis-secret"}  # fmt: skip
+           "REDIS_PASSWORD": "redis-secret", "REDIS_EXPORTER_PASSWORD": "exporter-redis-secret"}  # fmt: skip
 
 
 def context(
