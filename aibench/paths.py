@@ -13,6 +13,12 @@ def schemas_dir() -> Path:
     return Path(os.environ.get("AIBENCH_SCHEMAS", PROJECT_ROOT / "config" / "schemas"))
 
 
+def data_dir() -> Path:
+    """The project's shipped data (data/datasets): $AIBENCH_DATA inside the rule image, which has no
+    checkout of the project (envs/aibench.def copies it to /opt/aibench/data)."""
+    return Path(os.environ.get("AIBENCH_DATA", PROJECT_ROOT / "data"))
+
+
 def schema_path(name: str) -> Path:
     """Path of ``config/schemas/<name>.schema.yaml``."""
     return schemas_dir() / f"{name}.schema.yaml"

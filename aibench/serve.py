@@ -253,7 +253,7 @@ def run(spec_path: str) -> int:
                 "pid": service.pid,
                 "started_at": time.time(),
                 "deployment": spec.get("labels", {}).get("deployment"),
-                "exporters": [{"name": e.name, "port": e.port} for e in exporters],
+                "exporters": [{"name": e.name, "port": e.port, "scraped": e.scraped} for e in exporters],
                 **kind.endpoint_extra(ctx),
             },
         )

@@ -69,9 +69,10 @@ def run_point_against(
     endpoint, secrets = deployment(service_dir)
     if endpoint.get("deployment"):
         settings["service"] = {**settings.get("service", {}), "deployment": endpoint["deployment"]}
-    if monitor_ready and endpoint.get("exporters"):
+    targets = [e for e in endpoint.get("exporters", []) if e.get("scraped", True)]
+    if monitor_ready and targets:
         experiment = settings.get("experiment", "adhoc")
-        wait_targets_up(read_json(monitor_ready), experiment, len(endpoint["exporters"]), deadline_s=60,
+        wait_targets_up(read_json(monitor_ready), experiment, len(targets), deadline_s=60,
                         deployment=endpoint.get("deployment"))  # fmt: skip
     return run_point(endpoint=endpoint, secrets=secrets, out_dir=out_dir, **settings)
 

@@ -14,9 +14,7 @@ from typing import Any
 import numpy as np
 
 from aibench.errors import ConfigError
-from aibench.paths import PROJECT_ROOT
-
-SHIPPED_DIR = PROJECT_ROOT / "data" / "datasets"
+from aibench.paths import data_dir
 
 
 @dataclass(frozen=True)
@@ -66,5 +64,6 @@ def load(p: dict[str, Any]) -> VectorDataset:
     """The dataset a client's params name: ``synthetic``, a shipped name, or ``dataset_file``."""
     if p["dataset"] == "synthetic":
         return synthetic(p["count"], p["queries"], p["dimension"], p["clusters"], p["seed"])
-    path = Path(p["dataset_file"]) if p["dataset"] == "file" else SHIPPED_DIR / f"{p['dataset']}.npz"
+    shipped = data_dir() / "datasets" / f"{p['dataset']}.npz"
+    path = Path(p["dataset_file"]) if p["dataset"] == "file" else shipped
     return from_file(path, p["count"], p["queries"])

@@ -37,6 +37,9 @@ REDIS = load_service(ROOT / "recipes" / "services" / "redis.yaml").params
 PYTHON = "docker://python:3.11-slim-bookworm"
 REDIS_IMAGE = "docker://redis:7-alpine"
 EXPORTER = "docker://oliver006/redis_exporter:v1.45.0"
+#: busybox-based and small (25 MB): the base of the def-file test
+BUSYBOX = "docker://quay.io/prometheus/node-exporter:v1.5.0"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: the python image's own PATH (docker-library/python: ENV PATH /usr/local/bin:$PATH)
 PYTHON_PATH = "/usr/local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -45,11 +48,11 @@ PYTHON_PATH = "/usr/local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """SIFs of the images these tests use, pulled through the stand-in (root filesystems cached)."""
     builder = standin_images.Builder(log=print)
-    for ref in (PYTHON, REDIS_IMAGE, EXPORTER):
+    for ref in (PYTHON, REDIS_IMAGE, EXPORTER, BUSYBOX):
         builder.ensure(ref)
     directory = tmp_path_factory.mktemp("sif")
     sifs = {}
-    for ref in (PYTHON, REDIS_IMAGE, EXPORTER):
+    for ref in (PYTHON, REDIS_IMAGE, EXPORTER, BUSYBOX):
         sif = directory / (ref.rsplit("/", 1)[-1].replace(":", "_") + ".sif")
         done = subprocess.run([str(APPTAINER), "pull", str(sif), ref], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
@@ -219,7 +222,7 @@ def test_build_from_a_def_file(images: dict[str, Path], tmp_path: Path) -> None:
     (tmp_path / "payload.txt").write_text("payload v1\n")
     deffile = tmp_path / "probe.def"
     deffile.write_text(
-        "Bootstrap: docker\nFrom: python:3.11-slim-bookworm\n\n"
+        "Bootstrap: docker\nFrom: quay.io/prometheus/node-exporter:v1.5.0\n\n"
         "%files\n    payload.txt /opt/probe/payload.txt\n\n"
         '%post\n    echo "post: uid $(id -u) in $(pwd), PATH $PATH" > /opt/probe/post.txt\n\n'
         "%environment\n    export PROBE_VAR=from-environment\n\n"
@@ -237,7 +240,9 @@ def test_build_from_a_def_file(images: dict[str, Path], tmp_path: Path) -> None:
     assert "org.example.title: stand-in probe image" in labels
     assert f"org.aibench.standin.def-sha256: {hashlib.sha256(deffile.read_bytes()).hexdigest()}" in labels
     done = apptainer("exec", "first.sif", "sh", "-c", 'cat /opt/probe/*.txt; echo "$PROBE_VAR"', cwd=tmp_path)
-    assert done.stdout == f"payload v1\npost: uid 0 in /, PATH {PYTHON_PATH}\nfrom-environment\n", done.stderr
+    # %post: root, in /, with the base image's PATH (Apptainer's default: the base sets none)
+    expected = f"payload v1\npost: uid 0 in /, PATH {DEFAULT_PATH}\nfrom-environment\n"
+    assert done.stdout == expected, done.stderr
     assert apptainer("run", "first.sif", "a", "b", cwd=tmp_path).stdout == "runscript: from-environment a b\n"
     (tmp_path / "payload.txt").write_text("payload v2\n")  # a %files source changed: another image
     third = apptainer("build", "third.sif", "probe.def", cwd=tmp_path)

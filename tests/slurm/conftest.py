@@ -105,3 +105,19 @@ def stop_when_started(service_dir: Path, timeout: float = 120) -> threading.Thre
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return thread
+
+
+@pytest.fixture(scope="session")
+def apptainer_images() -> None:
+    """The Apptainer STAND-IN on every node's PATH (envs/install-standins.sh), every stand-in image, and
+    the rule image built from envs/aibench.def itself; all cached machine-wide (a second run builds
+    nothing: envs/build-images.sh prints "cached" per image)."""
+    steps = [
+        ["bash", "envs/install-standins.sh"],
+        ["bash", "envs/build-images.sh", "--all"],
+        ["apptainer", "build", "--force", "envs/aibench.sif", "envs/aibench.def"],
+    ]
+    for argv in steps:
+        done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+        if done.returncode != 0:
+            pytest.fail(f"{' '.join(argv)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
