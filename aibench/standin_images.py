@@ -162,6 +162,8 @@ def find_recipe(ref: str, recipes: dict[str, Recipe] | None = None) -> Recipe:
 
 def recipe_key(recipe: Recipe, recipes: dict[str, Recipe]) -> str:
     parts: list[bytes | str] = ["recipe", BUILDER_VERSION, recipe.path.read_bytes()]
+    for source, _target in recipe.data.get("files", []):  # project files the image carries
+        parts.append((ROOT / source).read_bytes())
     if recipe.base_ref:
         parts.append(recipe_key(find_recipe(recipe.base_ref, recipes), recipes))
     return sha256_bytes(*parts)[:32]
@@ -350,6 +352,11 @@ class Builder:
                 self._copy_from_stage(recipe, base, rootfs, logfile)
         else:
             raise BuildError(f"{recipe.path}: unknown kind {kind!r}")
+        for source, target in data.get("files", []):  # project files (e.g. a stand-in program)
+            dst = rootfs / target.lstrip("/")
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(ROOT / source, dst)
+            dst.chmod(0o755 if os.access(ROOT / source, os.X_OK) else 0o644)
         for item in data.get("write", []):
             target = rootfs / item["path"].lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -180,7 +180,7 @@ def test_nv_is_accepted_and_recorded(images: dict[str, Path], tmp_path: Path, st
 
 
 def test_no_standin_image_fails_like_an_offline_pull(tmp_path: Path) -> None:
-    for ref in ("docker://mysql:8.0", "docker://ollama/ollama:0.5.7"):
+    for ref in ("docker://mysql:8.0", "docker://vllm/vllm-openai:v0.6.6"):
         done = apptainer("pull", tmp_path / "x.sif", ref, cwd=tmp_path)
         assert done.returncode == 255
         assert f"failed to get checksum for {ref}" in done.stderr

@@ -37,11 +37,12 @@ EXPERIMENTS = ["redis-default", "mysql-threads", "chroma-concurrency", "chroma-r
 FASTER = ["--latency-wait", "5", "--slurm-init-seconds-before-status-checks", "2"]
 
 
-def run_meluxina_profile(workspace: Path, config: Path) -> subprocess.CompletedProcess:
+def run_meluxina_profile(workspace: Path, config: Path, **extra_env: str) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "AIBENCH_SCRATCH": str(workspace / "scratch"),
         "AIBENCH_MODULES": "",
+        **extra_env,
     }
     files = ["config/config.yaml", "config/meluxina.yaml", str(config)]
     argv = [str(BIN / "snakemake"), "--profile", "profiles/meluxina", "--configfile", *files, *FASTER]
