@@ -2,6 +2,7 @@ import re
 import threading
 
 from aibench.lifecycle import stop_all
+from aibench.login_rules import deploy_rule, stop_rule, wait_rule
 from aibench.paths import RunLayout
 from aibench.recipes import load_plan
 from aibench.slurm_settings import (

@@ -8,13 +8,10 @@ rule deploy_monitor:
     log:
         f"{MONITOR_DIR}/deploy.log",
     localrule: True
-    # talks to SLURM / starts services: on the login node, outside any container
-    container:
-        None
     params:
         service=monitor_settings,
-    script:
-        "../scripts/deploy_service.py"
+    run:
+        deploy_rule(output, params, log)
 
 
 use rule wait_endpoint as wait_monitor with:
@@ -66,13 +63,10 @@ rule deploy_grafana:
     log:
         f"{GRAFANA_DIR}/deploy.log",
     localrule: True
-    # talks to SLURM / starts services: on the login node, outside any container
-    container:
-        None
     params:
         service=grafana_settings,
-    script:
-        "../scripts/deploy_service.py"
+    run:
+        deploy_rule(output, params, log)
 
 
 use rule wait_endpoint as wait_grafana with:

@@ -1,5 +1,6 @@
-# Service lifecycle: deploy -> wait until ready -> (points run) -> stop. These rules run on the login
-# node outside any container (container: None): they call sbatch/squeue/scancel, absent from the image.
+# Service lifecycle: deploy -> wait until ready -> (points run) -> stop. These rules call
+# sbatch/squeue/scancel, which the rule image lacks: as `run:` rules they execute in Snakemake's own
+# process on the login node, outside any container (aibench.login_rules).
 # handle.json and ready.json are temporary: they describe a live deployment only.
 
 
@@ -11,13 +12,10 @@ rule deploy_service:
     log:
         f"{RESULTS}/{{experiment}}/service/deploy.log",
     localrule: True
-    # talks to SLURM / starts services: on the login node, outside any container
-    container:
-        None
     params:
         service=service_settings,
-    script:
-        "../scripts/deploy_service.py"
+    run:
+        deploy_rule(output, params, log)
 
 
 rule wait_endpoint:
@@ -28,14 +26,11 @@ rule wait_endpoint:
     log:
         f"{RESULTS}/{{experiment}}/service/wait.log",
     localrule: True
-    # talks to SLURM / starts services: on the login node, outside any container
-    container:
-        None
     params:
         timeout_s=lambda wc: experiment(wc).service.ready_timeout_s,
         interval_s=lambda wc: experiment(wc).service.ready_interval_s,
-    script:
-        "../scripts/wait_endpoint.py"
+    run:
+        wait_rule(input, params, log)
 
 
 rule stop_service:
@@ -47,8 +42,5 @@ rule stop_service:
     log:
         f"{RESULTS}/{{experiment}}/service/stop.log",
     localrule: True
-    # talks to SLURM / starts services: on the login node, outside any container
-    container:
-        None
-    script:
-        "../scripts/stop_service.py"
+    run:
+        stop_rule(input, log)

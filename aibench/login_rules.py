@@ -1,0 +1,50 @@
+"""The rules that talk to SLURM and start services: run in Snakemake's own process on the login node.
+
+deploy_service, wait_endpoint and stop_service (and their monitoring and Grafana variants) call
+sbatch/squeue/scancel, which the rule image does not hold. As `run:` rules they execute in the
+Snakemake process itself, outside any container whatever the software-deployment method (Snakemake
+containerizes only the shell commands of a `run:` block, and these have none). Each function takes the
+rule's own named input, output, params and log.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aibench.lifecycle import deploy, stop, wait_ready
+from aibench.snakemake_glue import script_logger, service_dir_of
+
+
+def deploy_rule(output: Any, params: Any, log: Any) -> None:
+    """deploy_service / deploy_monitor / deploy_grafana: start the service job, write handle.json."""
+    logger = script_logger(log, "deploy")
+    handle = deploy(Path(output.handle).parent, **dict(params.service))
+    logger.info(
+        "started %s for %s with launcher %s: pid/job %s, log %s",
+        handle["kind"],
+        handle["experiment"],
+        handle["launcher"],
+        handle.get("job_id", handle.get("pid")),
+        handle["log"],
+    )
+
+
+def wait_rule(input: Any, params: Any, log: Any) -> None:
+    """wait_endpoint / wait_monitor / wait_grafana: endpoint.json, then the readiness probe, in time."""
+    logger = script_logger(log, "wait")
+    ready = wait_ready(service_dir_of(input.handle), params.timeout_s, params.interval_s)
+    logger.info(
+        "ready at %s:%s after %.3f s of waiting (%.3f s after the service started)",
+        ready["host"],
+        ready["port"],
+        ready["waited_s"],
+        ready["lag_after_start_s"],
+    )
+
+
+def stop_rule(input: Any, log: Any) -> None:
+    """stop_service / stop_monitor / stop_grafana: stop the job after its last point; keep its log."""
+    logger = script_logger(log, "stop")
+    stopped = stop(service_dir_of(input.handle))
+    logger.info("stopped %s (%s)", stopped["handle"]["kind"], stopped["how"])
