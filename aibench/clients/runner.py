@@ -63,13 +63,13 @@ def run_point_against(
     """
     from aibench.files import read_json
     from aibench.lifecycle import deployment, ensure_alive
-    from aibench.monitoring.prometheus import wait_targets_up
+    from aibench.monitoring.prometheus import scraped_exporters, wait_targets_up
 
     ensure_alive(service_dir)
     endpoint, secrets = deployment(service_dir)
     if endpoint.get("deployment"):
         settings["service"] = {**settings.get("service", {}), "deployment": endpoint["deployment"]}
-    targets = [e for e in endpoint.get("exporters", []) if e.get("scraped", True)]
+    targets = scraped_exporters(endpoint)
     if monitor_ready and targets:
         experiment = settings.get("experiment", "adhoc")
         wait_targets_up(read_json(monitor_ready), experiment, len(targets), deadline_s=60,

@@ -32,7 +32,7 @@ from aibench.monitoring.dashboards import (
     metric_names,
     panel_queries,
 )
-from aibench.monitoring.prometheus import PrometheusClient, wait_targets_up
+from aibench.monitoring.prometheus import PrometheusClient, scraped_exporters, wait_targets_up
 from aibench.probes import NotReady, poll
 from aibench.recipes import load_service
 from tests.conftest import ROOT
@@ -99,7 +99,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusC
         for service_dir in started[1:]:
             lifecycle.wait_ready(service_dir, 90, 0.1)
         for experiment in EXPERIMENTS:
-            exporters = read_json(root / experiment / "service" / "endpoint.json")["exporters"]
+            exporters = scraped_exporters(read_json(root / experiment / "service" / "endpoint.json"))
             assert exporters, f"{experiment}: no exporter started"
             wait_targets_up(ready, experiment, len(exporters), 60)
         client = PrometheusClient(f"http://{ready['host']}:{ready['port']}")

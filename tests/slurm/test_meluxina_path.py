@@ -117,3 +117,24 @@ def test_default_experiments_through_the_meluxina_profile(workspace: Path, no_le
     # nothing is left: no job of the run queued or running, no process on any node
     wait_until(lambda: not queued_jobs("aibench-"), 120, 0.5, "service jobs to leave the queue")
     assert not [j for j in queued_jobs() if any(j.startswith(c["id"] + " ") for c in jobs)]
+
+
+def test_rule_image_holds_every_client_tool() -> None:
+    """The load runs inside the rule image on MeluXina: every program a client kind runs is in the
+    image built from envs/aibench.def (and the project's Python with Snakemake), none from the host."""
+    from aibench.clients import CLIENTS
+
+    tools = sorted({tool for name in CLIENTS.names() for tool in CLIENTS.get(name).tools})
+    assert {"redis-benchmark", "sysbench"} <= set(tools)
+    for tool in tools:
+        done = subprocess.run(["apptainer", "exec", "--cleanenv", "envs/aibench.sif", "sh", "-c",
+                               f"command -v {tool}"], cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0 and done.stdout.startswith("/usr/"), (tool, done.stdout, done.stderr)
+        assert not done.stdout.startswith(str(ROOT))
+    code = "import aibench, snakemake, chromadb, aiohttp; print(aibench.__file__)"
+    done = subprocess.run(["apptainer", "exec", "--cleanenv", "envs/aibench.sif", "python3", "-c", code],
+                          cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0 and "/usr/local/lib/python3.11" in done.stdout, done.stderr
+    for host_only in ("sbatch", "squeue", "scancel"):  # the image has no SLURM client, as on MeluXina
+        argv = ["apptainer", "exec", "--cleanenv", "envs/aibench.sif", "sh", "-c", f"command -v {host_only}"]
+        assert subprocess.run(argv, cwd=ROOT, capture_output=True).returncode != 0

@@ -80,3 +80,21 @@ def test_llamacpp_key_in_0600_config_only(tmp_path: Path) -> None:
     assert config["api_key"] == KEY and config["interrupt_requests"] is False
     assert config["models"][0]["model"] == str(model) and config["models"][0]["model_alias"] == "smollm2"
     assert stat.S_IMODE((tmp_path / "llamacpp.json").stat().st_mode) == 0o600
+
+
+def test_llamacpp_in_its_image_uses_the_images_interpreter(tmp_path: Path) -> None:
+    """Inside its image the server runs on the image's own Python (aibench.images), never this venv's."""
+    import sys
+
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    params = load_service(ROOT / "recipes" / "services" / "llamacpp.yaml").params | {"model_path": str(model)}
+    ctx = ServiceContext("exp", params, {"LLM_API_KEY": KEY}, "10.1.2.3", 40001, tmp_path, tmp_path / "d",
+                         containerized=True)  # fmt: skip
+    kind = SERVICES.create("llamacpp")
+    wrapped = apptainer_command(kind.command(ctx), "/sif/l.sif", {}, [tmp_path], tmp_path / "e.env",
+                                reference=kind.image)  # fmt: skip
+    after = wrapped.argv[wrapped.argv.index("/sif/l.sif") + 1 :]
+    assert after[:3] == ["/usr/local/bin/python3", "-m", "llama_cpp.server"]
+    assert sys.executable not in wrapped.argv
+    assert kind.container_binds(ctx) == [tmp_path]  # the model's directory is bound in

@@ -27,6 +27,7 @@ def meluxina_config() -> dict:
 
 def test_job_script_from_recipe_resources(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIBENCH_ACCOUNT", "p200999")
+    monkeypatch.delenv("AIBENCH_MODULES", raising=False)  # the config's module lines
     settings = launch_settings_for(
         meluxina_config(), {"cpus": 8, "mem_mb": 64000, "time_min": 90, "gpus": 2, "partition": "gpu"}
     )
