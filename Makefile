@@ -54,6 +54,7 @@ bench: setup
 	$(PY) bench/llm_client_capacity.py
 	$(PY) bench/llm_measurement_error.py
 	$(PY) bench/chroma_client.py
+	$(PY) bench/setup_cost.py
 
 ## make paper: paper/tables and paper/figures from an archived run alone (no service is started).
 RUN ?= examples/local-run.tar.gz
