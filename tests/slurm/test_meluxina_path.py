@@ -133,8 +133,9 @@ def test_rule_image_holds_every_client_tool() -> None:
         assert done.returncode == 0 and done.stdout.startswith("/usr/"), (tool, done.stdout, done.stderr)
         assert not done.stdout.startswith(str(ROOT))
     code = "import aibench, snakemake, chromadb, aiohttp; print(aibench.__file__)"
-    done = subprocess.run(["apptainer", "exec", "--cleanenv", "envs/aibench.sif", "python3", "-c", code],
-                          cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    # -P: not the working directory's aibench (the checkout is bound in, as Apptainer binds the cwd)
+    argv = ["apptainer", "exec", "--cleanenv", "envs/aibench.sif", "python3", "-P", "-c", code]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0 and "/usr/local/lib/python3.11" in done.stdout, done.stderr
     for host_only in ("sbatch", "squeue", "scancel"):  # the image has no SLURM client, as on MeluXina
         argv = ["apptainer", "exec", "--cleanenv", "envs/aibench.sif", "sh", "-c", f"command -v {host_only}"]
