@@ -124,11 +124,9 @@ def _containerizer(spec: dict[str, Any], kind: Any, ctx: ServiceContext) -> Call
     settings = spec.get("apptainer", {})
     reference = spec.get("image") or kind.image
     image = resolve_image(reference, settings, log)
-    binds = [ctx.workdir]
-    for path in kind.container_binds(ctx):
-        if not path.exists():
-            path.mkdir(parents=True, exist_ok=True)  # a cache directory on first use
-        binds.append(path)
+    for cache in kind.cache_dirs(ctx):
+        cache.mkdir(parents=True, exist_ok=True)  # a model cache on first use
+    binds = [ctx.workdir, *kind.cache_dirs(ctx), *kind.container_binds(ctx)]
 
     def wrap(command: Command, env_name: str) -> Command:
         return apptainer_command(

@@ -104,8 +104,13 @@ class ServiceKind:
         raise NotImplementedError
 
     def container_binds(self, ctx: ServiceContext) -> list[Path]:
-        """Host paths the service is told to use outside its service directory (model caches, a CA
-        bundle): bound into its container, since an image sees nothing of the host unless bound."""
+        """Host files and directories the service is told to use outside its service directory (a
+        model file's directory, a CA bundle): bound into its container as they are, since an image
+        sees nothing of the host unless bound (a missing one fails the bind, naming it)."""
+        return []
+
+    def cache_dirs(self, ctx: ServiceContext) -> list[Path]:
+        """Directories the service fills (model caches): created when missing, and bound too."""
         return []
 
     def process_pattern(self, ctx: ServiceContext) -> str:

@@ -44,11 +44,12 @@ class Ollama(ServiceKind):
     def command(self, ctx: ServiceContext) -> Command:
         return Command(["ollama", "serve"], env=self._env(ctx))
 
+    def cache_dirs(self, ctx: ServiceContext) -> list[Path]:
+        return [Path(os.path.expandvars(ctx.params["models_dir"]))]
+
     def container_binds(self, ctx: ServiceContext) -> list[Path]:
-        binds = [Path(os.path.expandvars(ctx.params["models_dir"]))]
-        if ctx.params["ca_bundle"]:  # only a bundle the user names: the image's own store otherwise
-            binds.append(Path(ctx.params["ca_bundle"]))
-        return binds
+        # only a bundle the user names: the image's own CA store otherwise
+        return [Path(ctx.params["ca_bundle"])] if ctx.params["ca_bundle"] else []
 
     def setup_commands(self, ctx: ServiceContext) -> list[Command]:
         """Before readiness: pull the model (a no-op when it is in the models directory already)."""

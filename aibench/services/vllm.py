@@ -43,7 +43,7 @@ class VLLM(ServiceKind):
             env |= {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         return Command(argv, env=env)
 
-    def container_binds(self, ctx: ServiceContext) -> list[Path]:
+    def cache_dirs(self, ctx: ServiceContext) -> list[Path]:
         return [Path(os.path.expandvars(ctx.params["model_cache"]))]
 
     def process_pattern(self, ctx: ServiceContext) -> str:

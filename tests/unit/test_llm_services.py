@@ -39,7 +39,7 @@ def test_vllm_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert KEY not in argv and command.env["VLLM_API_KEY"] == KEY
     wrapped = apptainer_command(command, kind.image, {}, [tmp_path], tmp_path / "service.env", gpus=1)
     assert "--nv" in wrapped.argv and KEY not in " ".join(wrapped.argv)
-    assert kind.container_binds(ctx) == [Path("/project/scratch/p1/u/aibench/models")]  # the cache, bound
+    assert kind.cache_dirs(ctx) == [Path("/project/scratch/p1/u/aibench/models")]  # the cache, bound
     assert f"VLLM_API_KEY={KEY}" in (tmp_path / "service.env").read_text()
     assert wrapped.argv[wrapped.argv.index("docker://vllm/vllm-openai:v0.6.6") + 1 :][:2] == ["vllm", "serve"]
 
@@ -55,7 +55,8 @@ def test_ollama_environment_pull_and_loopback(tmp_path: Path, monkeypatch: pytes
     assert command.env["OLLAMA_MODELS"] == "/project/scratch/p1/u/aibench/ollama"
     # the image's own CA store unless a bundle is named; then it is bound in and used
     assert "SSL_CERT_FILE" not in command.env
-    assert kind.container_binds(ctx) == [Path("/project/scratch/p1/u/aibench/ollama")]
+    assert kind.cache_dirs(ctx) == [Path("/project/scratch/p1/u/aibench/ollama")]
+    assert kind.container_binds(ctx) == []
     ctx.params["ca_bundle"] = "/etc/pki/tls/certs/ca-bundle.crt"
     assert kind.command(ctx).env["SSL_CERT_FILE"] == "/etc/pki/tls/certs/ca-bundle.crt"
     assert Path("/etc/pki/tls/certs/ca-bundle.crt") in kind.container_binds(ctx)
