@@ -300,7 +300,8 @@ def check_rule_image(config: dict[str, Any]) -> Iterator[Check]:
         "d = hashlib.sha256()\nfor p in sorted(root.rglob('*.py')):\n"
         "    d.update(str(p.relative_to(root)).encode() + b'\\0' + p.read_bytes())\nprint(d.hexdigest())"
     )
-    hashed = _run([binary, "exec", "--cleanenv", str(image), "python3", "-c", code], timeout=120)
+    # -P: the image's own aibench, not the one in the (bound) working directory
+    hashed = _run([binary, "exec", "--cleanenv", str(image), "python3", "-P", "-c", code], timeout=120)
     if hashed.returncode != 0:
         yield Check(
             "rule image", False, f"aibench does not import in {image}: {hashed.stderr.strip()[-300:]}", fix
