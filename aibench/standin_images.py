@@ -248,54 +248,56 @@ class Builder:
 
     # -- public
 
+    def _build_once(self, key: str, what: str, build: Callable[[Path, Path], dict[str, Any]]) -> bool:
+        """Image ``key`` cached, or built now by ``build(work, logfile) -> meta`` under the machine's
+        build lock (checked again once the lock is held: another session may have built it). True when
+        built here."""
+        if Image(key).ready:
+            return False
+        _need_root()
+        with build_lock():
+            if Image(key).ready:
+                return False
+            _ensure_host_tools(self.log)
+            _clean_stale_tmp()
+            started = time.monotonic()
+            self.log(f"building {what} (key {key})")
+            with self._staging(key) as (work, logfile):
+                self._finish(key, work, build(work, logfile), started)
+            return True
+
     def ensure(self, ref: str) -> Image:
         """The root filesystem of ``ref`` (a docker:// reference with a recipe), built if missing."""
         recipe = find_recipe(ref, self.recipes)
         key = recipe_key(recipe, self.recipes)
-        image = Image(key)
-        if image.ready:
-            return Image.load(key)
-        _need_root()
-        with build_lock():
-            if image.ready:
-                return Image.load(key)
+
+        def build(work: Path, logfile: Path) -> dict[str, Any]:
             base = self.ensure(recipe.base_ref) if recipe.base_ref else None
-            _ensure_host_tools(self.log)
-            _clean_stale_tmp()
-            started = time.monotonic()
-            self.log(f"building {recipe.ref} (recipe {recipe.path.name}, key {key})")
-            with self._staging(key) as (work, logfile):
-                meta = self._build_recipe(recipe, base, work, logfile)
-                meta.update(key=key, ref=recipe.ref, recipe=str(recipe.path.relative_to(ROOT)))
-                self._finish(key, work, meta, started)
+            meta = self._build_recipe(recipe, base, work, logfile)
+            meta.update(key=key, ref=recipe.ref, recipe=str(recipe.path.relative_to(ROOT)))
+            return meta
+
+        if self._build_once(key, f"{recipe.ref} (recipe {recipe.path.name})", build):
             self.built.append(recipe.ref)
-            return Image.load(key)
+        return Image.load(key)
 
     def build_def(self, deffile: Path, cwd: Path, notest: bool = False) -> Image:
         """``apptainer build`` of a definition file: the base image's rootfs, %files, %post, ..."""
         definition = parse_def(deffile.read_text())
         base = self._def_base(definition)
         key = def_key(definition, base.key, cwd)
-        image = Image(key)
-        if image.ready:
-            return Image.load(key)
-        _need_root()
-        with build_lock():
-            if image.ready:
-                return Image.load(key)
-            _ensure_host_tools(self.log)
-            _clean_stale_tmp()
-            started = time.monotonic()
-            self.log(f"building {deffile} (from {base.meta['ref']}, key {key})")
-            with self._staging(key) as (work, logfile):
-                meta = self._build_definition(definition, deffile, base, work, cwd, logfile, notest)
-                digest = hashlib.sha256(definition.text.encode()).hexdigest()
-                meta.update(key=key, ref=f"def:{deffile.resolve()}", deffile=str(deffile.resolve()))
-                meta["def_sha256"] = digest
-                self._finish(key, work, meta, started)
+        digest = hashlib.sha256(definition.text.encode()).hexdigest()
+
+        def build(work: Path, logfile: Path) -> dict[str, Any]:
+            meta = self._build_definition(definition, deffile, base, work, cwd, logfile, notest)
+            meta.update(key=key, ref=f"def:{deffile.resolve()}", deffile=str(deffile.resolve()))
+            meta["def_sha256"] = digest
+            return meta
+
+        if self._build_once(key, f"{deffile} (from {base.meta['ref']})", build):
             self.built.append(str(deffile))
             self._prune_superseded(digest, keep=KEEP_DEF_BUILDS)
-            return Image.load(key)
+        return Image.load(key)
 
     def _prune_superseded(self, def_sha256: str, keep: int) -> None:
         """Every change to a %files source is a new image (envs/aibench.def: 1 GB each): keep the
