@@ -31,6 +31,7 @@ rule all:
 
 onsuccess:
     stop_leftover_services()
+    discard_earlier_state()
     skip_scheduler_timers()
 
 

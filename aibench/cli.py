@@ -8,29 +8,38 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from aibench.errors import AibenchError
 
 API_SHORTHANDS = {"openai": "openai-chat", "ollama": "ollama-generate"}
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, Any]:
+    from aibench.recipes.validation import parse_yaml
+
     values: dict[str, Any] = {}
     for pair in pairs:
         name, sep, raw = pair.partition("=")
         if not sep or not name:
             raise AibenchError(f"--set {pair!r}: expected name=value")
-        values[name] = yaml.safe_load(raw) if raw else ""
+        # the recipes' own YAML rules: safe tags only, no octal surprises, no alias bombs
+        values[name] = parse_yaml(raw, f"--set {name}") if raw else ""
     return values
 
 
-def _endpoint(text: str) -> dict[str, Any]:
-    text = text.split("://", 1)[-1].rstrip("/")  # a URL (http://host:port) or HOST:PORT
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 1-65535."""
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
+    return int(text)
+
+
+def _endpoint(given: str) -> dict[str, Any]:
+    text = given.split("://", 1)[-1].rstrip("/")  # a URL (http://host:port) or HOST:PORT
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise AibenchError(f"--endpoint {text!r}: expected HOST:PORT")
-    return {"host": host.strip("[]"), "port": int(port)}
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise AibenchError(f"--endpoint {given!r}: expected HOST:PORT, with a port of 1-65535")
+    return {"host": host, "port": int(port)}
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -70,6 +79,8 @@ def cmd_run_client(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
     )
     print(f"{summary['status']}: {len(summary['metrics'])} metrics in {args.out}/summary.json")
+    if summary["status"] != "ok":
+        print(f"reason: {summary.get('error') or 'not recorded'}", file=sys.stderr)
     return 0 if summary["status"] == "ok" else 1
 
 
@@ -218,9 +229,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("service", choices=["grafana", "prometheus"])
     p.add_argument("--results", default="results", help="results directory of the run")
     p.add_argument("--login", default="login.lxp.lu", help="login host that reaches the compute nodes")
-    p.add_argument("--ssh-port", type=int, default=8822, help="SSH port of the login host")
+    p.add_argument("--ssh-port", type=port_number, default=8822, help="SSH port of the login host")
     p.add_argument("--user", help="user on the login host (default: you)")
-    p.add_argument("--local-port", type=int, help="port on your laptop (default: the service's port)")
+    p.add_argument("--local-port", type=port_number, help="port on your laptop (default: the service's port)")
     p.set_defaults(func=cmd_tunnel)
 
     p = sub.add_parser("compare", help="two runs side by side: relative change, and whether beyond noise")
@@ -251,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (AibenchError, KeyError, PermissionError) as exc:
+    except (AibenchError, KeyError, OSError) as exc:  # OSError: a file given that cannot be read
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"aibench {args.command}: {message}", file=sys.stderr)
         return 2

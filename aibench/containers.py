@@ -15,6 +15,7 @@ from typing import Any
 
 from aibench.files import write_text
 from aibench.images import in_image
+from aibench.paths import expand_env
 from aibench.services.base import Command
 
 
@@ -28,7 +29,7 @@ def resolve_image(image: str, settings: dict[str, Any], log: Any = print) -> str
     image_dir = settings.get("image_dir")
     if not image_dir or "://" not in image:
         return image
-    sif = sif_path(image, os.path.expandvars(image_dir))
+    sif = sif_path(image, expand_env(image_dir, "apptainer.image_dir"))
     if not sif.exists():
         sif.parent.mkdir(parents=True, exist_ok=True)
         log(f"pulling {image} into {sif}")

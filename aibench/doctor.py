@@ -27,7 +27,7 @@ import yaml
 
 from aibench.containers import sif_path
 from aibench.errors import AibenchError
-from aibench.paths import PROJECT_ROOT
+from aibench.paths import PROJECT_ROOT, expand_env
 from aibench.slurm_settings import account, modules, planned_minutes
 
 #: Apptainer releases older than this lack what the project uses (--env-file, --cleanenv semantics)
@@ -335,7 +335,7 @@ def check_service_images(plan: Any) -> Iterator[Check]:
         if not image_dir:
             yield Check(f"image {ref}", True, "pulled by each service job (no image_dir set)")
             continue
-        sif = sif_path(ref, os.path.expandvars(image_dir))
+        sif = sif_path(ref, expand_env(image_dir, "apptainer.image_dir"))
         if sif.is_file():
             yield Check(f"image {ref}", True, f"cached: {sif}")
             continue
@@ -438,25 +438,27 @@ def run(
     profile: Path, extra_files: list[Path], test_job: bool = True, out: Callable[[str], None] = print
 ) -> int:
     """Run every check, print the checklist; 0 when all pass."""
+    failed = 0
     try:
         plan = load_run(profile, extra_files)
-    except AibenchError as exc:
+    except AibenchError as exc:  # the checks that need no configuration still tell what else is wrong
         out(f"[FAIL] configuration: {exc}")
-        return 1
-    config = plan.config
-    groups = [
-        check_versions(),
-        check_modules(config),
-        check_apptainer(config),
-        check_account(config),
-        check_partitions_and_qos(plan),
-        check_scratch(),
-        check_rule_image(config),
-        check_service_images(plan),
-    ]
-    if test_job:
-        groups.append(check_test_job(config))
-    failed = 0
+        out("       fix: correct the file and field named (an unset variable: export it first)")
+        failed, groups = 1, [check_versions(), check_scratch()]
+    else:
+        config = plan.config
+        groups = [
+            check_versions(),
+            check_modules(config),
+            check_apptainer(config),
+            check_account(config),
+            check_partitions_and_qos(plan),
+            check_scratch(),
+            check_rule_image(config),
+            check_service_images(plan),
+        ]
+        if test_job:
+            groups.append(check_test_job(config))
     for group in groups:
         for check in group:
             out(f"[{'ok' if check.ok else 'FAIL'}] {check.name}: {check.detail}")

@@ -6,8 +6,10 @@ place, so a crash never leaves a half-written file that a rerun would take as co
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +46,63 @@ def write_text(path: str | os.PathLike[str], text: str, perms: int = 0o644) -> N
     """Write ``text`` atomically with the given permissions."""
     with atomic_open(path, "w", perms) as handle:
         handle.write(text)
+
+
+#: largest input file a client reads (prompts, vector datasets)
+INPUT_LIMIT = 4 << 30
+
+
+def input_problem(path: str | os.PathLike[str], limit: int | None = None) -> str | None:
+    """Why ``path`` is not a regular file one may read (missing, a directory, a FIFO, socket or device,
+    a symlink loop, unreadable, over ``limit`` bytes), or None. Checked before opening: a FIFO would
+    block its reader forever, and an unexpectedly huge file would be read whole."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return "file not found"
+    except OSError as exc:  # a symlink loop, a name too long, no permission on a directory
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISDIR(info.st_mode):
+        return "is a directory, not a file"
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a regular file (a FIFO, socket or device); give a file"
+    if limit is not None and info.st_size > limit:
+        return f"is {info.st_size} bytes, more than the {limit} it may have"
+    if not os.access(path, os.R_OK):
+        return "cannot be read (permission denied)"
+    return None
+
+
+def read_input(path: str | os.PathLike[str], limit: int, what: str = "") -> bytes:
+    """The bytes of a user-given input file, or a ConfigError naming it (and ``what`` it is for): see
+    :func:`input_problem`. Opened non-blocking, so a path swapped for a FIFO after the check cannot
+    block either."""
+    from aibench.errors import ConfigError
+
+    shown = f"{path}{f' ({what})' if what else ''}"
+    problem = input_problem(path, limit)
+    if problem is None:
+        try:
+            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                    problem = "is not a regular file (a FIFO, socket or device); give a file"
+                else:
+                    data = handle.read(limit + 1)
+                    problem = f"is more than the {limit} bytes it may have" if len(data) > limit else None
+        except OSError as exc:
+            problem = f"cannot be read ({exc.strerror or exc})"
+    if problem is not None:
+        raise ConfigError(f"{shown}: {problem}")
+    return data
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

@@ -2,11 +2,14 @@
 
 State lives in the service directory (results/<experiment>/service or results/monitoring):
 spec.json (what to run), secrets.env (0600), handle.json (launcher, pid or job id, log),
-endpoint.json (host, port; written by the service job), ready.json, stopped.json.
+endpoint.json (host, port; written by the service job), ready.json, stopped.json, and the service's
+own on-disk state in data/. Every deployment starts from an empty data/: an earlier deployment's is
+moved aside into replaced/ (kept for inspection until the run ends successfully, then removed).
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 import uuid
@@ -51,6 +54,7 @@ def deploy(
     """
     service_dir = Path(service_dir).absolute()
     service_dir.mkdir(parents=True, exist_ok=True)
+    set_aside_state(service_dir)
     for stale in ("endpoint.json", "ready.json", "stopped.json", heartbeat.FILE_NAME, NODE_READY_NAME):
         (service_dir / stale).unlink(missing_ok=True)
     service = SERVICES.create(kind)
@@ -64,7 +68,7 @@ def deploy(
         "params": params,
         "secrets_file": str(secrets_file),
         "workdir": str(service_dir),
-        "datadir": str(service_dir / "data"),
+        "datadir": str(service_dir / DATA_NAME),
         "bind_host": bind_host,
         "targets_dir": str(Path(targets_dir).absolute()) if targets_dir else None,
         "grace_s": grace_s,
@@ -89,6 +93,37 @@ def deploy(
     handle.update({"kind": kind, "experiment": experiment, "grace_s": grace_s})
     write_json(service_dir / "handle.json", handle)
     return handle
+
+
+#: where a service keeps its on-disk state (a database, Prometheus' TSDB), and where an earlier
+#: deployment's goes when the service is deployed again
+DATA_NAME, REPLACED_NAME = "data", "replaced"
+
+
+def set_aside_state(service_dir: Path) -> Path | None:
+    """Move an earlier deployment's data/ into replaced/<time>/ (a rename: instant, same filesystem),
+    so the new deployment starts from fresh state - MariaDB initialises a new data directory with the
+    new passwords, Redis loads no earlier dump, Chroma no earlier collection. Returns where it went."""
+    data = service_dir / DATA_NAME
+    if not data.exists():
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    target = service_dir / REPLACED_NAME / f"{stamp}-{uuid.uuid4().hex[:6]}"
+    target.mkdir(parents=True)
+    data.rename(target / DATA_NAME)
+    return target
+
+
+def discard_replaced_state(service_dirs: list[Path]) -> list[Path]:
+    """Remove the earlier deployments' state set aside in ``service_dirs`` (at the end of a successful
+    run: every deployment it needed has run to its end). Returns what was removed."""
+    removed = []
+    for service_dir in service_dirs:
+        replaced = Path(service_dir) / REPLACED_NAME
+        if replaced.is_dir():
+            shutil.rmtree(replaced)
+            removed.append(replaced)
+    return removed
 
 
 def service_secrets(service_dir: str | Path) -> dict[str, str]:

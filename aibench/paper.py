@@ -6,14 +6,15 @@ aggregation scripts on the archived point files and writes paper/tables/ and pap
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from aibench.archive import unpack
+from aibench.archive import SUMMARY_GLOB, TOP, RunPoint, read_points, unpack
 from aibench.errors import ConfigError
-from aibench.files import read_json
 
 #: metrics (name, stats) of each client kind's table in the paper
 HEADLINES = {
@@ -48,38 +49,60 @@ class ArchivedRun:
         names = [experiment] if experiment else list(self.experiments)
         return [str(d) for n in names for d in self.experiments[n].points.values()]
 
+    def experiment_pattern(self) -> str:
+        """A regex matching exactly one of the run's experiment names (a wildcard constraint)."""
+        return alternatives(self.experiments)
+
+    def parameter_pattern(self) -> str:
+        """A regex matching exactly one of the parameters any experiment of the run sweeps."""
+        return alternatives(dict.fromkeys(p for e in self.experiments.values() for p in e.swept))
+
+
+def alternatives(names: Iterable[str]) -> str:
+    """A regex matching exactly one of ``names``, each escaped (a name may hold '.'), or nothing at all."""
+    escaped = [re.escape(name) for name in names]
+    return "|".join(escaped) if escaped else "(?!)"
+
 
 def open_run(source: str | Path, workdir: Path) -> ArchivedRun:
-    """The run in ``source``: a results directory, or an archive unpacked into ``workdir``/run."""
+    """The run in ``source``: a results directory, or an archive unpacked into ``workdir``/run (reused if
+    unpacked from this same archive before). Every name the paper's paths are built from is checked
+    first (:func:`aibench.archive.read_points`)."""
     source = Path(source)
     if source.is_file():
-        root = workdir / "run"
-        if not (root / "manifest.json").is_file():
-            unpack(source, workdir)
+        root, prefix = unpack(source, workdir, check=_check_paper_names), f"{TOP}/"
     elif source.is_dir():
-        root = source
+        root, prefix = source, ""
     else:
         raise ConfigError(f"config field 'run': {source} is neither a results directory nor a run archive")
     experiments: dict[str, ArchivedExperiment] = {}
-    for summary_file in _in_run_order(root):
-        s = read_json(summary_file)
-        exp = experiments.setdefault(
-            s["experiment"], ArchivedExperiment(s["experiment"], s["client"]["kind"], list(s["swept"]))
-        )
-        exp.points[s["point"]] = summary_file.parent
+    for p in read_points(root, str(source), prefix):
+        summary = (p.directory / "summary.json").relative_to(root).as_posix()
+        _check_paper_names(p, f"{source}: {prefix}{summary}")
+        exp = experiments.setdefault(p.experiment, ArchivedExperiment(p.experiment, p.client, list(p.swept)))
+        exp.points[p.point] = p.directory
     if not experiments:
-        raise ConfigError(f"{source}: no point results (*/points/*/summary.json) in this run")
+        raise ConfigError(f"{source}: no point results ({SUMMARY_GLOB}) in this run")
     return ArchivedRun(root, experiments)
 
 
-def _in_run_order(root: Path) -> list[Path]:
-    """The run's summary.json files in the order its manifest lists the points (then any others)."""
-    found = sorted(root.glob("*/points/*/summary.json"))
-    manifest = root / "manifest.json"
-    listed = read_json(manifest).get("points", []) if manifest.is_file() else []
-    ordered = [root / p["experiment"] / "points" / p["point"] / "summary.json" for p in listed]
-    ordered = [f for f in ordered if f in set(found)]
-    return ordered + [f for f in found if f not in set(ordered)]
+#: the paper's own outputs a name would collide with: tables/summary.csv and the figures of each experiment
+RESERVED_EXPERIMENTS = {"summary"}
+RESERVED_PARAMETERS = {"ttft_cdf", "resources"}
+
+
+def _check_paper_names(point: RunPoint, where: str) -> None:
+    if point.experiment in RESERVED_EXPERIMENTS:
+        raise ConfigError(
+            f"{where}: field 'experiment': {point.experiment!r} would name the paper's table "
+            f"tables/{point.experiment}.csv, the run's own tidy table"
+        )
+    clash = sorted(RESERVED_PARAMETERS.intersection(point.swept))
+    if clash:
+        raise ConfigError(
+            f"{where}: field 'swept': {clash[0]!r} would name the figure "
+            f"figures/{point.experiment}/{clash[0]}.pdf, which the paper draws for another purpose"
+        )
 
 
 def headline_table(tidy: pd.DataFrame, client: str, swept: list[str]) -> pd.DataFrame:

@@ -9,7 +9,6 @@ start and end times. It holds no secret: secrets live only in 0600 files, which 
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aibench import RESULTS_SCHEMA_VERSION, __version__
-from aibench.files import read_json
+from aibench.files import read_json, sha256_file
 from aibench.paths import PROJECT_ROOT, RunLayout
 
 PACKAGES = ("snakemake", "snakemake-executor-plugin-slurm", "numpy", "pandas", "matplotlib", "aiohttp",
@@ -39,11 +38,8 @@ TOOLS = {
 
 @cache
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """A file's sha256, computed once per run of the process (inputs are hashed for several records)."""
+    return sha256_file(path)
 
 
 def _run(argv: list[str], cwd: Path | None = None) -> str | None:

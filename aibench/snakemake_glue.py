@@ -37,6 +37,12 @@ def config_files(workflow: object) -> list[Path]:
     return own + cli
 
 
+def config_overrides(workflow: object) -> dict[str, Any]:
+    """The ``--config NAME=VALUE`` values of a Snakemake run (parsed), to tell them from file settings."""
+    settings = getattr(workflow, "config_settings", None)
+    return dict(getattr(settings, "config", None) or {})
+
+
 def grafana_deployment(plan: Any, monitor_ready: str | os.PathLike[str]) -> dict[str, Any]:
     """lifecycle.deploy arguments of the run's Grafana: its recipe, pointed at the run's Prometheus
     (known only once that has started: its ready.json). No targets: Grafana is not a benchmarked service."""

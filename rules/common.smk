@@ -1,10 +1,11 @@
 import re
+import sys
 import threading
 
-from aibench.lifecycle import stop_all
+from aibench.lifecycle import discard_replaced_state, stop_all
 from aibench.login_rules import deploy_rule, stop_rule, wait_rule
 from aibench.paths import RunLayout
-from aibench.recipes import load_plan
+from aibench.recipes import load_plan, plan_summary
 from aibench.slurm_settings import (
     account,
     client_partition_for,
@@ -15,11 +16,24 @@ from aibench.slurm_settings import (
     with_time_limit,
 )
 
-from aibench.snakemake_glue import config_files, grafana_deployment, grafana_readiness
+from aibench.snakemake_glue import (
+    config_files,
+    config_overrides,
+    grafana_deployment,
+    grafana_readiness,
+)
 
 # Every config and recipe file is validated here, when the workflow is parsed:
 # a bad file stops the run before anything starts.
-PLAN = load_plan(config, "--config", workflow.basedir, config_files(workflow))
+PLAN = load_plan(
+    config,
+    "--config",
+    workflow.basedir,
+    config_files(workflow),
+    config_overrides(workflow),
+)
+if workflow.is_main_process:
+    print(f"aibench: {plan_summary(PLAN)}", file=sys.stderr)
 RESULTS = str(PLAN.results)
 LAYOUT = RunLayout(RESULTS)
 if PLAN.config["launcher"] == "slurm":
@@ -207,6 +221,12 @@ def stop_leftover_services():
 
     for line in stop_all(LAYOUT.service_dirs()):
         print(f"aibench: stopped leftover service {line}")
+
+
+def discard_earlier_state():
+    """After a successful run: the data of deployments that were replaced is no longer needed."""
+    for path in discard_replaced_state(LAYOUT.service_dirs()):
+        print(f"aibench: removed an earlier deployment's state {path}")
 
 
 def skip_scheduler_timers():

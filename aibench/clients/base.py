@@ -39,6 +39,43 @@ class ClientKind:
     #: must hold each, since on MeluXina the client runs inside it (tests check the built image)
     tools: ClassVar[tuple[str, ...]] = ()
 
+    def own_duration_s(self, params: dict[str, Any]) -> float | None:
+        """How long a point's load runs by its own parameters (a timed load), None when it runs until
+        its work is done (a number of requests)."""
+        return None
+
+    def planned_seconds(self, params: dict[str, Any], timeout_s: float) -> float:
+        """The longest one point may take: its own duration, else its time limit."""
+        own = self.own_duration_s(params)
+        return timeout_s if own is None else min(own, timeout_s)
+
+    def input_files(self, params: dict[str, Any]) -> dict[str, str]:
+        """The files a point reads (parameter -> path, relative to the working directory)."""
+        return {}
+
+    def params_problem(
+        self, params: dict[str, Any], timeout_s: float
+    ) -> tuple[tuple[str, ...], str] | None:
+        """(the parameters involved, why) when a point's parameters are valid one by one but wrong
+        together (the schema cannot compare two values), or name a file that cannot be read; else None."""
+        from aibench.files import INPUT_LIMIT, input_problem
+
+        for name, path in self.input_files(params).items():
+            problem = input_problem(path, INPUT_LIMIT)
+            if problem is not None:
+                return (name,), f"{path!r} {problem}"
+        own = self.own_duration_s(params)
+        if own is not None and own > timeout_s:
+            return (
+                (self.duration_param,),
+                f"the load runs {own:g} s, longer than the client's timeout_s of {timeout_s:g} s: every "
+                "point would be killed",
+            )
+        return None
+
+    #: the parameter :meth:`own_duration_s` reads (for messages)
+    duration_param: ClassVar[str] = "duration_s"
+
     def prepare(
         self, endpoint: dict[str, Any], secrets: dict[str, str], params: dict[str, Any], timeout_s: float
     ) -> str | None:

@@ -12,6 +12,11 @@ from aibench.clients.base import ClientKind, run_tool
 from aibench.errors import ClientError
 from aibench.results.schema import Metric, PointResult
 from aibench.secrets import mask_argv
+from aibench.services.redis import BENCH_USER
+
+#: the benchmark account's password (aibench.services.redis BENCH_USER), and the `default` user's
+#: password, used only against a server aibench did not deploy (which has no such account)
+BENCH_SECRET, DEFAULT_SECRET = "REDIS_BENCH_PASSWORD", "REDIS_PASSWORD"
 
 LATENCY_COLUMNS = {
     "avg_latency_ms": "mean",
@@ -50,9 +55,15 @@ def parse_csv(text: str) -> list[Metric]:
     return metrics
 
 
-def command_line(host: str, port: int, password: str | None, params: dict[str, Any]) -> list[str]:
+def command_line(
+    host: str, port: int, password: str | None, params: dict[str, Any], user: str | None = None
+) -> list[str]:
     argv = ["redis-benchmark", "-h", host, "-p", str(port)]
+    if user:
+        argv += ["--user", user]  # ACL-style `AUTH user pass` (src/redis-benchmark.c: "Needs -a")
     if password:
+        # on the command line, hence in ps: redis-benchmark 7.0 has no other way to take it (see
+        # aibench.services.redis BENCH_USER), so the password given here is the benchmark account's
         argv += ["-a", password]
     argv += [
         "-c",
@@ -74,6 +85,14 @@ def command_line(host: str, port: int, password: str | None, params: dict[str, A
     return argv
 
 
+def credentials(secrets: dict[str, str]) -> tuple[str | None, str | None]:
+    """(user, password) the load logs in with: the benchmark account when the secrets hold it (every
+    Redis aibench deploys), else `default` with REDIS_PASSWORD, for a server run by someone else."""
+    if secrets.get(BENCH_SECRET):
+        return BENCH_USER, secrets[BENCH_SECRET]
+    return None, secrets.get(DEFAULT_SECRET)
+
+
 def version() -> str:
     out = subprocess.run(["redis-benchmark", "--version"], capture_output=True, text=True, check=False)
     return out.stdout.strip()
@@ -85,7 +104,7 @@ class RedisBenchmark(ClientKind):
     tools = ("redis-benchmark",)
     params_schema = "kinds/redis-benchmark"
     services = ("redis",)
-    secret_names = ("REDIS_PASSWORD",)
+    secret_names = (BENCH_SECRET, DEFAULT_SECRET)
 
     def run(
         self,
@@ -94,8 +113,8 @@ class RedisBenchmark(ClientKind):
         params: dict[str, Any],
         timeout_s: float,
     ) -> PointResult:
-        password = secrets.get("REDIS_PASSWORD")
-        argv = command_line(endpoint["host"], int(endpoint["port"]), password, params)
+        user, password = credentials(secrets)
+        argv = command_line(endpoint["host"], int(endpoint["port"]), password, params, user)
         shown = " ".join(mask_argv(argv, [password or ""]))
         out = run_tool(argv, timeout_s, [password or ""])
         try:

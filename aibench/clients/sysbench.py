@@ -83,6 +83,10 @@ class Sysbench(ClientKind):
     secret_names = ("MYSQL_PASSWORD", "MYSQL_USER", "MYSQL_DATABASE")
     #: what `prepare` depends on: these cannot be swept (one prepared data set per deployment)
     prepare_params = ("test", "tables", "table_size")
+    duration_param = "time_s"
+
+    def own_duration_s(self, params: dict[str, Any]) -> float | None:
+        return float(params["time_s"])
 
     @staticmethod
     def _config(

@@ -7,6 +7,7 @@ one (data/datasets/minilm-python-docs.npz) is real text embeddings, made offline
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from aibench.errors import ConfigError
+from aibench.files import INPUT_LIMIT, read_input
 from aibench.paths import data_dir
 
 
@@ -44,9 +46,14 @@ def synthetic(count: int, queries: int, dimension: int, clusters: int, seed: int
 
 def from_file(path: Path, limit: int, queries: int) -> VectorDataset:
     """The first ``limit`` documents (0 = all) and ``queries`` queries of an .npz dataset."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: vector dataset not found")
-    with np.load(path, allow_pickle=False) as data:
+    raw = io.BytesIO(read_input(path, INPUT_LIMIT, "dataset_file"))
+    try:
+        data = np.load(raw, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:  # not an .npz (numpy tells by its magic bytes)
+        raise ConfigError(f"{path} (dataset_file): not a NumPy .npz file ({exc})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ConfigError(f"{path} (dataset_file): a single array, not an .npz with documents and queries")
+    with data:
         missing = {"documents", "queries"} - set(data.files)
         if missing:
             raise ConfigError(f"{path}: not a vector dataset (missing arrays: {', '.join(sorted(missing))})")

@@ -11,6 +11,7 @@ from aibench.recipes.loader import (
     load_experiment,
     load_plan,
     load_service,
+    plan_summary,
 )
 from aibench.recipes.sweep import Point, expand, point_id
 
@@ -27,5 +28,6 @@ __all__ = [
     "load_experiment",
     "load_plan",
     "load_service",
+    "plan_summary",
     "point_id",
 ]

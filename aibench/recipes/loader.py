@@ -7,28 +7,35 @@ starts; every error names the file and the field.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import math
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aibench.clients import CLIENTS
 from aibench.errors import ConfigError
-from aibench.paths import PROJECT_ROOT
+from aibench.names import name_problem
+from aibench.paths import PROJECT_ENTRIES, PROJECT_ROOT, RunLayout, env_problem
 from aibench.recipes.sweep import Point, expand, point_id
 from aibench.recipes.validation import (
+    MAX_NODES,
     check,
     control_character,
     describe,
+    expanded_count,
     field_path,
     load_yaml,
     validate,
 )
 from aibench.services import SERVICES
 
-#: names of results/ entries that are not experiments
-RESERVED_NAMES = frozenset({"monitoring", "grafana", "figures", "logs", "paper"})
+#: names of results/ entries that are not experiments (the results layout's own)
+RESERVED_NAMES = RunLayout.ENTRIES
+#: longest file name and path Linux takes (NAME_MAX, PATH_MAX)
+NAME_MAX, PATH_MAX = 255, 4096
 #: most points one experiment may expand to (each is a workflow job and a load run)
 MAX_POINTS = 10000
 #: system directories a results directory may neither be nor lie in
@@ -109,13 +116,44 @@ def _defines(path: Path, field: list[Any], value: Any) -> bool:
         return False
 
 
-def _setter(elements: list[Any], value: Any, source: str, files: list[Path] | tuple[Path, ...]) -> str:
-    """The last of ``files`` setting field ``elements`` to ``value``, else ``source``."""
+def _lookup(data: Any, elements: list[Any]) -> tuple[bool, Any]:
+    for element in elements:
+        try:
+            data = data[element]
+        except (KeyError, IndexError, TypeError):
+            return False, None
+    return True, data
+
+
+def _setter(
+    elements: list[Any],
+    value: Any,
+    source: str,
+    files: list[Path] | tuple[Path, ...],
+    overrides: dict[str, Any] | None = None,
+) -> str:
+    """Who set field ``elements`` to ``value``: ``--config`` (which wins over every file) when it did,
+    else the last of ``files`` that does, else ``source``."""
+    found, given = _lookup(overrides or {}, elements)
+    if elements and found and given == value:
+        return "--config"
     where = next(
         (str(f) for f in reversed(files) if elements and _defines(Path(f), elements, value)),
         None,
     )
     return where or (str(files[-1]) if files and not elements else source)
+
+
+def _blamed_field(error: Any) -> tuple[list[Any], Any]:
+    """The field an error is about and its value; for an unknown field, the first unknown one (so the
+    file or --config setting it is found)."""
+    elements = list(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = error.schema.get("properties", {})
+        extra = [k for k in error.instance if k not in allowed]
+        if extra:
+            return [*elements, extra[0]], error.instance[extra[0]]
+    return elements, error.instance
 
 
 def _home() -> Path | None:
@@ -125,14 +163,58 @@ def _home() -> Path | None:
         return None
 
 
+def _path_form_problem(results: str, normal: Path) -> str | None:
+    """A results path the filesystem cannot take, or that exists as something else than a directory
+    (or as one other users may write to)."""
+    if len(os.fsencode(normal)) > PATH_MAX:
+        return f"{results!r} is longer than the {PATH_MAX} bytes a path may have"
+    long = next((part for part in normal.parts if len(os.fsencode(part)) > NAME_MAX), None)
+    if long is not None:
+        size = len(os.fsencode(long))
+        return f"{results!r} has a component of {size} bytes ({long[:20]}...), more than {NAME_MAX}"
+    try:
+        info = normal.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # a symlink loop, no permission
+        return f"{results!r} cannot be used ({exc.strerror or exc})"
+    if not stat.S_ISDIR(info.st_mode):
+        return f"{results!r} exists and is not a directory"
+    if info.st_mode & 0o022:
+        return (
+            f"{results!r} may be written by other users (mode {stat.S_IMODE(info.st_mode):o}): on a shared "
+            "system they could replace the run's files; `chmod go-w` it or give another directory"
+        )
+    return None
+
+
+def _inside_project_problem(shown: str, path: Path, workflow_dir: str | Path) -> str | None:
+    """A results directory inside the project must sit in an entry of its own (results/, runs/...),
+    not in the project's files (recipes/, .git/, ...)."""
+    root = Path(workflow_dir).resolve()
+    if root not in path.parents:
+        return None
+    first = path.relative_to(root).parts[0]
+    if first in PROJECT_ENTRIES or first.startswith("."):
+        return (
+            f"{shown} is inside the project's own {first!r} ({root / first}); results belong in a "
+            "directory of their own (the default: results/)"
+        )
+    return None
+
+
 def results_problem(results: str, workflow_dir: str | Path) -> str | None:
     """Why ``results`` (relative to the working directory) cannot hold a run's results, or None.
 
     Anywhere else is fine (scratch on HPC): the run writes its experiments' folders, tables and
     figures into the directory, so it must be one of its own - not the filesystem root, a top-level
-    or system directory, the home directory, nor the working or workflow directory or one holding them.
+    or system directory, the home directory, the working or workflow directory or one holding them,
+    nor one of the project's own directories; not a file, nor a directory other users may write to.
     """
     normal = Path(os.path.abspath(results))
+    problem = _path_form_problem(results, normal)
+    if problem is not None:
+        return problem
     for path in dict.fromkeys((normal, normal.resolve())):
         shown = repr(results) if str(path) == results else f"{results!r} ({path})"
         if len(path.parts) <= 2:
@@ -148,6 +230,9 @@ def results_problem(results: str, workflow_dir: str | Path) -> str | None:
                     f"{shown} is the working or workflow directory {base} or holds it; the run's "
                     "experiment folders would mix with the project's files"
                 )
+        problem = _inside_project_problem(shown, path, workflow_dir)
+        if problem is not None:
+            return problem
     return None
 
 
@@ -156,36 +241,79 @@ def load_config(
     source: str,
     files: list[Path] | tuple[Path, ...] = (),
     workflow_dir: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Validate a config mapping, filling in defaults.
 
-    ``data`` may merge several ``files`` (lowest precedence first) and ``--config`` values; an error
-    names the last file that sets the offending field to the offending value, else ``source``.
-    With ``workflow_dir``, the results directory is checked too (:func:`results_problem`).
+    ``data`` may merge several ``files`` (lowest precedence first) and ``overrides`` (``--config``
+    values); an error names ``--config`` when it set the offending field, else the last file that sets
+    it to the offending value, else ``source``. With ``workflow_dir``, the results directory is
+    checked too (:func:`results_problem`).
     """
     if not isinstance(data, dict):
         return validate(data, "config", source)
     for path in files:  # the merged mapping no longer shows a field set twice in one file
         load_yaml(path)
+    size = expanded_count(data)
+    if size > MAX_NODES:  # shared parts (aliases) walked each time they appear: a validator would hang
+        raise ConfigError(
+            f"{source}: the config expands to {size} values, more than the {MAX_NODES} it may have"
+        )
     data = copy.deepcopy(data)
-    error = check(data, "config")
-    if error is not None:
-        where = _setter(list(error.absolute_path), error.instance, source, files)
-        raise ConfigError(f"{where}: field '{field_path(error)}': {describe(error)}")
-    error = control_character(data)
-    if error is not None:
-        where = _setter(list(error.absolute_path), error.instance, source, files)
-        raise ConfigError(f"{where}: field '{field_path(error)}': {describe(error)}")
+    for checker in (lambda d: check(d, "config"), control_character, _config_value_error):
+        error = checker(data)  # in turn: each later check relies on the schema's having passed
+        if error is not None:
+            where = _setter(*_blamed_field(error), source, files, overrides)
+            raise ConfigError(f"{where}: field '{field_path(error)}': {describe(error)}")
     problem = None if workflow_dir is None else results_problem(data["results"], workflow_dir)
     if problem is not None:
-        where = _setter(["results"], data["results"], source, files)
+        where = _setter(["results"], data["results"], source, files, overrides)
         raise ConfigError(f"{where}: field 'results': {problem}")
     return data
 
 
+def _config_value_error(data: dict[str, Any]) -> Any:
+    """What the schema cannot say about a valid config: addresses and paths that must make sense."""
+    bind = data["slurm"]["bind"]
+    problem = None if bind == "auto" else address_problem(bind, data["launcher"])
+    if problem is not None:
+        return _value_error(problem, ("slurm", "bind"), bind)
+    image_dir = data["apptainer"]["image_dir"]
+    problem = None if image_dir is None else env_problem(image_dir)
+    if problem is not None:
+        return _value_error(problem, ("apptainer", "image_dir"), image_dir)
+    return None
+
+
+def _value_error(message: str, path: tuple[Any, ...], instance: Any) -> Any:
+    import jsonschema
+
+    return jsonschema.ValidationError(message, validator="value", path=path, instance=instance)
+
+
+def address_problem(address: str, launcher: str) -> str | None:
+    """Why services cannot bind to ``address``, or None. Not every interface (0.0.0.0 would put the
+    service on every network of its node), not multicast or broadcast; under SLURM not loopback
+    (the workflow on the login node probes the service, and clients may run on other nodes)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return f"{address!r} is not an IP address (or 'auto': the node's own address)"
+    if ip.is_unspecified:
+        return f"{address!r} would listen on every interface of the node; use 'auto' (the node's address)"
+    if ip.is_multicast or address == "255.255.255.255":
+        return f"{address!r} is a multicast or broadcast address, not one a service can listen on"
+    if ip.is_loopback and launcher == "slurm":
+        return (
+            f"{address!r} is reachable on the service's own node only, but the workflow probes it from the "
+            "login node and clients may run on other nodes; use 'auto'"
+        )
+    return None
+
+
 def _recipe_file(recipes_dir: Path, folder: str, name: str, referrer: str) -> Path:
     path = recipes_dir / folder / f"{name}.yaml"
-    if not path.is_file():
+    if not os.path.lexists(path):  # anything else there (a directory, a FIFO...) load_yaml names
         available = sorted(p.stem for p in (recipes_dir / folder).glob("*.yaml"))
         raise ConfigError(
             f"{referrer}: no {folder[:-1]} recipe {name!r} ({path} does not exist; "
@@ -221,6 +349,12 @@ def load_service(path: Path) -> ServiceRecipe:
     data = _plain(validate(load_yaml(path), "service", path), path)
     schema = _kind_schema(SERVICES, data["kind"], path)
     params = validate(data["params"], schema, path, field_prefix="params")
+    readiness = data["readiness"]
+    if readiness["interval_s"] > readiness["timeout_s"]:
+        raise ConfigError(
+            f"{path}: field 'readiness.interval_s': {readiness['interval_s']:g} s is longer than "
+            f"readiness.timeout_s ({readiness['timeout_s']:g} s): the service would be probed once at most"
+        )
     return ServiceRecipe(
         name=path.stem,
         file=path,
@@ -296,6 +430,42 @@ def _check_points(sweep: dict[str, list[Any]], repeats: int, path: Path) -> None
         )
 
 
+def _check_point_params(points: list[Point], data: dict[str, Any], client: ClientRecipe, path: Path) -> None:
+    """Every point's parameters together (beyond the schema, which sees one value at a time)."""
+    kind = CLIENTS.create(client.kind)
+    for point in points:
+        problem = kind.params_problem(point.params, client.timeout_s)
+        if problem is None:
+            continue
+        names, why = problem
+        swept = next((n for n in names if n in point.swept), None)
+        if swept is not None:
+            raise ConfigError(f"{path}: field 'sweep.{swept}': at point {point.id}: {why}")
+        name = next((n for n in names if n in data["client_params"]), names[0])
+        where = (
+            f"{path}: field 'client_params.{name}'"
+            if name in data["client_params"]
+            else (f"{client.file}: field 'params.{name}'")
+        )
+        raise ConfigError(f"{where}: {why}")
+
+
+def _check_path_params(
+    service: ServiceRecipe, overrides: dict[str, Any], params: dict[str, Any], path: Path
+) -> None:
+    """A path parameter's environment variables must be set (else they would stay literal names)."""
+    for name in SERVICES.get(service.kind).path_params:
+        value = params.get(name)
+        problem = env_problem(value) if isinstance(value, str) else None
+        if problem is not None:
+            where = (
+                f"{path}: field 'service_params.{name}'"
+                if name in overrides
+                else (f"{service.file}: field 'params.{name}'")
+            )
+            raise ConfigError(f"{where}: {problem}")
+
+
 def load_experiment(path: Path, recipes_dir: Path) -> Experiment:
     data = _plain(validate(load_yaml(path), "experiment", path), path)
     service = load_service(_recipe_file(recipes_dir, "services", data["service"], f"{path}: field 'service'"))
@@ -324,6 +494,8 @@ def load_experiment(path: Path, recipes_dir: Path) -> Experiment:
         points = expand(client_params, data["sweep"], data["repeats"])
     except ValueError as exc:  # ids colliding across swept parameters
         raise ConfigError(f"{path}: field 'sweep': {exc}") from None
+    _check_point_params(points, data, client, path)
+    _check_path_params(service, data["service_params"], service_params, path)
     return Experiment(
         name=path.stem,
         file=path,
@@ -338,10 +510,15 @@ def load_experiment(path: Path, recipes_dir: Path) -> Experiment:
 
 
 def load_plan(
-    config: Any, source: str, workflow_dir: str | Path, files: list[Path] | tuple[Path, ...] = ()
+    config: Any,
+    source: str,
+    workflow_dir: str | Path,
+    files: list[Path] | tuple[Path, ...] = (),
+    overrides: dict[str, Any] | None = None,
 ) -> Plan:
-    """Validate ``config`` (read from ``files``, else ``source``) and every recipe it uses; expand points."""
-    config = load_config(config, source, files, workflow_dir)
+    """Validate ``config`` (read from ``files`` and ``overrides``, else ``source``) and every recipe it
+    uses; expand points; refuse a plan beyond the run's time budget."""
+    config = load_config(config, source, files, workflow_dir, overrides)
     recipes_dir = Path(config["recipes"])
     if not recipes_dir.is_absolute():
         recipes_dir = Path(workflow_dir) / recipes_dir
@@ -349,15 +526,63 @@ def load_plan(
         raise ConfigError(f"{source}: field 'recipes': directory {recipes_dir} does not exist")
     plan = Plan(config=config, recipes_dir=recipes_dir)
     for index, name in enumerate(config["experiments"]):
-        if name in RESERVED_NAMES:
-            raise ConfigError(
-                f"{source}: field 'experiments[{index}]': {name!r} is reserved for the results layout "
-                f"(reserved: {', '.join(sorted(RESERVED_NAMES))})"
-            )
+        problem = name_problem("experiment", name)
+        if problem is not None:
+            where = _setter(["experiments", index], name, source, files, overrides)
+            raise ConfigError(f"{where}: field 'experiments[{index}]': {problem}")
     for index, name in enumerate(config["experiments"]):
         path = _recipe_file(recipes_dir, "experiments", name, f"{source}: field 'experiments[{index}]'")
         plan.experiments[name] = load_experiment(path, recipes_dir)
+    for exp in plan.experiments.values():
+        _check_launcher_fit(exp, config)
+    _check_budget(plan, source, files, overrides)
     return plan
+
+
+def _check_launcher_fit(exp: Experiment, config: dict[str, Any]) -> None:
+    gpus = exp.service.resources.get("gpus", 0)
+    if gpus and config["launcher"] == "local":
+        raise ConfigError(
+            f"{exp.service.file}: field 'resources.gpus': {gpus} GPU(s) asked for, but the local launcher "
+            "neither allocates nor isolates GPUs (the service would share whatever this machine has); "
+            "run it with launcher: slurm, or set gpus: 0"
+        )
+
+
+def planned_seconds(exp: Experiment) -> float:
+    """The longest an experiment's points may take in all (each at its own duration or time limit)."""
+    kind = CLIENTS.create(exp.client.kind)
+    return sum(kind.planned_seconds(p.params, exp.client.timeout_s) for p in exp.points)
+
+
+def plan_summary(plan: Plan) -> str:
+    """One line for the user before anything starts: what the run will do, and its longest duration."""
+    points = sum(len(e.points) for e in plan.experiments.values())
+    hours = sum(planned_seconds(e) for e in plan.experiments.values()) / 3600
+    return (
+        f"{len(plan.experiments)} experiments, {points} points; the loads take at most {hours:.2f} h in all "
+        f"(budget: max_planned_hours {plan.config['max_planned_hours']:g} h)"
+    )
+
+
+def _check_budget(
+    plan: Plan, source: str, files: list[Path] | tuple[Path, ...], overrides: dict[str, Any] | None
+) -> None:
+    budget = float(plan.config["max_planned_hours"])
+    planned = {name: planned_seconds(e) / 3600 for name, e in plan.experiments.items()}
+    total = sum(planned.values())
+    if total <= budget:
+        return
+    largest = max(planned, key=lambda name: planned[name])
+    exp = plan.experiments[largest]
+    count = sum(len(e.points) for e in plan.experiments.values())
+    setter = _setter(["max_planned_hours"], plan.config["max_planned_hours"], source, files, overrides)
+    raise ConfigError(
+        f"{exp.file}: field 'sweep': its {len(exp.points)} points take up to {planned[largest]:.1f} h (each "
+        f"at its load's duration or timeout_s); the run's {count} points plan {total:.1f} h, more than "
+        f"the budget max_planned_hours = {budget:g} h ({setter}): "
+        "shrink the sweep or raise the budget"
+    )
 
 
 def load_any(path: Path, recipes_dir: Path | None = None) -> str:
@@ -366,8 +591,8 @@ def load_any(path: Path, recipes_dir: Path | None = None) -> str:
     Returns a one-line description of what was checked.
     """
     path = Path(path)
+    data = load_yaml(path)  # first: a FIFO, a symlink loop... is refused before anything resolves it
     folder = path.resolve().parent.name
-    data = load_yaml(path)
     fields = set(data) if isinstance(data, dict) else set()
     if recipes_dir is None:
         beside = path.resolve().parents[1]

@@ -11,13 +11,13 @@ from __future__ import annotations
 import math
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
 from aibench.errors import ConfigError
+from aibench.files import read_input
 from aibench.paths import schema_path
 
 
@@ -141,10 +141,20 @@ def validate(
     return data
 
 
+#: largest config or recipe file read (the shipped ones are a few kB): refused before it is read
+MAX_FILE_BYTES = 1 << 20
+#: most YAML nodes a document may expand to, an alias counting as the whole node it names: a
+#: "billion laughs" document is a few lines whose aliases expand to billions of values
+MAX_NODES = 100_000
+#: YAML 1.1 integers PyYAML reads other than as written: a leading zero is octal (010 is 8) and
+#: colons are base 60 (1:30 is 90)
+_SURPRISING_NUMBER = re.compile(r"[-+]?(0[0-9_]+|[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?)")
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, except that a mapping setting one key twice is an error (PyYAML keeps the
-    last value silently, so a typo'd copy of a field would quietly win). Merge keys (``<<``) may still
-    be overridden."""
+    last value silently, so a typo'd copy of a field would quietly win), and that numbers YAML 1.1
+    reads other than they look (``010``, ``1:30``) are refused. Merge keys (``<<``) may be overridden."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
@@ -166,20 +176,142 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep=deep)
 
+    def construct_literal_number(self, node: yaml.ScalarNode) -> Any:
+        if _SURPRISING_NUMBER.fullmatch(node.value):
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"{node.value!r} is read by YAML 1.1 as a number other than it looks (a leading zero is "
+                "octal, colons are base 60): write it without them, or quote it to mean a string",
+                node.start_mark,
+            )
+        constructor = SafeInts.int if node.tag.endswith(":int") else SafeInts.float
+        return constructor(self, node)
 
-def load_yaml(path: str | os.PathLike[str]) -> Any:
-    """Parse a YAML file; a syntax error or a key set twice becomes a ConfigError naming file and line."""
-    p = Path(path)
+
+class SafeInts:
+    """PyYAML's own number constructors, which :class:`_UniqueKeyLoader` calls after its check."""
+
+    int = yaml.SafeLoader.yaml_constructors["tag:yaml.org,2002:int"]
+    float = yaml.SafeLoader.yaml_constructors["tag:yaml.org,2002:float"]
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _UniqueKeyLoader.construct_literal_number)
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:float", _UniqueKeyLoader.construct_literal_number)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_: set[int]) -> int:
+    """How many nodes ``node`` stands for once every alias in it is expanded (memoised per node, so
+    this costs one pass over the document as written)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_:
+        raise yaml.composer.ComposerError(
+            None, None, "an alias refers to the node holding it", node.start_mark
+        )
+    open_.add(key)
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, sizes, open_) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, sizes, open_) + _expanded_size(v, sizes, open_) for k, v in node.value)
+    open_.discard(key)
+    sizes[key] = size
+    return size
+
+
+def _culprit(node: yaml.Node, sizes: dict[int, int]) -> str:
+    """The field holding a document's excess: down through mappings while one value alone is too big."""
+    path: list[str] = []
+    while isinstance(node, yaml.MappingNode):
+        big = [(k, v) for k, v in node.value if sizes.get(id(v), 0) > MAX_NODES]
+        if len(big) != 1 or not isinstance(big[0][0], yaml.ScalarNode):
+            break
+        path.append(str(big[0][0].value))
+        node = big[0][1]
+    return ".".join(path) or "(top level)"
+
+
+def parse_yaml(text: str, source: str | os.PathLike[str]) -> Any:
+    """Parse YAML ``text`` from ``source`` (a file, or a command-line option) with the project's loader:
+    safe tags only, no key twice, no YAML 1.1 surprise numbers, at most :data:`MAX_NODES` nodes once
+    aliases are expanded. Any problem is a ConfigError naming ``source`` (and the line)."""
+    loader = _UniqueKeyLoader(text)
     try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: file not found") from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        sizes: dict[int, int] = {}
+        size = _expanded_size(node, sizes, set())
+        if size > MAX_NODES:
+            raise ConfigError(
+                f"{source}: field '{_culprit(node, sizes)}': YAML document expands to {size} values (its "
+                f"aliases repeat nodes), more than the {MAX_NODES} a config or recipe may have"
+            )
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)
         if mark is not None:
             where = f" (line {mark.line + 1}, column {mark.column + 1})"
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{p}: not valid YAML{where}: {problem}") from None
+        raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: YAML nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def read_text_file(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> str:
+    """The text of the regular file ``path`` (:func:`aibench.files.read_input`: no directory, FIFO,
+    device, symlink loop, nor a file over ``limit`` bytes), which must be UTF-8 text; else a
+    ConfigError naming it."""
+    data = read_input(path, limit)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: is not UTF-8 text (byte {exc.start}: {data[exc.start : exc.start + 1]!r}; a binary "
+            "file, or text in another encoding such as UTF-16: save it as UTF-8)"
+        ) from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: holds a NUL byte at offset {text.index(chr(0))}: a binary file, not YAML")
+    return text
+
+
+def load_yaml(path: str | os.PathLike[str]) -> Any:
+    """Parse a YAML file (see :func:`read_text_file` and :func:`parse_yaml`); every problem is a
+    ConfigError naming the file. A file asking for Snakemake's YTE templating (``__use_yte__``) is
+    refused: the workflow's config and recipe files are data, not code."""
+    data = parse_yaml(read_text_file(path), path)
+    if isinstance(data, dict) and "__use_yte__" in data:
+        raise ConfigError(
+            f"{path}: field '__use_yte__': YTE templating is refused (config and recipe files are data, not "
+            "code; Snakemake evaluates a --configfile's YTE while reading it, so do not run such a file - "
+            "see docs/reliability.md)"
+        )
+    return data
+
+
+def expanded_count(data: Any) -> int:
+    """How many values ``data`` holds once shared parts are counted each time they appear (what a
+    validator walking it visits), memoised per object; a structure holding itself counts as too many."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def count(value: Any) -> int:
+        if not isinstance(value, (dict, list)):
+            return 1
+        key = id(value)
+        if key in sizes:
+            return sizes[key]
+        if key in open_:
+            return MAX_NODES + 1
+        open_.add(key)
+        children = value.items() if isinstance(value, dict) else ((None, v) for v in value)
+        sizes[key] = 1 + sum(1 + count(v) for _, v in children)
+        open_.discard(key)
+        return sizes[key]
+
+    return count(data)

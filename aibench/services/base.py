@@ -79,6 +79,9 @@ class ServiceKind:
     image: ClassVar[str] = ""
 
     #: a kind without authentication binds only its node's loopback, whatever the run's bind setting
+    #: parameters holding paths with environment variables (${AIBENCH_SCRATCH}/...): each must expand
+    #: when the workflow is parsed (aibench.paths.env_problem), not stay a literal directory name
+    path_params: ClassVar[tuple[str, ...]] = ()
     loopback_only: ClassVar[bool] = False
     #: a kind whose server has no authentication of its own binds 127.0.0.1:ctx.backend_port and is
     #: reached through aibench.token_gateway, which holds the secret named by ``gateway_secret``

@@ -16,7 +16,7 @@ from typing import Any
 
 from aibench import probes
 from aibench.files import write_text
-from aibench.paths import PROJECT_ROOT
+from aibench.paths import PROJECT_ROOT, expand_env
 from aibench.secrets import generate_password
 from aibench.services import SERVICES
 from aibench.services.base import Command, ServiceContext, ServiceKind
@@ -27,7 +27,7 @@ DEFAULT_MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
 def model_path(setting: str | None) -> Path:
     """The GGUF to serve: as given, else in $AIBENCH_MODELS, else the project's .cache/models."""
     if setting:
-        return Path(os.path.expandvars(setting))
+        return Path(expand_env(setting, "model_path"))
     return Path(os.environ.get("AIBENCH_MODELS", PROJECT_ROOT / ".cache" / "models")) / DEFAULT_MODEL
 
 
@@ -37,6 +37,7 @@ class LlamaCpp(ServiceKind):
     params_schema = "kinds/llamacpp"
     binaries = ()  # the server is a Python module of the project's own environment
     image = "docker://ghcr.io/abetlen/llama-cpp-python:latest"
+    path_params = ("model_path",)
 
     def provenance(self, params: dict[str, Any]) -> dict[str, Any]:
         from aibench.provenance import sha256

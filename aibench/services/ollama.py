@@ -8,13 +8,13 @@ host's CA certificates (apptainer args) where TLS to the registry fails.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from aibench import probes
+from aibench.paths import expand_env
 from aibench.services import SERVICES
 from aibench.services.base import Command, ServiceContext, ServiceKind
 
@@ -25,6 +25,7 @@ class Ollama(ServiceKind):
     params_schema = "kinds/ollama"
     binaries = ("ollama",)
     image = "docker://ollama/ollama:0.5.7"
+    path_params = ("models_dir",)
     #: no authentication exists: never bind anything but the node's loopback
     loopback_only = True
 
@@ -35,7 +36,7 @@ class Ollama(ServiceKind):
             "OLLAMA_NUM_PARALLEL": str(p["num_parallel"]),
             "OLLAMA_MAX_LOADED_MODELS": str(p["max_loaded_models"]),
             "OLLAMA_KEEP_ALIVE": p["keep_alive"],
-            "OLLAMA_MODELS": os.path.expandvars(p["models_dir"]),
+            "OLLAMA_MODELS": expand_env(p["models_dir"], "models_dir"),
         }
         if p["ca_bundle"]:
             env["SSL_CERT_FILE"] = p["ca_bundle"]
@@ -45,7 +46,7 @@ class Ollama(ServiceKind):
         return Command(["ollama", "serve"], env=self._env(ctx))
 
     def cache_dirs(self, ctx: ServiceContext) -> list[Path]:
-        return [Path(os.path.expandvars(ctx.params["models_dir"]))]
+        return [Path(expand_env(ctx.params["models_dir"], "models_dir"))]
 
     def container_binds(self, ctx: ServiceContext) -> list[Path]:
         # only a bundle the user names: the image's own CA store otherwise

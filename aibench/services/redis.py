@@ -1,4 +1,4 @@
-"""Redis: redis-server with a per-run password (requirepass, from a 0600 config file)."""
+"""Redis: redis-server with per-run passwords (requirepass and ACL users, from a 0600 config file)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,30 @@ from aibench.services import SERVICES
 from aibench.services.base import Command, Exporter, ServiceContext, ServiceKind
 
 EXPORTER_USER = "exporter"
+#: redis-benchmark's account. redis-benchmark 7.0 takes its password only as ``-a`` (or inside a ``-u``
+#: URI) on its command line, where any local user reads it in ps: redis/redis 7.0.15
+#: src/redis-benchmark.c parseOptions() reads "-a", "--user" and "-u", and the file calls no getenv()
+#: (no REDISCLI_AUTH, which only redis-cli.c reads). So the load logs in as this user, not `default`,
+#: with a password of its own that can only run the benchmark's commands on the benchmark's keys.
+BENCH_USER = "benchmark"
+#: every command of redis-benchmark's default suite (main() in src/redis-benchmark.c, 7.0.15: PING,
+#: SET, GET, INCR, LPUSH, RPUSH, LPOP, RPOP, SADD, HSET, SPOP, ZADD, ZPOPMIN, LRANGE, MSET), so any
+#: ``tests`` the client's schema allows can run; AUTH needs no grant (it is flagged NO_AUTH, which
+#: ACLSelectorCheckCmd() in src/acl.c exempts). Its startup `CONFIG GET save/appendonly` is left
+#: denied on purpose: CONFIG GET would also read `requirepass`; getRedisConfig() in
+#: src/redis-benchmark.c then only warns "Could not fetch server CONFIG" and carries on.
+BENCH_COMMANDS = ("ping", "set", "get", "incr", "lpush", "rpush", "lpop", "rpop", "sadd", "hset", "spop",
+                  "zadd", "zpopmin", "lrange", "mset")  # fmt: skip
+#: the keys those commands name (same source): key:__rand_int__ (SET/GET/MSET), counter:__rand_int__
+#: (INCR), and mylist, myset, myhash, myzset; __rand_int__ becomes a number with -r, stays literal without
+BENCH_KEYS = ("key:*", "counter:*", "mylist", "myset", "myhash", "myzset")
+
+
+def bench_user_line(password: str) -> str:
+    """The redis.conf `user` directive of redis-benchmark's account: its commands on its keys only."""
+    commands = " ".join(f"+{c}" for c in BENCH_COMMANDS)
+    keys = " ".join(f"~{k}" for k in BENCH_KEYS)
+    return f"user {BENCH_USER} on >{password} resetkeys resetchannels -@all {commands} {keys}"
 
 
 @SERVICES.register
@@ -23,7 +47,11 @@ class Redis(ServiceKind):
     image = "docker://redis:7-alpine"
 
     def make_secrets(self, params: dict[str, Any]) -> dict[str, str]:
-        return {"REDIS_PASSWORD": generate_password(), "REDIS_EXPORTER_PASSWORD": generate_password()}
+        return {
+            "REDIS_PASSWORD": generate_password(),
+            "REDIS_EXPORTER_PASSWORD": generate_password(),
+            "REDIS_BENCH_PASSWORD": generate_password(),
+        }
 
     def command(self, ctx: ServiceContext) -> Command:
         p = ctx.params
@@ -41,9 +69,14 @@ class Redis(ServiceKind):
             f"maxmemory {p['maxmemory_mb']}mb",
             f"maxmemory-policy {p['maxmemory_policy']}",
             f"requirepass {ctx.secrets['REDIS_PASSWORD']}",
-            # the exporter's own account: server statistics only, no key and no data command
+            # the exporter's own account: server statistics only, no key and no data command. Not CONFIG
+            # GET: it returns requirepass in clear (src/config.c), and Redis 7.0 cannot allow it for some
+            # parameters only; redis_exporter v1.45.0 logs the refusal and goes on (exporter/exporter.go:
+            # `CONFIG GET *` failing leaves dbCount 0, then 16 databases are assumed), losing only the
+            # redis_config_* series, which nothing here uses
             f"user {EXPORTER_USER} on >{ctx.secrets['REDIS_EXPORTER_PASSWORD']} resetkeys resetchannels "
-            "-@all +@connection +info +config|get +slowlog|get +slowlog|len +latency|latest +dbsize",
+            "-@all +@connection +info +slowlog|get +slowlog|len +latency|latest +dbsize",
+            bench_user_line(ctx.secrets["REDIS_BENCH_PASSWORD"]),
         ]
         conf = ctx.workdir / "redis.conf"
         # the password is in this file: owner-only, like the secrets file

@@ -6,11 +6,11 @@ Models are read from (and downloaded once into) a cache directory that belongs o
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from aibench import probes
+from aibench.paths import expand_env
 from aibench.secrets import generate_password
 from aibench.services import SERVICES
 from aibench.services.base import Command, ServiceContext, ServiceKind
@@ -22,12 +22,14 @@ class VLLM(ServiceKind):
     params_schema = "kinds/vllm"
     binaries = ("vllm",)
     image = "docker://vllm/vllm-openai:v0.6.6"
+    path_params = ("model_cache",)
 
     def make_secrets(self, params: dict[str, Any]) -> dict[str, str]:
         return {"LLM_API_KEY": generate_password()}
 
     def command(self, ctx: ServiceContext) -> Command:
         p = ctx.params
+        cache = expand_env(p["model_cache"], "model_cache")
         argv = [
             "vllm", "serve", p["model"],
             "--host", ctx.host, "--port", str(ctx.port),
@@ -36,15 +38,15 @@ class VLLM(ServiceKind):
             "--max-num-seqs", str(p["max_num_seqs"]),
             "--max-model-len", str(p["max_model_len"]),
             "--gpu-memory-utilization", str(p["gpu_memory_utilization"]),
-            "--download-dir", os.path.expandvars(p["model_cache"]),
+            "--download-dir", cache,
         ]  # fmt: skip
-        env = {"VLLM_API_KEY": ctx.secrets["LLM_API_KEY"], "HF_HOME": os.path.expandvars(p["model_cache"])}
+        env = {"VLLM_API_KEY": ctx.secrets["LLM_API_KEY"], "HF_HOME": cache}
         if p["offline"]:
             env |= {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         return Command(argv, env=env)
 
     def cache_dirs(self, ctx: ServiceContext) -> list[Path]:
-        return [Path(os.path.expandvars(ctx.params["model_cache"]))]
+        return [Path(expand_env(ctx.params["model_cache"], "model_cache"))]
 
     def process_pattern(self, ctx: ServiceContext) -> str:
         return f"--port {ctx.port}"

@@ -215,8 +215,14 @@ def test_exit_code_and_signals_reach_the_command(images: dict[str, Path], tmp_pa
     try:
         sleeper: list[psutil.Process] = []
 
+        def named_sleep(process: psutil.Process) -> bool:
+            try:
+                return process.name() == "sleep"
+            except psutil.NoSuchProcess:  # a short-lived helper of the start-up, gone already
+                return False
+
         def started() -> bool:
-            sleeper[:] = [p for p in psutil.Process(proc.pid).children(recursive=True) if p.name() == "sleep"]
+            sleeper[:] = [p for p in psutil.Process(proc.pid).children(recursive=True) if named_sleep(p)]
             return bool(sleeper)
 
         wait_until(started, 20, what="sleep started in the image")

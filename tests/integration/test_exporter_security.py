@@ -62,7 +62,9 @@ def test_exporter_gives_no_credential_to_a_named_target(tmp_path: Path, no_lefto
         as_exporter = redis.Redis(ready["host"], ready["port"], username="exporter",
                                   password=secrets["REDIS_EXPORTER_PASSWORD"])  # fmt: skip
         assert "redis_version" in as_exporter.info()
-        for denied in (lambda: as_exporter.get("k"), lambda: as_exporter.set("k", "v"), as_exporter.flushall):
+        denials = (lambda: as_exporter.get("k"), lambda: as_exporter.set("k", "v"), as_exporter.flushall,
+                   lambda: as_exporter.config_get("requirepass"))  # CONFIG GET would hand out the password
+        for denied in denials:
             with pytest.raises(redis.exceptions.NoPermissionError):
                 denied()
         # the targets Prometheus scrapes: the relay only, never the exporter's loopback port

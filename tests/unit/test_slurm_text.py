@@ -16,6 +16,12 @@ from aibench.slurm_settings import launch_settings_for
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def scratch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """config/meluxina.yaml keeps images in ${AIBENCH_SCRATCH}, which must be set to load it."""
+    monkeypatch.setenv("AIBENCH_SCRATCH", "/project/scratch/p200999/u100")
+
+
 def meluxina_config() -> dict:
     import yaml
 

@@ -646,6 +646,187 @@ MALFORMED = [
         {**GOOD_EXPERIMENT, "placement": "any-node"},
         ["field 'placement'", "'any-node' is not one of ['same-node', 'other-node']"],
     ),
+    # issue 13: outside-corpus classes (accepted although wrong, hangs, surprising YAML)
+    (
+        "search_low above search_high",
+        "experiments/redis-default.yaml",
+        {**LLM_EXPERIMENT, "client_params": {"search": "rate", "search_low": 50, "search_high": 5}},
+        ["field 'client_params.search_low'", "50 is not below search_high (5)"],
+    ),
+    (
+        "swept search_high below search_low",
+        "experiments/redis-default.yaml",
+        {**LLM_EXPERIMENT, "client_params": {"search": "concurrency"}, "sweep": {"search_high": [0.5, 8]}},
+        ["field 'sweep.search_high'", "at point search_high-0.5_r0", "not below search_high (0.5)"],
+    ),
+    (
+        "readiness interval longer than its timeout",
+        "services/redis.yaml",
+        {"kind": "redis", "readiness": {"timeout_s": 5, "interval_s": 30}},
+        ["field 'readiness.interval_s'", "30 s is longer than readiness.timeout_s (5 s)"],
+    ),
+    (
+        "timed load longer than its time limit",
+        "experiments/redis-default.yaml",
+        {**LLM_EXPERIMENT, "client_params": {"requests": 0, "duration_s": 3600}},
+        ["field 'client_params.duration_s'", "runs 3600 s, longer than the client's timeout_s of 900 s"],
+    ),
+    (
+        "YAML 1.1 octal repeats",
+        "experiments/redis-default.yaml",
+        "service: redis\nclient: redis-benchmark\nrepeats: 010\n",
+        ["not valid YAML (line 3", "'010' is read by YAML 1.1 as a number other than it looks"],
+    ),
+    (
+        "YAML 1.1 base-60 number",
+        "experiments/redis-default.yaml",
+        "service: redis\nclient: redis-benchmark\nclient_params: {clients: 1:30}\n",
+        ["not valid YAML (line 3", "'1:30' is read by YAML 1.1"],
+    ),
+    (
+        "alias bomb under client_params",
+        "experiments/redis-default.yaml",
+        "service: redis\nclient: redis-benchmark\nclient_params:\n  bomb:\n"
+        + "".join(
+            f"    a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10) if i else 'x, x, x, x, x, x, x, x, x, x'}]\n"
+            for i in range(9)
+        ),
+        [
+            "field 'client_params.bomb'",
+            "YAML document expands to",
+            "(its aliases repeat nodes), more than the 100000",
+        ],
+    ),
+    (
+        "alias bomb under a service's params",
+        "services/redis.yaml",
+        "kind: redis\nparams:\n  bomb:\n"
+        + "".join(
+            f"    a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10) if i else 'x, x, x, x, x, x, x, x, x, x'}]\n"
+            for i in range(9)
+        ),
+        ["field 'params.bomb'", "YAML document expands to", "more than the 100000"],
+    ),
+    (
+        "alias referring to itself",
+        "services/redis.yaml",
+        "kind: redis\nparams: &p\n  again: *p\n",
+        ["not valid YAML (line 2", "an alias refers to the node holding it"],
+    ),
+    (
+        "YAML tag",
+        "services/redis.yaml",
+        "kind: redis\nparams: !!python/object/apply:os.system [id]\n",
+        ["not valid YAML (line 2", "could not determine a constructor"],
+    ),
+    (
+        "YTE templating in a config",
+        "config",
+        {"experiments": ["redis-default"], "__use_yte__": True},
+        ["field '__use_yte__': YTE templating is refused", "data, not code"],
+    ),
+    (
+        "unset environment variable in a path parameter",
+        "experiments/redis-default.yaml",
+        {"service": "ollama", "client": "llm", "service_params": {"models_dir": "${AIBENCH_NO_SUCH_VAR}/m"}},
+        [
+            "field 'service_params.models_dir'",
+            "$AIBENCH_NO_SUCH_VAR is not set",
+            "literal '${AIBENCH_NO_SUCH_VAR}'",
+        ],
+    ),
+    (
+        "unset environment variable in the image directory",
+        "config",
+        {"experiments": ["redis-default"], "apptainer": {"image_dir": "${AIBENCH_NO_SUCH_VAR}/images"}},
+        ["field 'apptainer.image_dir'", "$AIBENCH_NO_SUCH_VAR is not set"],
+    ),
+    (
+        "malformed variable reference",
+        "config",
+        {"experiments": ["redis-default"], "apptainer": {"image_dir": "${}/images"}},
+        ["field 'apptainer.image_dir'", "'${}' is not a variable reference"],
+    ),
+    (
+        "bind to every interface",
+        "config",
+        {"experiments": ["redis-default"], "slurm": {"bind": "0.0.0.0"}},
+        ["field 'slurm.bind'", "would listen on every interface"],
+    ),
+    (
+        "bind to no address",
+        "config",
+        {"experiments": ["redis-default"], "slurm": {"bind": "999.1.2.3"}},
+        ["field 'slurm.bind'", "'999.1.2.3' is not an IP address"],
+    ),
+    (
+        "bind to loopback under SLURM",
+        "config",
+        {
+            "experiments": ["redis-default"],
+            "launcher": "slurm",
+            "slurm": {"bind": "127.0.0.1", "account": "p1"},
+        },
+        ["field 'slurm.bind'", "reachable on the service's own node only"],
+    ),
+    (
+        "bind to multicast",
+        "config",
+        {"experiments": ["redis-default"], "slurm": {"bind": "224.0.0.1"}},
+        ["field 'slurm.bind'", "multicast or broadcast"],
+    ),
+    (
+        "GPUs on the local launcher",
+        "services/redis.yaml",
+        {"kind": "redis", "resources": {"gpus": 1}},
+        ["field 'resources.gpus'", "the local launcher neither allocates nor isolates GPUs"],
+    ),
+    (
+        "results inside the recipes",
+        "config",
+        {"experiments": ["redis-default"], "results": "recipes/run1"},
+        ["field 'results'", "inside the project's own 'recipes'"],
+    ),
+    (
+        "results inside .git",
+        "config",
+        {"experiments": ["redis-default"], "results": ".git/run1"},
+        ["field 'results'", "inside the project's own '.git'"],
+    ),
+    (
+        "results with an over-long component",
+        "config",
+        {"experiments": ["redis-default"], "results": "runs/" + "r" * 300},
+        ["field 'results'", "has a component of 300 bytes", "more than 255"],
+    ),
+    (
+        "experiment named like a results file",
+        "config",
+        {"experiments": ["summary.csv"]},
+        ["field 'experiments[0]'", "'summary.csv' is reserved for the results layout"],
+    ),
+    (
+        "experiment named provenance",
+        "config",
+        {"experiments": ["provenance"]},
+        ["field 'experiments[0]'", "'provenance' is reserved", "manifest.json"],
+    ),
+    (
+        "missing prompt file",
+        "experiments/redis-default.yaml",
+        {**LLM_EXPERIMENT, "client_params": {"prompt_file": "no/such/prompts.txt"}},
+        ["field 'client_params.prompt_file'", "'no/such/prompts.txt' file not found"],
+    ),
+    (
+        "vector dataset file that is a directory",
+        "experiments/redis-default.yaml",
+        {
+            "service": "chroma",
+            "client": "chroma",
+            "client_params": {"dataset": "file", "dataset_file": "recipes"},
+        },
+        ["field 'client_params.dataset_file'", "'recipes' is a directory, not a file"],
+    ),
 ]
 
 
@@ -719,7 +900,11 @@ def test_results_outside_the_working_tree_is_fine(
     assert plan.results == Path(config["results"])
 
 
-def test_conditional_rules_accept_the_valid_combination(recipes: Path) -> None:
+def test_conditional_rules_accept_the_valid_combination(
+    recipes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(recipes.parent)
+    (recipes.parent / "v.npz").write_bytes(b"")  # a dataset_file must exist when the plan is made
     timed = {**LLM_EXPERIMENT, "client_params": {"requests": 0, "duration_s": 5}}
     assert load_experiment(write(recipes / "experiments" / "timed.yaml", timed), recipes).points
     from_file = {

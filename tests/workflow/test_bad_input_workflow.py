@@ -62,3 +62,45 @@ def test_malformed_input_stops_before_anything(
     assert not (workspace / "results").exists()
     assert not Path("/etc/aibench-results").exists()
     assert not marker.exists()
+
+
+def unknown_command_line_field(
+    make_config: Callable[..., Path], workspace: Path
+) -> tuple[Path, list[str], str]:
+    return (
+        make_config(SMALL),
+        ["--config", "bogus=1"],
+        "--config: field '(top level)': unknown field(s) 'bogus'",
+    )
+
+
+def alias_bomb_configfile(make_config: Callable[..., Path], workspace: Path) -> tuple[Path, list[str], str]:
+    config = make_config(SMALL)
+    levels = "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 9))
+    bomb = workspace / "bomb.yaml"
+    bomb.write_text(f"a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n{levels}apptainer: {{args: *a8}}\n")
+    return config, ["--configfile", str(bomb)], f"{bomb}: field '(top level)': YAML document expands to"
+
+
+def yte_configfile(make_config: Callable[..., Path], workspace: Path) -> tuple[Path, list[str], str]:
+    config = make_config(SMALL)
+    yte = workspace / "yte.yaml"
+    yte.write_text("__use_yte__: true\nserial_experiments: true\n")
+    return config, ["--configfile", str(yte)], f"{yte}: field '__use_yte__': YTE templating is refused"
+
+
+@pytest.mark.parametrize(
+    "broken", [unknown_command_line_field, alias_bomb_configfile, yte_configfile], ids=lambda f: f.__name__
+)
+def test_command_line_and_extra_config_files_are_checked_too(
+    make_config: Callable[..., Path],
+    workspace: Path,
+    no_leftovers: float,
+    broken: Callable[..., tuple[Path, list[str], str]],
+) -> None:
+    config, extra, expected = broken(make_config, workspace)
+    done = snakemake(config, "-n", *extra, timeout=300)
+    output = done.stderr + done.stdout
+    assert done.returncode != 0, output[-3000:]
+    assert expected in output, output[-3000:]
+    assert "rule deploy_service" not in output and not (workspace / "results").exists()

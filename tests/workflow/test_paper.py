@@ -3,6 +3,8 @@ can be deleted and comes back, the tables identical."""
 
 from __future__ import annotations
 
+import io
+import json
 import shutil
 import tarfile
 from pathlib import Path
@@ -56,3 +58,28 @@ def test_unpack_refuses_members_outside_the_target(tmp_path: Path) -> None:
         with tarfile.open(tmp_path / "other.tar.gz", "w:gz") as tar:
             tar.add(payload, arcname="run/other.txt")
         unpack(tmp_path / "other.tar.gz", tmp_path / "out2")
+
+
+def test_paper_refuses_a_crafted_archive_before_writing_anything(tmp_path: Path) -> None:
+    """Names in the archive become the paper's output paths: '../..' as an experiment is refused by the
+    workflow itself, naming the member and the field, and nothing is written (issue 13, item 9)."""
+    summary = {"experiment": "../../escaped", "point": "p1", "client": {"kind": "llm"}, "swept": {"rate": 1}}
+    files = {
+        "run/manifest.json": json.dumps({"points": []}).encode(),
+        "run/exp-a/points/p1/summary.json": json.dumps(summary).encode(),
+    }
+    archive = tmp_path / "crafted.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    out = tmp_path / "nested" / "paper"
+    done = snakemake_paper(archive, out)
+    assert done.returncode != 0
+    assert (
+        f"{archive}: run/exp-a/points/p1/summary.json: field 'experiment': '../../escaped' "
+        "is not a valid experiment name"
+    ) in done.stderr
+    assert not out.exists() or not any(out.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crafted.tar.gz", "nested"]

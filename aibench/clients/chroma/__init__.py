@@ -19,6 +19,9 @@ from aibench.services.chroma import TOKEN
 @CLIENTS.register
 class ChromaClient(ClientKind):
     name = "chroma"
+
+    def input_files(self, params: dict[str, Any]) -> dict[str, str]:
+        return {"dataset_file": params["dataset_file"]} if params["dataset"] == "file" else {}
     params_schema = "kinds/chroma-client"
     services = ("chroma",)
     secret_names = (TOKEN,)

@@ -33,6 +33,26 @@ def prompt_set(p: dict[str, Any]) -> list[str]:
 @CLIENTS.register
 class LLMClient(ClientKind):
     name = "llm"
+
+    def own_duration_s(self, params: dict[str, Any]) -> float | None:
+        """A timed load (requests 0) runs duration_s per trial, an SLO search up to search_trials trials."""
+        if params["requests"]:
+            return None
+        return float(params["duration_s"]) * (params["search_trials"] if params["search"] != "none" else 1)
+
+    def input_files(self, params: dict[str, Any]) -> dict[str, str]:
+        return {"prompt_file": params["prompt_file"]} if params["prompt_file"] else {}
+
+    def params_problem(
+        self, params: dict[str, Any], timeout_s: float
+    ) -> tuple[tuple[str, ...], str] | None:
+        if params["search"] != "none" and params["search_low"] >= params["search_high"]:
+            return (
+                ("search_low", "search_high"),
+                f"{params['search_low']:g} is not below search_high ({params['search_high']:g}): the SLO "
+                "search brackets between them",
+            )
+        return super().params_problem(params, timeout_s)
     params_schema = "kinds/llm"
     services = ("llamacpp", "ollama", "vllm")
     secret_names = ("LLM_API_KEY",)
@@ -62,14 +82,15 @@ class LLMClient(ClientKind):
             result = metrics.summarize(records, p["mode"], offered, slo)
         else:
             records, result = self._search(p, run_load, slo)
-        failed = sum(r.status != "ok" for r in records if not r.warmup)
+        failures = [r for r in records if r.status != "ok" and not r.warmup]
+        failed = len(failures)
         measured = sum(not r.warmup for r in records)
         return PointResult(
             metrics=result,
             raw_csv=metrics.raw_csv(records),
             tool={"name": "aibench-llm", "api": p["api"], "model": target.model},
             status="ok" if result and failed < measured else "failed",
-            error=None if failed == 0 else f"{failed} of {measured} requests failed",
+            error=None if failed == 0 else f"{failed} of {measured} requests failed: {failures[0].error}",
         )
 
     @staticmethod

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from aibench.files import INPUT_LIMIT, read_input
+
 _WORD_TEXT = """
 time year people way day man thing woman life child world school state family student group
 country problem hand part place case week company system program question work government number
@@ -26,7 +28,8 @@ def synthetic(count: int, input_words: int, seed: int) -> list[str]:
 
 def from_file(path: str | Path) -> list[str]:
     """One prompt per non-empty line of ``path``."""
-    prompts = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    data = read_input(path, INPUT_LIMIT, "prompt_file")
+    prompts = [line.strip() for line in data.decode("utf-8", errors="replace").splitlines() if line.strip()]
     if not prompts:
         raise ValueError(f"{path}: no prompts (one per line)")
     return prompts
