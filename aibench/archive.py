@@ -31,13 +31,10 @@ from typing import Any
 from aibench.errors import ConfigError
 from aibench.files import sha256_file
 from aibench.names import name_problem
+from aibench.rundir import SUMMARY_GLOB, PointDir, RunDir, is_record
 
 TOP = "run"
-POINT_FILES = {"summary.json", "raw.csv.gz", "metrics.csv"}
-SERVICE_FILES = {"spec.json", "endpoint.json", "stopped.json", "service.log"}
-RUN_FILES = {"manifest.json", "summary.csv"}
-MONITORS = {"monitoring", "grafana"}
-SUMMARY_GLOB = "*/points/*/summary.json"
+__all__ = ["SUMMARY_GLOB", "TOP", "RunPoint", "extract", "members", "pack", "read_points", "unpack"]
 
 #: caps on what unpacking an archive may write, checked on the members' headers before extracting any
 MAX_BYTES = 2 * 1024**3  # sum of the regular files' sizes
@@ -53,13 +50,7 @@ _BROKEN = (tarfile.TarError, OSError, EOFError, zlib.error)
 def _wanted(relative: Path, path: Path) -> bool:
     if stat.S_IMODE(path.stat().st_mode) & 0o077 == 0:  # owner-only: a secret, or holds one
         return False
-    parts = relative.parts
-    if parts[0] == "provenance" or (len(parts) == 1 and parts[0] in RUN_FILES):
-        return True
-    if len(parts) >= 4 and parts[1] == "points":
-        return parts[-1] in POINT_FILES or parts[-1].endswith(".log")
-    deployment = (len(parts) == 3 and parts[1] == "service") or (len(parts) == 2 and parts[0] in MONITORS)
-    return deployment and (parts[-1] in SERVICE_FILES or parts[-1].endswith(".log"))
+    return is_record(relative)
 
 
 def members(results: Path) -> list[Path]:
@@ -69,7 +60,7 @@ def members(results: Path) -> list[Path]:
 
 def pack(results: Path, output: Path) -> list[Path]:
     results = Path(results)
-    if not (results / "manifest.json").is_file():
+    if not RunDir(results).manifest.is_file():
         raise ConfigError(f"{results}: not a finished run (no manifest.json): run the workflow to its end")
     files = members(results)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -209,15 +200,15 @@ def unpack(
     try:
         extract(archive, staging, max_bytes, max_members)
         run = staging / TOP
-        if not (run / "manifest.json").is_file():
+        if not RunDir(run).manifest.is_file():
             raise ConfigError(f"{archive}: no {TOP}/manifest.json inside: not an aibench run archive")
         for point in read_points(run, str(archive), f"{TOP}/"):
             if check is not None:
-                summary = (point.directory / "summary.json").relative_to(run).as_posix()
+                summary = PointDir(point.directory).summary.relative_to(run).as_posix()
                 check(point, f"{archive}: {TOP}/{summary}")
         (run / MARKER).write_text(json.dumps({"archive": str(archive), "sha256": digest}) + "\n")
         if final.exists() or final.is_symlink():
-            os.replace(final, staging / "replaced")  # staging/ holds only run/: the name is free
+            os.replace(final, staging / "previous")  # staging/ holds only run/: the name is free
         os.replace(run, final)
     except OSError as exc:
         raise ConfigError(f"{archive}: cannot unpack it into {final} ({exc})") from None
@@ -302,7 +293,7 @@ def read_points(root: Path, label: str, prefix: str = "") -> list[RunPoint]:
     def where(path: Path) -> str:
         return f"{label}: {prefix}{path.relative_to(root).as_posix()}"
 
-    manifest = root / "manifest.json"
+    manifest = RunDir(root).manifest
     order = _manifest_order(manifest, where(manifest)) if manifest.is_file() else []
     found = {}
     for path in sorted(root.glob(SUMMARY_GLOB)):

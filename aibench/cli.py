@@ -6,9 +6,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aibench.errors import AibenchError
+
+if TYPE_CHECKING:
+    from aibench.rundir import ServiceDir
 
 API_SHORTHANDS = {"openai": "openai-chat", "ollama": "ollama-generate"}
 
@@ -59,6 +62,7 @@ def cmd_run_client(args: argparse.Namespace) -> int:
     from aibench.clients import CLIENTS
     from aibench.clients.runner import run_point
     from aibench.recipes.validation import validate
+    from aibench.rundir import PointDir
     from aibench.secrets import read_secrets
 
     kind = CLIENTS.get(args.kind)
@@ -78,7 +82,7 @@ def cmd_run_client(args: argparse.Namespace) -> int:
         out_dir=args.out,
         timeout_s=args.timeout,
     )
-    print(f"{summary['status']}: {len(summary['metrics'])} metrics in {args.out}/summary.json")
+    print(f"{summary['status']}: {len(summary['metrics'])} metrics in {PointDir(args.out).summary}")
     if summary["status"] != "ok":
         print(f"reason: {summary.get('error') or 'not recorded'}", file=sys.stderr)
     return 0 if summary["status"] == "ok" else 1
@@ -98,35 +102,30 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def _status_row(service_dir: ServiceDir) -> tuple[str, ...] | None:
+    """One deployment's row of `aibench status` (None: nothing deployed there)."""
+    from aibench.contracts import Endpoint, Handle
     from aibench.files import read_json
     from aibench.launchers import get_launcher
-    from aibench.paths import RunLayout
 
-    rows = []
-    for service_dir in RunLayout(args.results).service_dirs():
-        handle_file = service_dir / "handle.json"
-        stopped_file = service_dir / "stopped.json"
-        if handle_file.exists():
-            handle = read_json(handle_file)
-            state = get_launcher(handle["launcher"]).state(handle)
-        elif stopped_file.exists():
-            handle, state = read_json(stopped_file)["handle"], "stopped"
-        else:
-            continue
-        endpoint_file = service_dir / "endpoint.json"
-        endpoint = read_json(endpoint_file) if endpoint_file.exists() else {}
-        rows.append(
-            (
-                handle.get("experiment", "?"),
-                handle.get("kind", "?"),
-                handle["launcher"],
-                str(handle.get("job_id", handle.get("pid", "?"))),
-                endpoint.get("node", handle.get("node", "?")),
-                str(endpoint.get("port", "-")),
-                state,
-            )
-        )
+    if service_dir.handle.exists():
+        handle = Handle.read(service_dir.handle)
+        state = str(get_launcher(handle.launcher).state(handle.job))
+    elif service_dir.stopped.exists():
+        stopped = read_json(service_dir.stopped)
+        handle, state = Handle.from_json(stopped["handle"], str(service_dir.stopped)), "stopped"
+    else:
+        return None
+    endpoint = Endpoint.read(service_dir.endpoint) if service_dir.endpoint.exists() else None
+    node = endpoint.node if endpoint else handle.job.node
+    port = str(endpoint.port) if endpoint else "-"
+    return (handle.experiment, handle.kind, handle.launcher, handle.job.ident, node or "?", port, state)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from aibench.rundir import RunDir
+
+    rows = [row for d in RunDir(args.results).service_dirs() if (row := _status_row(d)) is not None]
     header = ("experiment", "service", "launcher", "job/pid", "node", "port", "state")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
@@ -136,12 +135,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     from aibench.lifecycle import stop_all
-    from aibench.paths import RunLayout
+    from aibench.rundir import RunDir
 
-    layout = RunLayout(args.results)
-    dirs = layout.service_dirs()
+    dirs = RunDir(args.results).service_dirs()
     if args.experiment:
-        dirs = [d for d in dirs if d.parent.name in args.experiment]
+        dirs = [d for d in dirs if d.path.parent.name in args.experiment]
     elif not args.all:
         raise AibenchError("name experiments to stop, or --all")
     for line in stop_all(dirs) or ["nothing was running"]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ def sif_path(image: str, image_dir: str | os.PathLike[str]) -> Path:
     return Path(image_dir) / f"{name}.sif"
 
 
-def resolve_image(image: str, settings: dict[str, Any], log: Any = print) -> str:
+def resolve_image(image: str, settings: Mapping[str, Any], log: Callable[[str], Any] = print) -> str:
     """A local SIF for ``image`` when an image_dir is set (pulled there if missing), else ``image``."""
     image_dir = settings.get("image_dir")
     if not image_dir or "://" not in image:
@@ -40,14 +41,18 @@ def resolve_image(image: str, settings: dict[str, Any], log: Any = print) -> str
 def apptainer_command(
     command: Command,
     image: str,
-    settings: dict[str, Any],
+    settings: Mapping[str, Any],
     binds: list[Path],
     env_file: Path,
     gpus: int = 0,
     reference: str | None = None,
+    log: Callable[[str], Any] = print,
 ) -> Command:
-    """``command`` wrapped in ``apptainer exec`` of ``image`` (a SIF pulled from ``reference``): its
-    program is called by the path the image keeps it at (aibench.images), the host's PATH never helps."""
+    """``command`` as it runs in ``image`` under Apptainer: the one way the service job runs anything
+    in an image (the service, its steps, its exporters). A ``docker://`` image is pulled into the SIF
+    cache first when one is set (``settings['image_dir']``, :func:`resolve_image`); ``reference`` names
+    the image a given SIF was pulled from. The program is called by the path the image keeps it at
+    (aibench.images), the host's PATH never helps; the environment goes into the 0600 ``env_file``."""
     write_text(env_file, "".join(f"{k}={v}\n" for k, v in sorted(command.env.items())), perms=0o600)
     program = in_image(reference or image, command.argv[0])
     argv = [settings.get("binary", "apptainer"), "exec", "--cleanenv", "--env-file", str(env_file)]
@@ -56,5 +61,5 @@ def apptainer_command(
     if gpus:
         argv.append("--nv")
     argv += list(settings.get("args", []))
-    argv.append(image)
+    argv.append(resolve_image(image, settings, log))
     return Command([*argv, program, *command.argv[1:]])

@@ -1,9 +1,10 @@
 """The service job's heartbeat: how a client job tells that its deployment is alive without SLURM.
 
 A client job runs inside the rule image (no `squeue` there, as on MeluXina) and possibly on another
-node, so it cannot ask the launcher. The service job rewrites heartbeat.json in its service directory
-on the shared filesystem every INTERVAL_S seconds while its service runs, and marks it ended when it
-stops. A heartbeat older than STALE_S means the job died without stopping (SIGKILL, node failure).
+node, so it cannot ask the launcher. The service job rewrites its heartbeat file (in its service
+directory: rundir.ServiceDir.heartbeat) on the shared filesystem every INTERVAL_S seconds while its
+service runs, and marks it ended when it stops. A heartbeat older than STALE_S means the job died
+without stopping (SIGKILL, node failure).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 
 from aibench.files import read_json, write_json
 
-FILE_NAME = "heartbeat.json"
 INTERVAL_S = 2.0
 #: generous against clock skew between nodes and metadata caching of a parallel filesystem
 STALE_S = 30.0

@@ -9,31 +9,36 @@ rule's own named input, output, params and log.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
+from aibench.contracts import DeploymentSpec
 from aibench.lifecycle import deploy, stop, wait_ready
-from aibench.snakemake_glue import script_logger, service_dir_of
+from aibench.rundir import service_of
+from aibench.snakemake_glue import script_logger
 
 
 def deploy_rule(output: Any, params: Any, log: Any) -> None:
-    """deploy_service / deploy_monitor / deploy_grafana: start the service job, write handle.json."""
+    """deploy_service / deploy_monitor / deploy_grafana: start the service job, write its handle.
+
+    ``params.service`` is a DeploymentSpec as JSON (rules/common.smk: Snakemake compares plain values
+    for its params rerun trigger, so a changed recipe still redeploys)."""
     logger = script_logger(log, "deploy")
-    handle = deploy(Path(output.handle).parent, **dict(params.service))
+    spec = DeploymentSpec.from_json(params.service, f"params.service of the rule writing {output.handle}")
+    handle = deploy(service_of(output.handle), spec)
     logger.info(
         "started %s for %s with launcher %s: pid/job %s, log %s",
-        handle["kind"],
-        handle["experiment"],
-        handle["launcher"],
-        handle.get("job_id", handle.get("pid")),
-        handle["log"],
+        handle.kind,
+        handle.experiment,
+        handle.launcher,
+        handle.job.ident,
+        handle.job.log,
     )
 
 
 def wait_rule(input: Any, params: Any, log: Any) -> None:
     """wait_endpoint / wait_monitor / wait_grafana: endpoint.json, then the readiness probe, in time."""
     logger = script_logger(log, "wait")
-    ready = wait_ready(service_dir_of(input.handle), params.timeout_s, params.interval_s)
+    ready = wait_ready(service_of(input.handle), params.timeout_s, params.interval_s)
     logger.info(
         "ready at %s:%s after %.3f s of waiting (%.3f s after the service started)",
         ready["host"],
@@ -46,5 +51,5 @@ def wait_rule(input: Any, params: Any, log: Any) -> None:
 def stop_rule(input: Any, log: Any) -> None:
     """stop_service / stop_monitor / stop_grafana: stop the job after its last point; keep its log."""
     logger = script_logger(log, "stop")
-    stopped = stop(service_dir_of(input.handle))
+    stopped = stop(service_of(input.handle))
     logger.info("stopped %s (%s)", stopped["handle"]["kind"], stopped["how"])

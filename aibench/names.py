@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from aibench.paths import RunLayout
+from aibench.rundir import RunDir
 
 #: what each kind of name may look like (the schemas hold the same patterns, for their messages)
 PATTERNS = {
@@ -22,9 +22,9 @@ def name_problem(kind: str, name: object) -> str | None:
     pattern = PATTERNS[kind]
     if not isinstance(name, str) or pattern.fullmatch(name) is None:
         return f"{name!r} is not a valid {kind} name (allowed form: {pattern.pattern!r})"
-    if kind == "experiment" and name in RunLayout.ENTRIES:
+    if kind == "experiment" and name in RunDir.ENTRIES:
         return (
             f"{name!r} is reserved for the results layout "
-            f"(reserved: {', '.join(sorted(RunLayout.ENTRIES))})"
+            f"(reserved: {', '.join(sorted(RunDir.ENTRIES))})"
         )
     return None

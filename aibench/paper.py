@@ -14,17 +14,10 @@ from pathlib import Path
 import pandas as pd
 
 from aibench.archive import SUMMARY_GLOB, TOP, RunPoint, read_points, unpack
+from aibench.clients.presentation import presentation_of
 from aibench.errors import ConfigError
-
-#: metrics (name, stats) of each client kind's table in the paper
-HEADLINES = {
-    "redis-benchmark": [("throughput", ("mean",)), ("latency", ("p50", "p99"))],
-    "llm": [("output_token_throughput", ("mean",)), ("ttft", ("median", "p99")), ("tpot", ("median", "p99")),
-            ("goodput", ("mean",))],
-    "sysbench": [("transactions_per_s", ("mean",)), ("latency", ("mean", "p95"))],
-    "chroma": [("queries_per_s", ("mean",)), ("query_latency", ("median", "p99")), ("recall", ("mean",)),
-               ("insert_throughput", ("mean",))],
-}  # fmt: skip
+from aibench.results.stats import current_stats
+from aibench.rundir import PointDir
 
 
 @dataclass
@@ -36,7 +29,7 @@ class ArchivedExperiment:
 
     @property
     def has_resources(self) -> bool:
-        return all((d / "metrics.csv").is_file() for d in self.points.values())
+        return all(PointDir(d).metrics.is_file() for d in self.points.values())
 
 
 @dataclass
@@ -77,7 +70,7 @@ def open_run(source: str | Path, workdir: Path) -> ArchivedRun:
         raise ConfigError(f"config field 'run': {source} is neither a results directory nor a run archive")
     experiments: dict[str, ArchivedExperiment] = {}
     for p in read_points(root, str(source), prefix):
-        summary = (p.directory / "summary.json").relative_to(root).as_posix()
+        summary = PointDir(p.directory).summary.relative_to(root).as_posix()
         _check_paper_names(p, f"{source}: {prefix}{summary}")
         exp = experiments.setdefault(p.experiment, ArchivedExperiment(p.experiment, p.client, list(p.swept)))
         exp.points[p.point] = p.directory
@@ -106,12 +99,13 @@ def _check_paper_names(point: RunPoint, where: str) -> None:
 
 
 def headline_table(tidy: pd.DataFrame, client: str, swept: list[str]) -> pd.DataFrame:
-    """One row per point (and label, e.g. Redis command): swept parameters, then headline metrics."""
-    data = tidy[tidy["source"] == "client"]
-    wanted = HEADLINES.get(client, [])
+    """One row per point (and label, e.g. Redis command): swept parameters, then the client kind's
+    headline metrics (its presentation's ``headlines``)."""
+    data = current_stats(tidy[tidy["source"] == "client"])
+    wanted = presentation_of(client).headlines
     keep = pd.Series(False, index=data.index)
-    for metric, stats in wanted:
-        keep |= (data["metric"] == metric) & data["stat"].isin(stats)
+    for headline in wanted:
+        keep |= headline.rows(data)
     data = data[keep].assign(
         column=lambda d: d["metric"] + " " + d["stat"] + " (" + d["unit"].astype(str) + ")"
     )
@@ -120,10 +114,10 @@ def headline_table(tidy: pd.DataFrame, client: str, swept: list[str]) -> pd.Data
     table = data.pivot_table(index=index, columns="column", values="value", aggfunc="first", sort=True)
     order = [
         c
-        for metric, stats in wanted
-        for stat in stats
+        for headline in wanted
+        for stat in headline.stats
         for c in table.columns
-        if c.startswith(f"{metric} {stat} (")
+        if c.startswith(f"{headline.metric} {stat} (")
     ]
     table = table[order].reset_index()
     return table.rename(columns={f"param_{p}": p for p in swept})

@@ -1,4 +1,4 @@
-"""Where the project's own files (schemas, recipes) are, and the results layout."""
+"""Where the project's own files (schemas, recipes, data) are; a run's results layout is aibench.rundir's."""
 
 from __future__ import annotations
 
@@ -59,41 +59,3 @@ def data_dir() -> Path:
 def schema_path(name: str) -> Path:
     """Path of ``config/schemas/<name>.schema.yaml``."""
     return schemas_dir() / f"{name}.schema.yaml"
-
-
-class RunLayout:
-    """The results directory of one run (see docs/architecture.md, 'Results')."""
-
-    #: the run's own entries at the top of the results directory, beside the experiments' folders:
-    #: no experiment may take one of these names
-    ENTRIES = frozenset(
-        {"monitoring", "grafana", "figures", "logs", "provenance", "paper", "summary.csv", "manifest.json"}
-    )
-
-    def __init__(self, results: str | os.PathLike[str]) -> None:
-        self.root = Path(results)
-
-    @property
-    def monitoring(self) -> Path:
-        return self.root / "monitoring"
-
-    @property
-    def targets(self) -> Path:
-        """Prometheus file_sd directory: one JSON file per exporter of a running service."""
-        return self.monitoring / "targets"
-
-    @property
-    def grafana(self) -> Path:
-        return self.root / "grafana"
-
-    def service_dir(self, experiment: str) -> Path:
-        return self.root / experiment / "service"
-
-    def point_dir(self, experiment: str, point: str) -> Path:
-        return self.root / experiment / "points" / point
-
-    def service_dirs(self) -> list[Path]:
-        """Every service directory of this run, the monitoring services (Prometheus, Grafana) included."""
-        dirs = [d for d in (self.monitoring, self.grafana) if d.is_dir()]
-        dirs += sorted(p for p in self.root.glob("*/service") if p.is_dir())
-        return dirs

@@ -1,12 +1,12 @@
-"""Figures from the tidy table: each client kind's headline metrics against each swept parameter,
-latency against throughput (LLM), and the TTFT distribution (LLM, from raw records)."""
+"""Figures from the tidy table: each client kind's panels against each swept parameter and its trade-off
+panel (both from the kind's presentation, aibench.clients.presentation), the TTFT distribution (LLM,
+from raw records) and resource use over each point's window."""
 
 from __future__ import annotations
 
 import gzip
 import io
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -16,42 +16,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-#: per client kind: panels of (metric, stats, title)
-PANELS = {
-    "redis-benchmark": [("throughput", ["mean"], "Throughput"), ("latency", ["p99"], "p99 latency")],
-    "sysbench": [("transactions_per_s", ["mean"], "Transactions"), ("latency", ["mean", "p95"], "Latency")],
-    "llm": [
-        ("output_token_throughput", ["mean"], "Output token throughput"),
-        ("ttft", ["median", "p99"], "TTFT"),
-        ("tpot", ["median", "p99"], "TPOT"),
-    ],
-    "chroma": [
-        ("queries_per_s", ["mean"], "Queries"),
-        ("query_latency", ["median", "p99"], "Query latency"),
-        ("insert_throughput", ["mean"], "Insert throughput"),
-    ],
-}
-
-
-@dataclass(frozen=True)
-class Tradeoff:
-    """A panel of one metric against a throughput, a marker per point annotated with the swept value."""
-
-    throughput: str
-    series: list[tuple[str, str]]  # (metric, stat)
-    ylabel: str
-    title: str
-
-
-TRADEOFF = {
-    "llm": Tradeoff(
-        "output_token_throughput",
-        [("ttft", "p99"), ("tpot", "p99"), ("ttft", "median")],
-        "latency (ms)",
-        "Latency vs throughput",
-    ),
-    "chroma": Tradeoff("queries_per_s", [("recall", "mean")], "recall@k", "Recall vs QPS"),
-}
+from aibench.clients.presentation import Stats, Tradeoff, presentation_of
+from aibench.results.stats import current_stats
 
 
 def _label(keys: tuple, names: list[str]) -> str:
@@ -80,22 +46,22 @@ def sweep_figure(
     param: str,
     swept: list[str],
     outputs: list[str | os.PathLike[str]],
-    client: str = "redis-benchmark",
+    client: str,
 ) -> None:
     """The client kind's panels against ``param``: one line per stat, label (e.g. Redis command) and
     combination of the other swept parameters; mean over repeats, error bars from min to max."""
+    table = current_stats(table)
     data = table[
         (table["experiment"] == experiment) & (table["source"] == "client") & (table["status"] == "ok")
     ]
     column = f"param_{param}"
     labels = [c for c in ("command",) if c in data.columns and data[c].notna().any()]
     group_keys = labels + [f"param_{p}" for p in swept if p != param]
-    panels = PANELS.get(client, PANELS["redis-benchmark"])
-    tradeoff = TRADEOFF.get(client)
-    count = len(panels) + (1 if tradeoff else 0)
+    shown = presentation_of(client)
+    count = len(shown.panels) + (1 if shown.tradeoff else 0)
     fig, axes = plt.subplots(1, count, figsize=(4.8 * count, 4), constrained_layout=True, squeeze=False)
-    for ax, (metric, stats, title) in zip(axes[0], panels, strict=False):
-        subset = data[(data["metric"] == metric) & (data["stat"].isin(stats))]
+    for ax, panel in zip(axes[0], shown.panels, strict=False):
+        subset = data[panel.rows(data)]
         if subset.empty:
             ax.set_visible(False)
             continue
@@ -108,23 +74,29 @@ def sweep_figure(
                 stats_by_x.index.to_numpy(), stats_by_x["mean"], yerr=yerr, marker="o", capsize=3, label=label
             )
         _x_axis(ax, subset[column], param)
-        ax.set_ylabel(f"{title} ({subset['unit'].iloc[0]})")
-        ax.set_title(f"{title} vs {param}")
+        ax.set_ylabel(f"{panel.title} ({subset['unit'].iloc[0]})")
+        ax.set_title(f"{panel.title} vs {param}")
         ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="x-small")
-    if tradeoff:
-        _tradeoff_panel(axes[0][-1], data, param, tradeoff)
+    if shown.tradeoff:
+        _tradeoff_panel(axes[0][-1], data, param, shown.throughput, shown.tradeoff)
     fig.suptitle(experiment)
     _save(fig, outputs)
 
 
-def _tradeoff_panel(ax: plt.Axes, data: pd.DataFrame, param: str, tradeoff: Tradeoff) -> None:
+def _mean_by(data: pd.DataFrame, column: str, metric: str, stat: str) -> pd.Series:
+    """``stat`` of ``metric`` per value of ``column``, the mean over repeats."""
+    return data[Stats(metric, (stat,)).rows(data)].groupby(column)["value"].mean()
+
+
+def _tradeoff_panel(
+    ax: plt.Axes, data: pd.DataFrame, param: str, throughput: str, tradeoff: Tradeoff
+) -> None:
     column = f"param_{param}"
-    throughput = tradeoff.throughput
-    x = data[(data["metric"] == throughput) & (data["stat"] == "mean")].groupby(column)["value"].mean()
+    x = _mean_by(data, column, throughput, "mean")
     for metric, stat in tradeoff.series:
-        y = data[(data["metric"] == metric) & (data["stat"] == stat)].groupby(column)["value"].mean()
+        y = _mean_by(data, column, metric, stat)
         both = pd.concat([x.rename("x"), y.rename("y")], axis=1, join="inner").sort_index()
         if both.empty:
             continue

@@ -1,7 +1,7 @@
 """results/manifest.json: everything needed to say later how a run's numbers were made.
 
 Git commit and dirty flag; copies and sha256 of the config files and of every recipe the run used
-(under results/provenance/); versions of Snakemake, the SLURM plugin, aibench and key packages and of
+(in the run's provenance directory); versions of Snakemake, the SLURM plugin, aibench and key packages and of
 the load and server tools; hosts and nodes; SLURM job ids and partitions of service jobs and client
 allocations; container images (and SIF sha256 where a SIF was used); model names and file digests;
 start and end times. It holds no secret: secrets live only in 0600 files, which it never reads.
@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from aibench import RESULTS_SCHEMA_VERSION, __version__
+from aibench.contracts import Endpoint, JobSpec
 from aibench.files import read_json, sha256_file
-from aibench.paths import PROJECT_ROOT, RunLayout
+from aibench.paths import PROJECT_ROOT
+from aibench.rundir import PointDir, RunDir, ServiceDir
 
 PACKAGES = ("snakemake", "snakemake-executor-plugin-slurm", "numpy", "pandas", "matplotlib", "aiohttp",
             "chromadb", "llama_cpp_python", "pymysql", "redis", "prometheus-client", "requests")  # fmt: skip
@@ -85,71 +87,74 @@ def _input_name(source: Path) -> Path:
     return Path("external") / source.parent.name / source.name
 
 
-def copy_inputs(files: list[Path], layout: RunLayout) -> list[dict[str, str]]:
-    """Copies of the run's config and recipe files under results/provenance/, with their sha256."""
+def copy_inputs(files: list[Path], run: RunDir) -> list[dict[str, str]]:
+    """Copies of the run's config and recipe files under its provenance directory, with their sha256."""
     out = []
     for source in files:
         source = source.absolute()
         relative = _input_name(source)
-        target = layout.root / "provenance" / relative
+        target = run.provenance / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         out.append(
-            {"path": str(relative), "copy": str(target.relative_to(layout.root)), "sha256": sha256(source)}
+            {"path": str(relative), "copy": str(target.relative_to(run.root)), "sha256": sha256(source)}
         )
     return out
 
 
-def _partition(service_dir: Path) -> str | None:
-    script = service_dir / "service.sbatch"
-    if not script.is_file():
+def _partition(service_dir: ServiceDir) -> str | None:
+    if not service_dir.job_script.is_file():
         return None
-    match = re.search(r"^#SBATCH --partition=(\S+)", script.read_text(), re.MULTILINE)
+    match = re.search(r"^#SBATCH --partition=(\S+)", service_dir.job_script.read_text(), re.MULTILINE)
     return match[1] if match else None
 
 
-def service_record(service_dir: Path) -> dict[str, Any]:
-    """Kind, launcher, job id, node, image of one deployment, from its own files (never secrets.env)."""
-    spec = read_json(service_dir / "spec.json") if (service_dir / "spec.json").is_file() else {}
-    endpoint = read_json(service_dir / "endpoint.json") if (service_dir / "endpoint.json").is_file() else {}
-    stopped = read_json(service_dir / "stopped.json") if (service_dir / "stopped.json").is_file() else {}
+def _spec_record(spec: JobSpec | None) -> dict[str, Any]:
+    """What the manifest records of a deployment's spec (all None when it has none)."""
+    if spec is None:
+        return dict.fromkeys(("experiment", "kind", "params", "runtime", "image", "gpus"))
+    return {"experiment": spec.experiment, "kind": spec.kind, "params": spec.params,
+            "runtime": spec.runtime.name, "image": spec.image, "gpus": spec.gpus}  # fmt: skip
+
+
+def service_record(service_dir: ServiceDir) -> dict[str, Any]:
+    """Kind, launcher, job id, node, image of one deployment, from its own files (never its secrets)."""
+    spec = JobSpec.read(service_dir.spec) if service_dir.spec.is_file() else None
+    endpoint = Endpoint.read(service_dir.endpoint) if service_dir.endpoint.is_file() else None
+    stopped = read_json(service_dir.stopped) if service_dir.stopped.is_file() else {}
     handle = stopped.get("handle", {})
+    node = endpoint.node if endpoint else None
     record: dict[str, Any] = {
-        "experiment": spec.get("experiment"), "kind": spec.get("kind"), "params": spec.get("params"),
+        **_spec_record(spec),
         "launcher": handle.get("launcher"), "slurm_job_id": handle.get("job_id"),
-        "partition": _partition(service_dir), "node": endpoint.get("node") or handle.get("node"),
-        "started_at": endpoint.get("started_at"), "stopped_at": stopped.get("stopped_at"),
-        "runtime": spec.get("runtime"), "image": spec.get("image"), "gpus": spec.get("gpus"),
+        "partition": _partition(service_dir), "node": node or handle.get("node"),
+        "started_at": endpoint.started_at if endpoint else None, "stopped_at": stopped.get("stopped_at"),
     }  # fmt: skip
-    if spec.get("kind"):
+    if spec is not None:
         record.update(_kind_provenance(spec))
     return record
 
 
-def _kind_provenance(spec: dict[str, Any]) -> dict[str, Any]:
+def _kind_provenance(spec: JobSpec) -> dict[str, Any]:
     from aibench.containers import sif_path
     from aibench.services import SERVICES
 
-    kind = SERVICES.create(spec["kind"])
-    out = kind.provenance(spec.get("params", {}))
-    image = spec.get("image") or kind.image
-    if spec.get("runtime") == "apptainer":
+    kind = SERVICES.create(spec.kind)
+    out = kind.provenance(dict(spec.params))
+    image = spec.image_of(kind.image)
+    if spec.runtime.containerized:
         out["image"] = image
-        image_dir = spec.get("apptainer", {}).get("image_dir")
+        image_dir = spec.runtime.apptainer.get("image_dir")
         if image_dir and (sif := sif_path(image, image_dir)).is_file():
             out["sif"], out["sif_sha256"] = str(sif), sha256(sif)
     return out
 
 
-def point_records(layout: RunLayout, point_dirs: list[Path] | None = None) -> list[dict[str, Any]]:
+def point_records(run: RunDir, point_dirs: list[Path] | None = None) -> list[dict[str, Any]]:
     """One record per point, in the run's own order (``point_dirs``, as summary.csv lists them)."""
     out = []
-    dirs = (
-        point_dirs
-        if point_dirs is not None
-        else sorted(p.parent for p in layout.root.glob("*/points/*/summary.json"))
-    )
-    for summary_file in (Path(d) / "summary.json" for d in dirs):
+    points = [PointDir(d) for d in point_dirs] if point_dirs is not None else run.measured_points()
+    for summary_file in (p.summary for p in points):
         if not summary_file.is_file():
             continue
         s = read_json(summary_file)
@@ -163,9 +168,9 @@ def point_records(layout: RunLayout, point_dirs: list[Path] | None = None) -> li
 def build_manifest(
     results: Path, inputs: list[Path], config: dict[str, Any], point_dirs: list[Path] | None = None
 ) -> dict[str, Any]:
-    layout = RunLayout(results)
-    services = [service_record(d) for d in layout.service_dirs()]
-    points = point_records(layout, point_dirs)
+    run = RunDir(results)
+    services = [service_record(d) for d in run.service_dirs()]
+    points = point_records(run, point_dirs)
     starts = [s["started_at"] for s in services if s.get("started_at")]
     ends = [p["window"]["end"] for p in points if p.get("window")]
     ends += [s["stopped_at"] for s in services if s.get("stopped_at")]
@@ -177,7 +182,7 @@ def build_manifest(
         "started_at": min(starts, default=None),
         "ended_at": max(ends, default=None),
         "git": git_state(),
-        "inputs": copy_inputs(inputs, layout),
+        "inputs": copy_inputs(inputs, run),
         "config": {
             k: config[k] for k in ("experiments", "launcher", "service_runtime", "container") if k in config
         },

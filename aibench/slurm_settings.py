@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from aibench.contracts import Placement, Runtime
 from aibench.errors import ConfigError
 from aibench.files import read_json
 
@@ -30,32 +32,29 @@ def account(config: dict[str, Any]) -> str | None:
     return None
 
 
-def launch_settings_for(config: dict[str, Any], resources: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of lifecycle.deploy that depend on where the service runs."""
+def launch_settings_for(config: dict[str, Any], resources: dict[str, Any]) -> Placement:
+    """Where a service with ``resources`` runs in this run: the part of lifecycle.deploy's spec that
+    depends on the launcher (on SLURM: its resources, account, partition, QoS, modules)."""
     launcher = config["launcher"]
-    settings: dict[str, Any] = {
-        "launcher": launcher,
-        "runtime": config["service_runtime"],
-        "apptainer": config["apptainer"],
-        "bind_host": "127.0.0.1" if launcher == "local" else config["slurm"]["bind"],
-        "gpus": resources.get("gpus", 0),
+    placement = Placement(
+        launcher=launcher,
+        runtime=Runtime(config["service_runtime"], config["apptainer"]),
+        bind_host="127.0.0.1" if launcher == "local" else config["slurm"]["bind"],
+        gpus=resources.get("gpus", 0),
+    )
+    if launcher != "slurm":
+        return placement
+    slurm = config["slurm"]
+    merged = {
+        "account": account(config),
+        "partition": slurm["partition"],
+        "qos": slurm["qos"],
+        **{k: v for k, v in resources.items() if k != "gpus"},
     }
-    if launcher == "slurm":
-        slurm = config["slurm"]
-        merged = {
-            "account": account(config),
-            "partition": slurm["partition"],
-            "qos": slurm["qos"],
-            **{k: v for k, v in resources.items() if k != "gpus"},
-        }
-        if resources.get("gpus"):
-            merged["gres"] = f"gpu:{resources['gpus']}"
-        settings["launcher_options"] = {
-            "resources": merged,
-            "modules": modules(config),
-            "sbatch_extra": slurm["sbatch_extra"],
-        }
-    return settings
+    if resources.get("gpus"):
+        merged["gres"] = f"gpu:{resources['gpus']}"
+    options = {"resources": merged, "modules": modules(config), "sbatch_extra": slurm["sbatch_extra"]}
+    return replace(placement, launcher_options=options)
 
 
 #: minutes added to every planned job time: start-up, set-up, stop, slack for a slow filesystem

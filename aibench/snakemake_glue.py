@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from aibench.contracts import DeploymentSpec, Placement
+
 
 def script_logger(log_files: list[str] | None, name: str) -> logging.Logger:
     """A logger writing to the rule's log file (and stderr), with timestamps."""
@@ -25,11 +27,6 @@ def script_logger(log_files: list[str] | None, name: str) -> logging.Logger:
     return logger
 
 
-def service_dir_of(path: str | os.PathLike[str]) -> Path:
-    """The service directory holding a service file (handle.json, ready.json, ...)."""
-    return Path(path).parent
-
-
 def config_files(workflow: object) -> list[Path]:
     """The config files of a Snakemake run, lowest precedence first (Snakefile's, then --configfile)."""
     cli = [Path(f) for f in getattr(workflow.config_settings, "configfiles", [])]  # type: ignore[attr-defined]
@@ -43,26 +40,24 @@ def config_overrides(workflow: object) -> dict[str, Any]:
     return dict(getattr(settings, "config", None) or {})
 
 
-def grafana_deployment(plan: Any, monitor_ready: str | os.PathLike[str]) -> dict[str, Any]:
-    """lifecycle.deploy arguments of the run's Grafana: its recipe, pointed at the run's Prometheus
-    (known only once that has started: its ready.json). No targets: Grafana is not a benchmarked service."""
+def grafana_deployment(
+    plan: Any, monitor_ready: str | os.PathLike[str], placement: Placement
+) -> DeploymentSpec:
+    """The run's Grafana: its recipe, pointed at the run's Prometheus (known only once that has
+    started: its ready.json). No targets: Grafana is not a benchmarked service."""
     from aibench.files import read_json
 
-    recipe = _grafana_recipe()
+    recipe = plan.monitors["grafana"]
     ready = read_json(monitor_ready)
     params = {**recipe.params, "prometheus_url": f"http://{ready['host']}:{ready['port']}",
               "scrape_interval_s": plan.monitoring["scrape_interval_s"]}  # fmt: skip
-    return {"params": params, "grace_s": recipe.stop_grace_s, "image": recipe.image}
+    return DeploymentSpec(
+        experiment="grafana", kind="grafana", params=params, placement=placement,
+        grace_s=recipe.stop_grace_s, image=recipe.image,
+    )  # fmt: skip
 
 
-def grafana_readiness() -> tuple[float, float]:
-    """(timeout_s, interval_s) of the Grafana recipe's readiness."""
-    recipe = _grafana_recipe()
+def grafana_readiness(plan: Any) -> tuple[float, float]:
+    """(timeout_s, interval_s) of the run's Grafana recipe's readiness."""
+    recipe = plan.monitors["grafana"]
     return recipe.ready_timeout_s, recipe.ready_interval_s
-
-
-def _grafana_recipe() -> Any:
-    from aibench.paths import PROJECT_ROOT
-    from aibench.recipes import load_service
-
-    return load_service(PROJECT_ROOT / "recipes" / "services" / "grafana.yaml")

@@ -1,7 +1,7 @@
 """`aibench tunnel`: the ssh port forward that shows a run's Grafana or Prometheus on a laptop.
 
-Both run as service jobs on a compute node (results/monitoring/ and results/grafana/, each with the
-endpoint.json its service job wrote); compute nodes are reached through the login host, so the
+Both run as service jobs on a compute node (the run's monitoring and grafana directories, each with
+the endpoint its service job wrote); compute nodes are reached through the login host, so the
 forward is ``ssh -N -L <local port>:<node>:<port> -p 8822 <user>@login.lxp.lu``.
 """
 
@@ -14,14 +14,15 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from aibench.contracts import Endpoint
 from aibench.errors import AibenchError
 from aibench.files import read_json
+from aibench.rundir import RunDir, ServiceDir
 from aibench.services.grafana import PASSWORD as GRAFANA_PASSWORD
 
-#: service -> its directory under the results directory
-SERVICE_DIRS = {"grafana": "grafana", "prometheus": "monitoring"}
+#: the services a tunnel reaches: the run's Grafana and Prometheus
+SERVICES = ("grafana", "prometheus")
 LOGIN_HOST = "login.lxp.lu"
 LOGIN_PORT = 8822
 
@@ -29,7 +30,7 @@ LOGIN_PORT = 8822
 @dataclass(frozen=True)
 class Tunnel:
     service: str
-    service_dir: Path
+    service_dir: ServiceDir
     host: str  # what the service listens on
     node: str
     port: int
@@ -44,22 +45,23 @@ class Tunnel:
         return f"http://localhost:{self.local_port}/"
 
 
-def service_dir(results: str | Path, service: str) -> Path:
-    if service not in SERVICE_DIRS:
-        raise AibenchError(f"no tunnel to {service!r}: only {', '.join(sorted(SERVICE_DIRS))}")
-    return Path(results) / SERVICE_DIRS[service]
+def service_dir(results: str | Path, service: str) -> ServiceDir:
+    if service not in SERVICES:
+        raise AibenchError(f"no tunnel to {service!r}: only {', '.join(sorted(SERVICES))}")
+    run = RunDir(results)
+    return run.grafana if service == "grafana" else run.monitoring
 
 
-def read_endpoint(directory: Path, service: str) -> dict[str, Any]:
+def read_endpoint(directory: ServiceDir, service: str) -> Endpoint:
     """The endpoint of a running deployment; an error when it never started or was stopped."""
-    endpoint_file = directory / "endpoint.json"
-    if not endpoint_file.exists():
-        raise AibenchError(f"{endpoint_file} does not exist: {service} of this run has not started (yet)")
-    stopped_file = directory / "stopped.json"
-    if stopped_file.exists():
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(read_json(stopped_file)["stopped_at"]))
-        raise AibenchError(f"{service} of this run was stopped at {when} ({stopped_file})")
-    return read_json(endpoint_file)
+    if not directory.endpoint.exists():
+        raise AibenchError(
+            f"{directory.endpoint} does not exist: {service} of this run has not started (yet)"
+        )
+    if directory.stopped.exists():
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(read_json(directory.stopped)["stopped_at"]))
+        raise AibenchError(f"{service} of this run was stopped at {when} ({directory.stopped})")
+    return Endpoint.read(directory.endpoint)
 
 
 def _loopback(host: str) -> bool:
@@ -69,12 +71,11 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def forward_target(endpoint: dict[str, Any]) -> str:
+def forward_target(endpoint: Endpoint) -> str:
     """Where the login host connects: the address the service bound, or its node when it bound all."""
-    host = endpoint["host"]
-    if host in ("0.0.0.0", "::", ""):
-        return endpoint["node"]
-    return host
+    if endpoint.host in ("0.0.0.0", "::", ""):
+        return endpoint.node
+    return endpoint.host
 
 
 def make_tunnel(
@@ -87,13 +88,13 @@ def make_tunnel(
 ) -> Tunnel:
     directory = service_dir(results, service)
     endpoint = read_endpoint(directory, service)
-    port = int(endpoint["port"])
+    port = int(endpoint.port)
     local = local_port or port  # the same port keeps Grafana's own links (root_url) right
     ssh = None
-    if not _loopback(endpoint["host"]):
+    if not _loopback(endpoint.host):
         forward = f"{local}:{forward_target(endpoint)}:{port}"
         ssh = ["ssh", "-N", "-L", forward, "-p", str(ssh_port), f"{user or getpass.getuser()}@{login}"]
-    return Tunnel(service, directory, endpoint["host"], endpoint.get("node", "?"), port, local, ssh)
+    return Tunnel(service, directory, endpoint.host, endpoint.node, port, local, ssh)
 
 
 def describe(tunnel: Tunnel) -> list[str]:
@@ -106,6 +107,6 @@ def describe(tunnel: Tunnel) -> list[str]:
     else:
         lines = [where, "on your laptop run:", f"  {shlex.join(tunnel.ssh)}", f"then open {tunnel.url}"]
     if tunnel.service == "grafana":
-        secrets = tunnel.service_dir.absolute() / "secrets.env"
+        secrets = tunnel.service_dir.secrets.absolute()
         lines.append(f"log in as admin, password: {GRAFANA_PASSWORD} in {secrets}")
     return lines

@@ -17,9 +17,10 @@ from common import tmpdir
 
 from aibench import lifecycle
 from aibench.clients.chroma import load, metrics
+from aibench.contracts import DeploymentSpec
 from aibench.datasets import vectors
 from aibench.recipes.validation import validate
-from aibench.secrets import read_secrets
+from aibench.rundir import RunDir
 
 ROUNDS, QUERIES = 5, 500
 SETTINGS = {"count": 10000, "dimension": 128, "queries": 200, "requests": QUERIES, "warmup_requests": 0}
@@ -46,15 +47,12 @@ def second_recall(documents: np.ndarray, queries: np.ndarray, records: list[load
 
 
 def main() -> None:
-    work = tmpdir()
-    service_dir = work / "vec" / "service"
-    lifecycle.deploy(service_dir, experiment="vec", kind="chroma", params={})
+    service_dir = RunDir(tmpdir()).service("vec")
+    lifecycle.deploy(service_dir, DeploymentSpec("vec", "chroma", {}))
     try:
         ready = lifecycle.wait_ready(service_dir, 60, 0.1)
-        token = read_secrets(service_dir / "secrets.env")["CHROMA_TOKEN"]
-        backend = int(
-            re.search(r"on 127\.0\.0\.1:(\d+) behind", (service_dir / "service.log").read_text())[1]
-        )
+        token = lifecycle.service_secrets(service_dir)["CHROMA_TOKEN"]
+        backend = int(re.search(r"on 127\.0\.0\.1:(\d+) behind", service_dir.log.read_text())[1])
         data = vectors.load(PARAMS)
         client = load.connect(ready["host"], ready["port"], token)
         collection = client.create_collection("bench", configuration=load.hnsw_configuration(PARAMS),

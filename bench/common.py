@@ -15,8 +15,9 @@ sys.path.insert(0, str(ROOT))
 
 from aibench import lifecycle  # noqa: E402
 from aibench.clients.redis_benchmark import command_line, parse_csv  # noqa: E402
+from aibench.contracts import DeploymentSpec  # noqa: E402
 from aibench.recipes import load_service  # noqa: E402
-from aibench.secrets import read_secrets  # noqa: E402
+from aibench.rundir import RunDir, ServiceDir  # noqa: E402
 
 REDIS_PARAMS = load_service(ROOT / "recipes" / "services" / "redis.yaml").params
 
@@ -24,45 +25,42 @@ REDIS_PARAMS = load_service(ROOT / "recipes" / "services" / "redis.yaml").params
 @contextmanager
 def deployment(
     workdir: Path, monitored: bool, kind: str = "redis", params: dict | None = None
-) -> Iterator[tuple[Path, dict]]:
+) -> Iterator[tuple[ServiceDir, dict]]:
     """A service deployed by the workflow's own lifecycle; when monitored, with the run's Prometheus
     (1 s scrapes) and every exporter the service job starts (kind's, node), waited for until up."""
-    targets = workdir / "monitoring" / "targets" if monitored else None
+    run = RunDir(workdir)
+    targets = str(run.targets) if monitored else None
     started = []
     try:
         if monitored:
-            lifecycle.deploy(
-                workdir / "monitoring",
-                experiment="monitoring",
-                kind="prometheus",
-                params={"scrape_interval_s": 1, "targets_dir": str(targets)},
-            )
-            started.append(workdir / "monitoring")
-            lifecycle.wait_ready(workdir / "monitoring", 60, 0.1)
-        service_dir = workdir / "bench" / "service"
+            prometheus = {"scrape_interval_s": 1, "targets_dir": targets}
+            lifecycle.deploy(run.monitoring, DeploymentSpec("monitoring", "prometheus", prometheus))
+            started.append(run.monitoring)
+            lifecycle.wait_ready(run.monitoring, 60, 0.1)
+        service_dir = run.service("bench")
         params = REDIS_PARAMS if params is None else params
-        lifecycle.deploy(service_dir, experiment="bench", kind=kind, params=params, targets_dir=targets)
+        lifecycle.deploy(service_dir, DeploymentSpec("bench", kind, params, targets_dir=targets))
         started.append(service_dir)
         ready = lifecycle.wait_ready(service_dir, 120, 0.05)
         if monitored:
             from aibench.files import read_json
             from aibench.monitoring.prometheus import wait_targets_up
 
-            exporters = read_json(service_dir / "endpoint.json")["exporters"]
-            wait_targets_up(read_json(workdir / "monitoring" / "ready.json"), "bench", len(exporters), 60)
+            endpoint, _ = lifecycle.deployment(service_dir)
+            wait_targets_up(read_json(run.monitoring.ready), "bench", len(endpoint.scraped_exporters), 60)
         yield service_dir, ready
     finally:
         for d in reversed(started):
             lifecycle.stop(d)
 
 
-def redis_deployment(workdir: Path, monitored: bool) -> Iterator[tuple[Path, dict]]:
+def redis_deployment(workdir: Path, monitored: bool) -> Iterator[tuple[ServiceDir, dict]]:
     return deployment(workdir, monitored)
 
 
-def by_hand(ready: dict, service_dir: Path, params: dict) -> float:
+def by_hand(ready: dict, service_dir: ServiceDir, params: dict) -> float:
     """GET ops/s of redis-benchmark run directly (not through aibench)."""
-    password = read_secrets(service_dir / "secrets.env")["REDIS_PASSWORD"]
+    password = lifecycle.service_secrets(service_dir)["REDIS_PASSWORD"]
     out = subprocess.run(
         command_line(ready["host"], ready["port"], password, params),
         capture_output=True,

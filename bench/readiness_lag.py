@@ -11,28 +11,26 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 from common import REDIS_PARAMS, ROOT, tmpdir
 
 from aibench import lifecycle
-from aibench.files import read_json
+from aibench.contracts import DeploymentSpec, Placement
 from aibench.probes import NotReady, redis_ping
-from aibench.secrets import read_secrets
+from aibench.rundir import RunDir, ServiceDir
 
 INTERVAL = 0.05
 REPEATS = 5
 
 
-def first_answer(service_dir: Path, out: dict) -> None:
-    endpoint = service_dir / "endpoint.json"
-    while not endpoint.exists():
+def first_answer(service_dir: ServiceDir, out: dict) -> None:
+    while not service_dir.endpoint.exists():
         time.sleep(0.0005)
-    e = read_json(endpoint)
-    password = read_secrets(service_dir / "secrets.env")["REDIS_PASSWORD"]
+    e, secrets = lifecycle.deployment(service_dir)
+    password = secrets["REDIS_PASSWORD"]
     while True:
         try:
-            redis_ping(e["host"], e["port"], password, timeout=0.05)
+            redis_ping(e.host, e.port, password, timeout=0.05)
             out["at"] = time.time()
             return
         except NotReady:
@@ -42,10 +40,10 @@ def first_answer(service_dir: Path, out: dict) -> None:
 def measure(launcher: str) -> list[float]:
     lags = []
     for _ in range(REPEATS):
-        service_dir = tmpdir() / "lag" / "service"
+        service_dir = RunDir(tmpdir()).service("lag")
         options = {"resources": {"partition": "debug", "cpus": 1, "mem_mb": 500, "time_min": 5}}
-        lifecycle.deploy(service_dir, experiment="lag", kind="redis", params=REDIS_PARAMS, launcher=launcher,
-                         launcher_options=options if launcher == "slurm" else None)  # fmt: skip
+        placement = Placement(launcher, options if launcher == "slurm" else {})
+        lifecycle.deploy(service_dir, DeploymentSpec("lag", "redis", REDIS_PARAMS, placement=placement))
         seen: dict = {}
         thread = threading.Thread(target=first_answer, args=(service_dir, seen), daemon=True)
         thread.start()

@@ -18,6 +18,7 @@ import yaml
 from common import ROOT, tmpdir
 
 sys.path.insert(0, str(ROOT))
+from aibench.rundir import RunDir
 from tests.slurm.conftest import sacct_jobs
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
@@ -42,8 +43,9 @@ def run(grouped: bool) -> None:
     argv = [SNAKEMAKE, "--profile", "profiles/slurm-test", "--configfile", str(config), "--quiet", *extra]
     subprocess.run(argv, cwd=ROOT, check=True, capture_output=True)
     wall = time.monotonic() - start
-    service = json.loads((work / "results/alloc/service/stopped.json").read_text())["handle"]["job_id"]
-    monitor = json.loads((work / "results/monitoring/stopped.json").read_text())["handle"]["job_id"]
+    run = RunDir(work / "results")
+    service = json.loads(run.service("alloc").stopped.read_text())["handle"]["job_id"]
+    monitor = json.loads(run.monitoring.stopped.read_text())["handle"]["job_id"]
     deadline = time.monotonic() + 30  # accounting may lag the queue a little: poll until every job has ended
     while True:
         jobs = sacct_jobs(since)

@@ -18,6 +18,8 @@ from pathlib import Path
 import yaml
 from common import ROOT, by_hand, redis_deployment, tmpdir
 
+from aibench.rundir import RunDir
+
 LOAD_S = 5.0
 RUNS = 3
 
@@ -51,10 +53,8 @@ def run_once(requests: int) -> tuple[float, list[float]]:
     argv = [str(snakemake), "--profile", "profiles/local", "--configfile", str(config), "--quiet"]
     subprocess.run(argv, cwd=ROOT, check=True, capture_output=True)
     wall = time.monotonic() - start
-    loads = [
-        json.loads(p.read_text())["window"]["duration_s"]
-        for p in sorted((results / "overhead" / "points").glob("*/summary.json"))
-    ]
+    points = RunDir(results).measured_points()
+    loads = [json.loads(p.summary.read_text())["window"]["duration_s"] for p in points]
     return wall, loads
 
 

@@ -4,14 +4,14 @@
 
 rule run_client:
     input:
-        ready=f"{RESULTS}/{{experiment}}/service/ready.json",
-        prepared=f"{RESULTS}/{{experiment}}/service/prepared.json",
+        ready=SERVICE.ready,
+        prepared=SERVICE.prepared,
         monitor=monitor_ready,
     output:
-        raw=f"{RESULTS}/{{experiment}}/points/{{point}}/raw.csv.gz",
-        summary=f"{RESULTS}/{{experiment}}/points/{{point}}/summary.json",
+        raw=POINT.raw,
+        summary=POINT.summary,
     log:
-        f"{RESULTS}/{{experiment}}/points/{{point}}/client.log",
+        POINT.client_log,
     # all points of an experiment share one SLURM allocation (profile: group-components)
     group:
         "points-{experiment}"
@@ -33,11 +33,11 @@ rule run_client:
 # test tables); a no-op for clients without one.
 rule prepare_client:
     input:
-        ready=f"{RESULTS}/{{experiment}}/service/ready.json",
+        ready=SERVICE.ready,
     output:
-        prepared=temp(f"{RESULTS}/{{experiment}}/service/prepared.json"),
+        prepared=temp(SERVICE.prepared),
     log:
-        f"{RESULTS}/{{experiment}}/service/prepare.log",
+        SERVICE.rule_log("prepare"),
     localrule: True
     params:
         client=lambda wc: experiment(wc).client.kind,

@@ -2,10 +2,12 @@ import re
 import sys
 import threading
 
-from aibench.lifecycle import discard_replaced_state, stop_all
+from aibench.clients.presentation import presentation_of
+from aibench.contracts import DeploymentSpec, Readiness
+from aibench.lifecycle import stop_all
 from aibench.login_rules import deploy_rule, stop_rule, wait_rule
-from aibench.paths import RunLayout
 from aibench.recipes import load_plan, plan_summary
+from aibench.rundir import RunDir, discard_retired_state
 from aibench.slurm_settings import (
     account,
     client_partition_for,
@@ -35,18 +37,21 @@ PLAN = load_plan(
 if workflow.is_main_process:
     print(f"aibench: {plan_summary(PLAN)}", file=sys.stderr)
 RESULTS = str(PLAN.results)
-LAYOUT = RunLayout(RESULTS)
+# every path of the run comes from its RunDir; "{experiment}" and "{point}" make them patterns
+RUN = RunDir(RESULTS)
+SERVICE = RUN.service("{experiment}")
+POINT = RUN.point("{experiment}", "{point}")
 if PLAN.config["launcher"] == "slurm":
     account(
         PLAN.config
     )  # an account from the environment is checked before any job exists
 MONITORING = PLAN.monitoring["enabled"]
-MONITOR_DIR = f"{RESULTS}/monitoring"
+MONITOR = RUN.monitoring
 GRAFANA = MONITORING and PLAN.monitoring["grafana"]
-GRAFANA_DIR = f"{RESULTS}/grafana"
 
 
 def launch_settings(resources):
+    """The Placement of a deployment with these resources (launcher, runtime, SLURM options)."""
     return launch_settings_for(PLAN.config, resources)
 
 
@@ -67,23 +72,27 @@ def experiment(wildcards):
     return PLAN.experiments[wildcards.experiment]
 
 
-def point_dirs(name=None):
+def points_of(name=None):
+    """The PointDirs of one experiment, or of all, in the run's order."""
     names = [name] if name else list(PLAN.experiments)
     return [
-        f"{RESULTS}/{exp}/points/{point.id}"
+        RUN.point(exp, point.id)
         for exp in names
         for point in PLAN.experiments[exp].points
     ]
 
 
+def point_dirs(name=None):
+    return [str(p.path) for p in points_of(name)]
+
+
 def point_summaries(name=None):
-    return [f"{d}/summary.json" for d in point_dirs(name)]
+    return [str(p.summary) for p in points_of(name)]
 
 
 def point_outputs(name=None):
     """What marks a point finished: its Prometheus window when monitored, else its summary."""
-    leaf = "metrics.csv" if MONITORING else "summary.json"
-    return [f"{d}/{leaf}" for d in point_dirs(name)]
+    return [str(p.metrics if MONITORING else p.summary) for p in points_of(name)]
 
 
 def previous_experiment_stopped(wildcards):
@@ -92,7 +101,7 @@ def previous_experiment_stopped(wildcards):
     index = names.index(wildcards.experiment)
     if not PLAN.config["serial_experiments"] or index == 0:
         return []
-    return [f"{RESULTS}/{names[index - 1]}/service/stopped.json"]
+    return [str(RUN.service(names[index - 1]).stopped)]
 
 
 def experiment_point_outputs(wildcards):
@@ -101,7 +110,7 @@ def experiment_point_outputs(wildcards):
 
 
 def monitor_ready(wildcards):
-    return [f"{MONITOR_DIR}/ready.json"] if MONITORING else []
+    return [str(MONITOR.ready)] if MONITORING else []
 
 
 def figures():
@@ -109,13 +118,13 @@ def figures():
         (name, param) for name, exp in PLAN.experiments.items() for param in exp.sweep
     ]
     names += [
-        (name, "ttft_cdf")
+        (name, figure)
         for name, exp in PLAN.experiments.items()
-        if exp.client.kind == "llm"
+        for figure in presentation_of(exp.client.kind).raw_figures
     ]
     names += [(name, "resources") for name in PLAN.experiments if MONITORING]
     return [
-        f"{RESULTS}/figures/{name}/{figure}.{ext}"
+        str(RUN.figure(name, figure, ext))
         for name, figure in names
         for ext in ("png", "svg")
     ]
@@ -123,11 +132,11 @@ def figures():
 
 def stopped_files():
     """Every deployment's stopped.json: the run is over once all exist."""
-    files = [f"{RESULTS}/{name}/service/stopped.json" for name in PLAN.experiments]
+    files = [str(RUN.service(name).stopped) for name in PLAN.experiments]
     if MONITORING:
-        files.append(f"{MONITOR_DIR}/stopped.json")
+        files.append(str(MONITOR.stopped))
     if GRAFANA:
-        files.append(f"{GRAFANA_DIR}/stopped.json")
+        files.append(str(RUN.grafana.stopped))
     return files
 
 
@@ -140,44 +149,49 @@ def run_inputs():
 
 
 def all_targets():
-    targets = [f"{RESULTS}/summary.csv", *figures(), *stopped_files()]
-    return targets + [f"{RESULTS}/manifest.json"]
+    targets = [str(RUN.summary), *figures(), *stopped_files()]
+    return targets + [str(RUN.manifest)]
 
 
+# The deploy rules' params are DeploymentSpecs as plain JSON: Snakemake's params rerun trigger compares
+# only builtin values, and a changed recipe must still redeploy (aibench.login_rules.deploy_rule).
 def service_settings(wildcards):
     exp = experiment(wildcards)
-    return {
-        "experiment": exp.name,
-        "kind": exp.service.kind,
-        "params": exp.service.params,
-        "targets_dir": str(LAYOUT.targets) if MONITORING else None,
-        "grace_s": exp.service.stop_grace_s,
-        "image": exp.service.image,
-        "ready_timeout_s": exp.service.ready_timeout_s,
-        "ready_interval_s": exp.service.ready_interval_s,
-        **launch_settings(with_time_limit(exp.service.resources, planned_minutes(exp))),
-    }
+    resources = with_time_limit(exp.service.resources, planned_minutes(exp))
+    return DeploymentSpec(
+        experiment=exp.name,
+        kind=exp.service.kind,
+        params=exp.service.params,
+        placement=launch_settings(resources),
+        targets_dir=str(RUN.targets) if MONITORING else None,
+        grace_s=exp.service.stop_grace_s,
+        image=exp.service.image,
+        readiness=Readiness(exp.service.ready_timeout_s, exp.service.ready_interval_s),
+    ).to_json()
 
 
 def monitor_settings(wildcards):
-    return {
-        "experiment": "monitoring",
-        "kind": "prometheus",
-        "params": {
-            "scrape_interval_s": PLAN.monitoring["scrape_interval_s"],
-            "targets_dir": str(LAYOUT.targets.absolute()),
-        },
-        **launch_settings({"cpus": 1, "mem_mb": 2000, "time_min": run_minutes()}),
+    recipe = PLAN.monitors["prometheus"]
+    params = {
+        **recipe.params,
+        "scrape_interval_s": PLAN.monitoring["scrape_interval_s"],
+        "targets_dir": str(RUN.targets.absolute()),
     }
+    placement = launch_settings(with_time_limit(recipe.resources, run_minutes()))
+    return DeploymentSpec(
+        "monitoring",
+        "prometheus",
+        params,
+        placement,
+        grace_s=recipe.stop_grace_s,
+        image=recipe.image,
+    ).to_json()
 
 
 def grafana_settings(wildcards, input):
-    return {
-        "experiment": "grafana",
-        "kind": "grafana",
-        **grafana_deployment(PLAN, input.monitor),
-        **launch_settings({"cpus": 1, "mem_mb": 1000, "time_min": run_minutes()}),
-    }
+    recipe = PLAN.monitors["grafana"]
+    placement = launch_settings(with_time_limit(recipe.resources, run_minutes()))
+    return grafana_deployment(PLAN, input.monitor, placement).to_json()
 
 
 def point_settings(wildcards):
@@ -219,13 +233,13 @@ def client_partition(wildcards):
 
 def stop_leftover_services():
 
-    for line in stop_all(LAYOUT.service_dirs()):
+    for line in stop_all(RUN.service_dirs()):
         print(f"aibench: stopped leftover service {line}")
 
 
 def discard_earlier_state():
     """After a successful run: the data of deployments that were replaced is no longer needed."""
-    for path in discard_replaced_state(LAYOUT.service_dirs()):
+    for path in discard_retired_state(RUN.service_dirs()):
         print(f"aibench: removed an earlier deployment's state {path}")
 
 

@@ -4,9 +4,9 @@
 
 rule deploy_monitor:
     output:
-        handle=temp(f"{MONITOR_DIR}/handle.json"),
+        handle=temp(MONITOR.handle),
     log:
-        f"{MONITOR_DIR}/deploy.log",
+        MONITOR.rule_log("deploy"),
     localrule: True
     params:
         service=monitor_settings,
@@ -16,25 +16,25 @@ rule deploy_monitor:
 
 use rule wait_endpoint as wait_monitor with:
     input:
-        handle=f"{MONITOR_DIR}/handle.json",
+        handle=MONITOR.handle,
     output:
-        ready=temp(f"{MONITOR_DIR}/ready.json"),
+        ready=temp(MONITOR.ready),
     log:
-        f"{MONITOR_DIR}/wait.log",
+        MONITOR.rule_log("wait"),
     localrule: True
     params:
         timeout_s=PLAN.monitoring["ready_timeout_s"],
-        interval_s=0.1,
+        interval_s=PLAN.monitors["prometheus"].ready_interval_s,
 
 
 rule scrape_metrics:
     input:
-        summary=f"{RESULTS}/{{experiment}}/points/{{point}}/summary.json",
-        monitor=f"{MONITOR_DIR}/ready.json",
+        summary=POINT.summary,
+        monitor=MONITOR.ready,
     output:
-        metrics=f"{RESULTS}/{{experiment}}/points/{{point}}/metrics.csv",
+        metrics=POINT.metrics,
     log:
-        f"{RESULTS}/{{experiment}}/points/{{point}}/scrape.log",
+        POINT.scrape_log,
     localrule: True
     params:
         interval_s=PLAN.monitoring["scrape_interval_s"],
@@ -44,12 +44,12 @@ rule scrape_metrics:
 
 use rule stop_service as stop_monitor with:
     input:
-        handle=f"{MONITOR_DIR}/handle.json",
+        handle=MONITOR.handle,
         points=point_outputs(),
     output:
-        stopped=f"{MONITOR_DIR}/stopped.json",
+        stopped=MONITOR.stopped,
     log:
-        f"{MONITOR_DIR}/stop.log",
+        MONITOR.rule_log("stop"),
     localrule: True
 
 
@@ -57,11 +57,11 @@ use rule stop_service as stop_monitor with:
 # with `aibench tunnel grafana`; up from when Prometheus is ready until the last point is scraped.
 rule deploy_grafana:
     input:
-        monitor=f"{MONITOR_DIR}/ready.json",
+        monitor=MONITOR.ready,
     output:
-        handle=temp(f"{GRAFANA_DIR}/handle.json"),
+        handle=temp(RUN.grafana.handle),
     log:
-        f"{GRAFANA_DIR}/deploy.log",
+        RUN.grafana.rule_log("deploy"),
     localrule: True
     params:
         service=grafana_settings,
@@ -71,24 +71,24 @@ rule deploy_grafana:
 
 use rule wait_endpoint as wait_grafana with:
     input:
-        handle=f"{GRAFANA_DIR}/handle.json",
+        handle=RUN.grafana.handle,
     output:
-        ready=temp(f"{GRAFANA_DIR}/ready.json"),
+        ready=temp(RUN.grafana.ready),
     log:
-        f"{GRAFANA_DIR}/wait.log",
+        RUN.grafana.rule_log("wait"),
     localrule: True
     params:
-        timeout_s=grafana_readiness()[0],
-        interval_s=grafana_readiness()[1],
+        timeout_s=lambda wc: grafana_readiness(PLAN)[0],
+        interval_s=lambda wc: grafana_readiness(PLAN)[1],
 
 
 use rule stop_service as stop_grafana with:
     input:
-        handle=f"{GRAFANA_DIR}/handle.json",
-        ready=f"{GRAFANA_DIR}/ready.json",
+        handle=RUN.grafana.handle,
+        ready=RUN.grafana.ready,
         points=point_outputs(),
     output:
-        stopped=f"{GRAFANA_DIR}/stopped.json",
+        stopped=RUN.grafana.stopped,
     log:
-        f"{GRAFANA_DIR}/stop.log",
+        RUN.grafana.rule_log("stop"),
     localrule: True

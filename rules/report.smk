@@ -9,9 +9,9 @@ rule aggregate:
     input:
         points=point_outputs(),
     output:
-        table=f"{RESULTS}/summary.csv",
+        table=RUN.summary,
     log:
-        f"{RESULTS}/logs/aggregate.log",
+        RUN.log("aggregate"),
     localrule: True
     params:
         point_dirs=point_dirs(),
@@ -26,14 +26,14 @@ rule plot_sweep:
         summaries=lambda wc: point_summaries(wc.experiment),
     output:
         png=report(
-            f"{RESULTS}/figures/{{experiment}}/{{param}}.png",
+            RUN.figure("{experiment}", "{param}", "png"),
             caption="../report/sweep.rst",
             category="{experiment}",
             labels={"experiment": "{experiment}", "swept parameter": "{param}"},
         ),
-        svg=f"{RESULTS}/figures/{{experiment}}/{{param}}.svg",
+        svg=RUN.figure("{experiment}", "{param}", "svg"),
     log:
-        f"{RESULTS}/logs/plot_{{experiment}}_{{param}}.log",
+        RUN.log("plot_{experiment}_{param}"),
     localrule: True
     params:
         point_dirs=lambda wc: point_dirs(wc.experiment),
@@ -45,21 +45,21 @@ rule plot_sweep:
 
 rule plot_ttft_cdf:
     input:
-        raw=lambda wc: [f"{d}/raw.csv.gz" for d in point_dirs(wc.experiment)],
+        raw=lambda wc: [str(p.raw) for p in points_of(wc.experiment)],
     output:
         png=report(
-            f"{RESULTS}/figures/{{experiment}}/ttft_cdf.png",
+            RUN.figure("{experiment}", "ttft_cdf", "png"),
             caption="../report/ttft_cdf.rst",
             category="{experiment}",
             labels={"experiment": "{experiment}", "figure": "TTFT distribution"},
         ),
-        svg=f"{RESULTS}/figures/{{experiment}}/ttft_cdf.svg",
+        svg=RUN.figure("{experiment}", "ttft_cdf", "svg"),
     log:
-        f"{RESULTS}/logs/plot_{{experiment}}_ttft_cdf.log",
+        RUN.log("plot_{experiment}_ttft_cdf"),
     localrule: True
     params:
         points=lambda wc: {
-            p.id: f"{RESULTS}/{wc.experiment}/points/{p.id}/raw.csv.gz"
+            p.id: str(RUN.point(wc.experiment, p.id).raw)
             for p in experiment(wc).points
         },
     script:
@@ -68,21 +68,21 @@ rule plot_ttft_cdf:
 
 rule plot_resources:
     input:
-        metrics=lambda wc: [f"{d}/metrics.csv" for d in point_dirs(wc.experiment)],
+        metrics=lambda wc: [str(p.metrics) for p in points_of(wc.experiment)],
     output:
         png=report(
-            f"{RESULTS}/figures/{{experiment}}/resources.png",
+            RUN.figure("{experiment}", "resources", "png"),
             caption="../report/resources.rst",
             category="{experiment}",
             labels={"experiment": "{experiment}", "figure": "resource use"},
         ),
-        svg=f"{RESULTS}/figures/{{experiment}}/resources.svg",
+        svg=RUN.figure("{experiment}", "resources", "svg"),
     log:
-        f"{RESULTS}/logs/plot_{{experiment}}_resources.log",
+        RUN.log("plot_{experiment}_resources"),
     localrule: True
     params:
         points=lambda wc: {
-            p.id: f"{RESULTS}/{wc.experiment}/points/{p.id}/metrics.csv"
+            p.id: str(RUN.point(wc.experiment, p.id).metrics)
             for p in experiment(wc).points
         },
     script:
@@ -92,12 +92,12 @@ rule plot_resources:
 # Provenance: written last, once every deployment is stopped (docs/results-schema.md, "manifest.json").
 rule manifest:
     input:
-        table=f"{RESULTS}/summary.csv",
+        table=RUN.summary,
         stopped=stopped_files(),
     output:
-        manifest=f"{RESULTS}/manifest.json",
+        manifest=RUN.manifest,
     log:
-        f"{RESULTS}/logs/manifest.log",
+        RUN.log("manifest"),
     localrule: True
     params:
         inputs=run_inputs(),

@@ -1,16 +1,16 @@
 # Service lifecycle: deploy -> wait until ready -> (points run) -> stop. These rules call
 # sbatch/squeue/scancel, which the rule image lacks: as `run:` rules they execute in Snakemake's own
 # process on the login node, outside any container (aibench.login_rules).
-# handle.json and ready.json are temporary: they describe a live deployment only.
+# The handle and ready files are temporary: they describe a live deployment only.
 
 
 rule deploy_service:
     input:
         previous=previous_experiment_stopped,
     output:
-        handle=temp(f"{RESULTS}/{{experiment}}/service/handle.json"),
+        handle=temp(SERVICE.handle),
     log:
-        f"{RESULTS}/{{experiment}}/service/deploy.log",
+        SERVICE.rule_log("deploy"),
     localrule: True
     params:
         service=service_settings,
@@ -20,11 +20,11 @@ rule deploy_service:
 
 rule wait_endpoint:
     input:
-        handle=f"{RESULTS}/{{experiment}}/service/handle.json",
+        handle=SERVICE.handle,
     output:
-        ready=temp(f"{RESULTS}/{{experiment}}/service/ready.json"),
+        ready=temp(SERVICE.ready),
     log:
-        f"{RESULTS}/{{experiment}}/service/wait.log",
+        SERVICE.rule_log("wait"),
     localrule: True
     params:
         timeout_s=lambda wc: experiment(wc).service.ready_timeout_s,
@@ -35,12 +35,12 @@ rule wait_endpoint:
 
 rule stop_service:
     input:
-        handle=f"{RESULTS}/{{experiment}}/service/handle.json",
+        handle=SERVICE.handle,
         points=experiment_point_outputs,
     output:
-        stopped=f"{RESULTS}/{{experiment}}/service/stopped.json",
+        stopped=SERVICE.stopped,
     log:
-        f"{RESULTS}/{{experiment}}/service/stop.log",
+        SERVICE.rule_log("stop"),
     localrule: True
     run:
         stop_rule(input, log)

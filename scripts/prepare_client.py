@@ -2,11 +2,12 @@
 
 from aibench.clients.runner import prepare_against
 from aibench.files import write_json
-from aibench.snakemake_glue import script_logger, service_dir_of
+from aibench.rundir import service_of
+from aibench.snakemake_glue import script_logger
 
 log = script_logger(snakemake.log, "prepare")
 p = snakemake.params
-prepared = prepare_against(service_dir_of(snakemake.input.ready), p.client, dict(p.params), p.timeout_s)
+prepared = prepare_against(service_of(snakemake.input.ready), p.client, dict(p.params), p.timeout_s)
 write_json(snakemake.output.prepared, prepared)
 log.info(
     "%s prepare: %s in %.2f s",

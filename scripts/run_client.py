@@ -2,13 +2,15 @@
 
 from pathlib import Path
 
-from aibench.clients.runner import keep_failed_attempt, run_point_against
-from aibench.snakemake_glue import script_logger, service_dir_of
+from aibench.clients.runner import run_point_against
+from aibench.rundir import PointDir, service_of
+from aibench.snakemake_glue import script_logger
 
 log = script_logger(snakemake.log, "client")
+point = PointDir(Path(snakemake.output.summary).parent)
 summary = run_point_against(
-    service_dir_of(snakemake.input.ready),
-    Path(snakemake.output.summary).parent,
+    service_of(snakemake.input.ready),
+    point,
     monitor_ready=snakemake.input.monitor[0] if snakemake.input.monitor else None,
     **snakemake.params.point,
 )
@@ -17,6 +19,6 @@ log.info(
     "%s %s: %s in %.2f s", summary["experiment"], summary["point"], summary["status"], window["duration_s"]
 )
 if summary["status"] != "ok":
-    kept = keep_failed_attempt(Path(snakemake.output.summary).parent)
+    kept = point.keep_attempt()
     log.error("point failed: %s (its summary and raw records are kept in %s)", summary["error"], kept)
     raise SystemExit(1)

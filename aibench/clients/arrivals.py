@@ -1,4 +1,4 @@
-"""Open-loop arrival schedules, fixed in advance and seeded (METRICS.md: open vs closed loop)."""
+"""Open-loop arrival schedules, fixed in advance and seeded (docs/metrics.md: "Offered load")."""
 
 from __future__ import annotations
 

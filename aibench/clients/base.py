@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from typing import Any, ClassVar
 
+from aibench.clients.presentation import Presentation
 from aibench.errors import ClientError
 from aibench.results.schema import PointResult
 from aibench.secrets import mask, mask_argv
@@ -38,6 +39,8 @@ class ClientKind:
     #: programs the client runs (besides the project's Python): the rule image (envs/aibench.def)
     #: must hold each, since on MeluXina the client runs inside it (tests check the built image)
     tools: ClassVar[tuple[str, ...]] = ()
+    #: how the kind's metrics are shown (figures, paper tables) and which is its headline throughput
+    presentation: ClassVar[Presentation]
 
     def own_duration_s(self, params: dict[str, Any]) -> float | None:
         """How long a point's load runs by its own parameters (a timed load), None when it runs until

@@ -9,6 +9,7 @@ from typing import Any
 
 from aibench.clients import CLIENTS
 from aibench.clients.base import ClientKind, run_tool
+from aibench.clients.presentation import Panel, Presentation, Stats
 from aibench.errors import ClientError
 from aibench.results.schema import Metric, PointResult
 from aibench.secrets import mask_argv
@@ -18,14 +19,17 @@ from aibench.services.redis import BENCH_USER
 #: password, used only against a server aibench did not deploy (which has no such account)
 BENCH_SECRET, DEFAULT_SECRET = "REDIS_BENCH_PASSWORD", "REDIS_PASSWORD"
 
+#: redis-benchmark's latency columns -> the stat each is (its p50 is the median: one stat vocabulary)
 LATENCY_COLUMNS = {
     "avg_latency_ms": "mean",
     "min_latency_ms": "min",
-    "p50_latency_ms": "p50",
+    "p50_latency_ms": "median",
     "p95_latency_ms": "p95",
     "p99_latency_ms": "p99",
     "max_latency_ms": "max",
 }
+#: formula ids (docs/metrics.md): redis-benchmark's own numbers, column by column
+THROUGHPUT, LATENCY = "redis-benchmark.throughput", "redis-benchmark.latency"
 
 
 def parse_csv(text: str) -> list[Metric]:
@@ -37,21 +41,10 @@ def parse_csv(text: str) -> list[Metric]:
     for row in rows:
         command = row["test"]
         labels = {"command": command}
-        metrics.append(
-            Metric("throughput", "mean", float(row["rps"]), "ops/s", labels, "redis-benchmark:rps")
-        )
+        metrics.append(Metric("throughput", "mean", float(row["rps"]), "ops/s", labels, THROUGHPUT))
         for column, stat in LATENCY_COLUMNS.items():
             if column in row:
-                metrics.append(
-                    Metric(
-                        "latency",
-                        stat,
-                        float(row[column]),
-                        "ms",
-                        labels,
-                        f"redis-benchmark:{column}",
-                    )
-                )
+                metrics.append(Metric("latency", stat, float(row[column]), "ms", labels, LATENCY))
     return metrics
 
 
@@ -105,6 +98,11 @@ class RedisBenchmark(ClientKind):
     params_schema = "kinds/redis-benchmark"
     services = ("redis",)
     secret_names = (BENCH_SECRET, DEFAULT_SECRET)
+    presentation = Presentation(
+        throughput="throughput",
+        panels=(Panel("throughput", ("mean",), "Throughput"), Panel("latency", ("p99",), "p99 latency")),
+        headlines=(Stats("throughput", ("mean",)), Stats("latency", ("median", "p99"))),
+    )
 
     def run(
         self,

@@ -15,6 +15,7 @@ from typing import Any
 
 from aibench.clients import CLIENTS
 from aibench.clients.base import ClientKind, run_tool
+from aibench.clients.presentation import Panel, Presentation, Stats
 from aibench.errors import ClientError
 from aibench.files import write_text
 from aibench.results.schema import Metric, PointResult
@@ -44,33 +45,31 @@ def intervals_csv(text: str) -> bytes:
 
 
 def parse_report(text: str) -> list[Metric]:
-    """Metrics from sysbench's run report."""
+    """Metrics from sysbench's run report; each metric's formula id (docs/metrics.md) is
+    ``sysbench.<name>``: sysbench's own number, from the report line named there."""
     metrics: list[Metric] = []
 
     def grab(pattern: str) -> re.Match | None:
         return re.search(pattern, text)
 
-    for name, label in (("transactions", "transactions"), ("queries", "queries"),
-                        ("ignored errors", "errors"), ("reconnects", "reconnects")):  # fmt: skip
-        m = grab(rf"{name}:{_COUNT}")
+    for line, name in (("transactions", "transactions"), ("queries", "queries"),
+                       ("ignored errors", "errors"), ("reconnects", "reconnects")):  # fmt: skip
+        m = grab(rf"{line}:{_COUNT}")
         if m is None:
-            raise ValueError(f"not a sysbench run report (no '{name}:' line)")
-        metrics.append(Metric(label, "count", float(m.group(1)), label, formula=f"sysbench:{name}"))
-        metrics.append(
-            Metric(f"{label}_per_s", "mean", float(m.group(2)), f"{label}/s", formula=f"sysbench:{name}")
-        )
+            raise ValueError(f"not a sysbench run report (no '{line}:' line)")
+        metrics.append(Metric(name, "count", float(m.group(1)), name, formula=f"sysbench.{name}"))
+        per_s = f"{name}_per_s"
+        metrics.append(Metric(per_s, "mean", float(m.group(2)), f"{name}/s", formula=f"sysbench.{per_s}"))
     for kind in ("read", "write", "other"):
         m = grab(rf"\s{kind}:\s+(\d+)")
         if m:
             metrics.append(
-                Metric("queries", "count", float(m.group(1)), "queries", {"kind": kind}, "sysbench:" + kind)
+                Metric("queries", "count", float(m.group(1)), "queries", {"kind": kind}, "sysbench.queries")
             )
-    for label, stat in (("avg", "mean"), ("min", "min"), ("max", "max"), ("95th percentile", "p95")):
-        m = grab(rf"{label}:\s+([\d.]+)")
+    for line, stat in (("avg", "mean"), ("min", "min"), ("max", "max"), ("95th percentile", "p95")):
+        m = grab(rf"{line}:\s+([\d.]+)")
         if m:
-            metrics.append(
-                Metric("latency", stat, float(m.group(1)), "ms", formula=f"sysbench:latency {label}")
-            )
+            metrics.append(Metric("latency", stat, float(m.group(1)), "ms", formula="sysbench.latency"))
     return metrics
 
 
@@ -84,6 +83,14 @@ class Sysbench(ClientKind):
     #: what `prepare` depends on: these cannot be swept (one prepared data set per deployment)
     prepare_params = ("test", "tables", "table_size")
     duration_param = "time_s"
+    presentation = Presentation(
+        throughput="transactions_per_s",
+        panels=(
+            Panel("transactions_per_s", ("mean",), "Transactions"),
+            Panel("latency", ("mean", "p95"), "Latency"),
+        ),
+        headlines=(Stats("transactions_per_s", ("mean",)), Stats("latency", ("mean", "p95"))),
+    )
 
     def own_duration_s(self, params: dict[str, Any]) -> float | None:
         return float(params["time_s"])

@@ -8,12 +8,16 @@ import signal
 import socket
 import subprocess
 import time
-from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import psutil
 
 from aibench.files import write_text
+from aibench.launchers.base import JobState, JobStatus
+from aibench.records import from_json, plain
+from aibench.rundir import ServiceDir
 
 
 def _reap(pid: int) -> None:
@@ -34,44 +38,74 @@ def group_members(pgid: int) -> list[psutil.Process]:
     return members
 
 
+@dataclass(frozen=True)
+class LocalJob:
+    """A service job started by this launcher: its process group, and the leader's start time (so a
+    reused pid is never taken for it)."""
+
+    LAUNCHER: ClassVar[str] = "local"
+    job_name: str
+    pid: int
+    pgid: int
+    create_time: float
+    node: str
+    log: str
+    pid_file: str
+    submitted_at: float
+
+    @property
+    def ident(self) -> str:
+        return str(self.pid)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"launcher": self.LAUNCHER, **plain(self)}
+
+    @classmethod
+    def from_json(cls, data: object, where: str) -> LocalJob:
+        return from_json(cls, data, where, fixed={"launcher": cls.LAUNCHER})
+
+
 class LocalLauncher:
-    name = "local"
+    name = LocalJob.LAUNCHER
+    job_type = LocalJob
 
     def start(
-        self, argv: list[str], log: Path, workdir: Path, job_name: str, options: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
+        self,
+        argv: list[str],
+        service_dir: ServiceDir,
+        job_name: str,
+        options: Mapping[str, Any] | None = None,
+    ) -> LocalJob:
         """Start ``argv`` as a new session (process group); ``options`` (SLURM resources) do not apply."""
-
+        log = service_dir.log
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as out:
             proc = subprocess.Popen(
                 argv,
-                cwd=workdir,
+                cwd=service_dir.path,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 close_fds=True,
             )
-        pid_file = log.parent / "service.pid"
-        write_text(pid_file, f"{proc.pid}\n")
-        return {
-            "launcher": self.name,
-            "job_name": job_name,
-            "pid": proc.pid,
-            "pgid": proc.pid,
-            "create_time": psutil.Process(proc.pid).create_time(),
-            "node": socket.gethostname(),
-            "log": str(log),
-            "pid_file": str(pid_file),
-            "submitted_at": time.time(),
-        }
+        write_text(service_dir.pid_file, f"{proc.pid}\n")
+        return LocalJob(
+            job_name=job_name,
+            pid=proc.pid,
+            pgid=proc.pid,
+            create_time=psutil.Process(proc.pid).create_time(),
+            node=socket.gethostname(),
+            log=str(log),
+            pid_file=str(service_dir.pid_file),
+            submitted_at=time.time(),
+        )
 
-    def _leader(self, handle: dict[str, Any]) -> psutil.Process | None:
-        _reap(handle["pid"])
+    def _leader(self, job: LocalJob) -> psutil.Process | None:
+        _reap(job.pid)
         try:
-            proc = psutil.Process(handle["pid"])
-            if abs(proc.create_time() - handle["create_time"]) > 0.5:
+            proc = psutil.Process(job.pid)
+            if abs(proc.create_time() - job.create_time) > 0.5:
                 return None  # the pid was reused by an unrelated process
             if proc.status() == psutil.STATUS_ZOMBIE:
                 return None
@@ -79,39 +113,40 @@ class LocalLauncher:
         except psutil.NoSuchProcess:
             return None
 
-    def _orphans(self, handle: dict[str, Any]) -> list[psutil.Process]:
+    def _orphans(self, job: LocalJob) -> list[psutil.Process]:
         """Processes of the job's group still alive after its leader died (e.g. it was SIGKILLed):
         only those started after the job, and not when the group id now belongs to another leader."""
-        pgid = handle["pgid"]
         with contextlib.suppress(psutil.NoSuchProcess):
-            if abs(psutil.Process(pgid).create_time() - handle["create_time"]) > 0.5:
+            if abs(psutil.Process(job.pgid).create_time() - job.create_time) > 0.5:
                 return []  # the group id was reused
         members = []
-        for proc in group_members(pgid):
+        for proc in group_members(job.pgid):
             with contextlib.suppress(psutil.NoSuchProcess):
-                if proc.create_time() >= handle["create_time"] - 0.5:
+                if proc.create_time() >= job.create_time - 0.5:
                     members.append(proc)
         return members
 
-    def state(self, handle: dict[str, Any]) -> str:
-        if handle.get("node") not in (None, socket.gethostname()):
-            return f"unknown: started on {handle['node']}, this is {socket.gethostname()}"
-        if self._leader(handle) is not None:
-            return "running"
-        if orphans := self._orphans(handle):
-            return f"orphaned: the service job ended, {len(orphans)} of its processes did not"
-        return "ended"
+    def state(self, job: LocalJob) -> JobStatus:
+        if job.node != socket.gethostname():
+            return JobStatus(JobState.UNKNOWN, f"started on {job.node}, this is {socket.gethostname()}")
+        if self._leader(job) is not None:
+            return JobStatus(JobState.RUNNING)
+        if orphans := self._orphans(job):
+            return JobStatus(
+                JobState.ORPHANED, f"the service job ended, {len(orphans)} of its processes did not"
+            )
+        return JobStatus(JobState.ENDED)
 
-    def stop(self, handle: dict[str, Any], grace_s: float) -> str:
-        pgid = handle["pgid"]
-        if self._leader(handle) is None and not self._orphans(handle):
+    def stop(self, job: LocalJob, grace_s: float) -> str:
+        pgid = job.pgid
+        if self._leader(job) is None and not self._orphans(job):
             return "already ended"
         how = "SIGTERM"
         self._signal(pgid, signal.SIGTERM)
-        if not self._wait_gone(handle, grace_s):
+        if not self._wait_gone(job, grace_s):
             how = "SIGKILL"
             self._signal(pgid, signal.SIGKILL)
-            if not self._wait_gone(handle, 10.0):
+            if not self._wait_gone(job, 10.0):
                 raise RuntimeError(f"process group {pgid} survived SIGKILL")
         return how
 
@@ -120,10 +155,10 @@ class LocalLauncher:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, sig)
 
-    def _wait_gone(self, handle: dict[str, Any], timeout: float) -> bool:
+    def _wait_gone(self, job: LocalJob, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while True:
-            if self._leader(handle) is None and not self._orphans(handle):
+            if self._leader(job) is None and not self._orphans(job):
                 return True
             if time.monotonic() >= deadline:
                 return False

@@ -10,10 +10,15 @@ from __future__ import annotations
 import shlex
 import subprocess
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from aibench.files import write_text
+from aibench.launchers.base import JobState, JobStatus
+from aibench.records import from_json, plain
+from aibench.rundir import ServiceDir
 
 #: sbatch option for each resource key of a service recipe / the run's slurm settings
 SBATCH_OPTIONS = {
@@ -58,7 +63,7 @@ def _run(argv: list[str], timeout: float = 60) -> str:
     return done.stdout
 
 
-def job_script(argv: list[str], log: Path, job_name: str, options: dict[str, Any]) -> str:
+def job_script(argv: list[str], log: Path, job_name: str, options: Mapping[str, Any]) -> str:
     """The batch script: #SBATCH lines from ``options['resources']``, module lines, then ``argv``."""
     resources = {k: v for k, v in options.get("resources", {}).items() if v not in (None, "", 0)}
     lines = [
@@ -86,27 +91,51 @@ def job_script(argv: list[str], log: Path, job_name: str, options: dict[str, Any
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class SlurmJob:
+    """A service job submitted as a batch job; its node is known once it runs (squeue)."""
+
+    LAUNCHER: ClassVar[str] = "slurm"
+    job_name: str
+    job_id: str
+    log: str
+    script: str
+    submitted_at: float
+
+    @property
+    def ident(self) -> str:
+        return self.job_id
+
+    @property
+    def node(self) -> str | None:
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"launcher": self.LAUNCHER, **plain(self)}
+
+    @classmethod
+    def from_json(cls, data: object, where: str) -> SlurmJob:
+        return from_json(cls, data, where, fixed={"launcher": cls.LAUNCHER})
+
+
 class SlurmLauncher:
-    name = "slurm"
+    name = SlurmJob.LAUNCHER
+    job_type = SlurmJob
 
     def start(
-        self, argv: list[str], log: Path, workdir: Path, job_name: str, options: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        options = options or {}
-        script = workdir / "service.sbatch"
-        write_text(script, job_script(argv, log, job_name, options), perms=0o700)
-        out = _run(["sbatch", "--parsable", f"--chdir={workdir}", str(script)])
+        self,
+        argv: list[str],
+        service_dir: ServiceDir,
+        job_name: str,
+        options: Mapping[str, Any] | None = None,
+    ) -> SlurmJob:
+        script = service_dir.job_script
+        write_text(script, job_script(argv, service_dir.log, job_name, options or {}), perms=0o700)
+        out = _run(["sbatch", "--parsable", f"--chdir={service_dir.path}", str(script)])
         job_id = out.strip().split(";")[0]
         if not job_id.isdigit():
             raise SlurmError(f"sbatch answered {out!r}, expected a job id")
-        return {
-            "launcher": self.name,
-            "job_name": job_name,
-            "job_id": job_id,
-            "log": str(log),
-            "script": str(script),
-            "submitted_at": time.time(),
-        }
+        return SlurmJob(job_name, job_id, str(service_dir.log), str(script), time.time())
 
     def _squeue(self, job_id: str) -> tuple[str, str] | None:
         out = _run(["squeue", "-h", "-j", job_id, "-o", "%T|%N"]).strip()
@@ -122,9 +151,9 @@ class SlurmLauncher:
             return None  # accounting disabled: squeue is all there is
         return out.splitlines()[0].split()[0] if out else None
 
-    def state(self, handle: dict[str, Any]) -> str:
+    def state(self, job: SlurmJob) -> JobStatus:
         try:
-            queued = self._squeue(handle["job_id"])
+            queued = self._squeue(job.job_id)
         except SlurmError as exc:
             if "Invalid job id" in str(exc):
                 queued = None
@@ -133,16 +162,16 @@ class SlurmLauncher:
         if queued is not None:
             state, node = queued
             if state == "RUNNING":
-                return f"running: {node}"
+                return JobStatus(JobState.RUNNING, node)
             if state in ENDED or state in ("COMPLETING", "STOPPED"):
-                return f"ended: {state}"
-            return f"pending: {state}"
+                return JobStatus(JobState.ENDED, state)
+            return JobStatus(JobState.PENDING, state)
 
-        return f"ended: {self._sacct(handle['job_id']) or 'gone from the queue'}"
+        return JobStatus(JobState.ENDED, self._sacct(job.job_id) or "gone from the queue")
 
-    def stop(self, handle: dict[str, Any], grace_s: float) -> str:
-        job_id = handle["job_id"]
-        if self.state(handle).startswith("ended"):
+    def stop(self, job: SlurmJob, grace_s: float) -> str:
+        job_id = job.job_id
+        if self.state(job).ended:
             return "already ended"
         _run(["scancel", job_id])  # SIGTERM to the batch shell (exec'd service job), SIGKILL after KillWait
         deadline = time.monotonic() + grace_s + 60

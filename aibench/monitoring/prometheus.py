@@ -97,11 +97,6 @@ def selector_of(experiment: str, deployment: str | None = None) -> str:
     return f'experiment="{experiment}"' + (f',deployment="{deployment}"' if deployment else "")
 
 
-def scraped_exporters(endpoint: dict[str, Any]) -> list[dict[str, Any]]:
-    """The exporters of a deployment that are Prometheus targets (not those only a relay reaches)."""
-    return [e for e in endpoint.get("exporters", []) if e.get("scraped", True)]
-
-
 def wait_targets_up(
     prometheus: dict[str, Any], experiment: str, count: int, deadline_s: float, deployment: str | None = None
 ) -> float:

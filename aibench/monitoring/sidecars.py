@@ -14,10 +14,12 @@ versions Debian 12 ships, which the local runs use), keyed by the binary the loc
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from aibench.containers import apptainer_command, resolve_image
+from aibench.containers import apptainer_command
+from aibench.contracts import Runtime
+from aibench.rundir import ServiceDir
 from aibench.services.base import Command, Exporter, ServiceContext
 
 #: local binary -> (image, the program's name there: aibench.images knows where the image keeps it)
@@ -53,30 +55,26 @@ def gpu_exporter(ctx: ServiceContext, port: int) -> Exporter:
     return Exporter("gpu", Command(argv), port)
 
 
-def node_level(ctx: ServiceContext, spec: dict[str, Any], ports: list[int]) -> list[Exporter]:
-    """The sidecars of one service job, on ``ports`` (as many as it may need: 3)."""
-    out = [node_exporter(ctx, ports[0])]
-    if ctx.containerized:
-        out.append(cadvisor(ctx, ports[1]))
-    if spec.get("gpus", 0):
-        out.append(gpu_exporter(ctx, ports[2]))
-    return out
+def wanted(containerized: bool, gpus: int) -> list[Callable[[ServiceContext, int], Exporter]]:
+    """The sidecars a service job starts, in order: the node exporter always, cAdvisor under Apptainer,
+    the GPU exporter when the service has GPUs (each needs one port)."""
+    return [node_exporter, *([cadvisor] if containerized else []), *([gpu_exporter] if gpus else [])]
 
 
-def containerized(exporter: Exporter, spec: dict[str, Any], workdir: Path) -> Command:
+def node_level(ctx: ServiceContext, gpus: int, ports: list[int]) -> list[Exporter]:
+    """The sidecars of one service job, one on each of ``ports`` (as many as :func:`wanted` names)."""
+    makers = wanted(ctx.containerized, gpus)
+    if len(ports) != len(makers):
+        raise ValueError(f"{len(makers)} sidecars need as many ports, got {len(ports)}")
+    return [make(ctx, port) for make, port in zip(makers, ports, strict=True)]
+
+
+def exporter_command(exporter: Exporter, runtime: Runtime, service_dir: ServiceDir) -> Command:
     """``exporter``'s command as the service job runs it: in its image under Apptainer, else as is."""
     argv0 = exporter.command.argv[0]
-    if spec.get("runtime") != "apptainer" or argv0 not in IMAGES:
+    if not runtime.containerized or argv0 not in IMAGES:
         return exporter.command
     image, inside = IMAGES[argv0]
-    settings = spec.get("apptainer", {})
-    binds = [workdir] + ([Path("/sys"), Path("/var/run")] if exporter.name == "cadvisor" else [])
+    binds = [service_dir.path] + ([Path("/sys"), Path("/var/run")] if exporter.name == "cadvisor" else [])
     inner = Command([inside, *exporter.command.argv[1:]], exporter.command.env)
-    return apptainer_command(
-        inner,
-        resolve_image(image, settings),
-        settings,
-        binds,
-        workdir / f"exporter-{exporter.name}.env",
-        reference=image,
-    )
+    return apptainer_command(inner, image, runtime.apptainer, binds, service_dir.exporter_env(exporter.name))

@@ -18,7 +18,7 @@ from typing import Any
 from aibench.clients import CLIENTS
 from aibench.errors import ConfigError
 from aibench.names import name_problem
-from aibench.paths import PROJECT_ENTRIES, PROJECT_ROOT, RunLayout, env_problem
+from aibench.paths import PROJECT_ENTRIES, PROJECT_ROOT, env_problem
 from aibench.recipes.sweep import Point, expand, point_id
 from aibench.recipes.validation import (
     MAX_NODES,
@@ -30,10 +30,11 @@ from aibench.recipes.validation import (
     load_yaml,
     validate,
 )
+from aibench.rundir import RunDir
 from aibench.services import SERVICES
 
 #: names of results/ entries that are not experiments (the results layout's own)
-RESERVED_NAMES = RunLayout.ENTRIES
+RESERVED_NAMES = RunDir.ENTRIES
 #: longest file name and path Linux takes (NAME_MAX, PATH_MAX)
 NAME_MAX, PATH_MAX = 255, 4096
 #: most points one experiment may expand to (each is a workflow job and a load run)
@@ -95,6 +96,9 @@ class Plan:
     config: dict[str, Any]
     recipes_dir: Path
     experiments: dict[str, Experiment] = field(default_factory=dict)
+    #: the recipes of the run's own services (prometheus; grafana when enabled), from the recipes
+    #: directory the config names: their resources, readiness and image come from there
+    monitors: dict[str, ServiceRecipe] = field(default_factory=dict)
 
     @property
     def results(self) -> Path:
@@ -535,6 +539,11 @@ def load_plan(
         plan.experiments[name] = load_experiment(path, recipes_dir)
     for exp in plan.experiments.values():
         _check_launcher_fit(exp, config)
+    monitoring = config["monitoring"]
+    wanted = ["prometheus", "grafana"] if monitoring["grafana"] else ["prometheus"]
+    for kind in wanted if monitoring["enabled"] else []:
+        path = _recipe_file(recipes_dir, "services", kind, f"{source}: field 'monitoring'")
+        plan.monitors[kind] = load_service(path)
     _check_budget(plan, source, files, overrides)
     return plan
 

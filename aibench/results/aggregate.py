@@ -11,6 +11,8 @@ import pandas as pd
 
 from aibench.files import read_json
 from aibench.results.efficiency import efficiency_rows
+from aibench.rundir import PointDir
+from aibench.results.formulas import prometheus_window
 
 BASE_COLUMNS = [
     "experiment", "point", "repeat", "status", "service", "client",
@@ -38,7 +40,7 @@ def resource_rows(metrics_csv: Path) -> list[dict[str, Any]]:
         for stat, value in (("mean", values.mean()), ("max", values.max())):
             rows.append(
                 {"metric": series, "stat": stat, "value": float(value), "unit": _unit(str(series)),
-                 "source": "prometheus", "formula": f"{stat} over window of {series}"}
+                 "source": "prometheus", "formula": prometheus_window(series)}
             )
     return rows
 
@@ -72,8 +74,8 @@ def tidy_table(point_dirs: Iterable[str | os.PathLike[str]], resources: bool = T
     With ``resources`` false only the client's own metrics are read (no Prometheus windows)."""
     rows: list[dict[str, Any]] = []
     for directory in point_dirs:
-        d = Path(directory)
-        rows += point_rows(read_json(d / "summary.json"), d / "metrics.csv" if resources else None)
+        point = PointDir(directory)
+        rows += point_rows(read_json(point.summary), point.metrics if resources else None)
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=BASE_COLUMNS)
@@ -82,7 +84,9 @@ def tidy_table(point_dirs: Iterable[str | os.PathLike[str]], resources: bool = T
     return frame[BASE_COLUMNS[:6] + params + labels + BASE_COLUMNS[6:]]
 
 
-def write_summary_csv(point_dirs: Iterable[str | os.PathLike[str]], output: str | os.PathLike[str]) -> pd.DataFrame:
+def write_summary_csv(
+    point_dirs: Iterable[str | os.PathLike[str]], output: str | os.PathLike[str]
+) -> pd.DataFrame:
     """Aggregate the points into ``output`` (written atomically); returns the table."""
     from aibench.files import atomic_open
 

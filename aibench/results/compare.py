@@ -22,6 +22,8 @@ import pandas as pd
 from aibench.archive import extract
 from aibench.errors import AibenchError
 from aibench.results.aggregate import BASE_COLUMNS, tidy_table
+from aibench.results.stats import VOCABULARY, current_stats
+from aibench.rundir import SUMMARY_GLOB
 
 #: t_{0.975, df} for df = 1..30 (two-sided 95%), from the standard Student-t table.
 T_975 = (
@@ -30,12 +32,11 @@ T_975 = (
     2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
 )  # fmt: skip
 Z_975 = 1.959964
-DEFAULT_STATS = ("mean", "median", "p50", "p99")  # p50 is the median of clients that name it so
+DEFAULT_STATS = ("mean", "median", "p99")
 DEFAULT_SOURCES = ("client", "derived")
 VERDICTS = ("changed", "within noise", "no repeats", "only in A", "only in B")
-SUMMARY_GLOB = "*/points/*/summary.json"
 _REPEAT_SUFFIX = re.compile(r"_r\d+$")
-_STAT_ORDER = {s: i for i, s in enumerate(("mean", "median", "p50", "p90", "p95", "p99", "min", "max"))}
+_STAT_ORDER = {s: i for i, s in enumerate(VOCABULARY)}
 
 
 def t_quantile_975(df: int) -> float:
@@ -62,10 +63,11 @@ def _extract(path: Path, dest: Path) -> Path:
 
 
 def _table_of(root: Path, label: str | os.PathLike[str]) -> pd.DataFrame:
+    """The run's tidy table in today's stat vocabulary, so that an older run compares with a newer one."""
     point_dirs = sorted(p.parent for p in root.glob(SUMMARY_GLOB))
     if not point_dirs:
         raise AibenchError(f"{label}: no points found ({SUMMARY_GLOB})")
-    return tidy_table(point_dirs)
+    return current_stats(tidy_table(point_dirs))
 
 
 def load_run(path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -11,14 +11,11 @@ import platform
 import socket
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from aibench import RESULTS_SCHEMA_VERSION, __version__
 from aibench.files import atomic_open, write_json
-
-SUMMARY = "summary.json"
-RAW = "raw.csv.gz"
+from aibench.rundir import PointDir
 
 
 @dataclass(frozen=True)
@@ -87,9 +84,9 @@ def summary_document(
     }
 
 
-def write_point(out_dir: str | os.PathLike[str], summary: dict[str, Any], raw_csv: bytes) -> None:
-    """Write raw.csv.gz then summary.json, each atomically (summary last: it marks completion)."""
-    out = Path(out_dir)
-    with atomic_open(out / RAW, "wb") as handle, gzip.GzipFile(fileobj=handle, mode="wb", mtime=0) as gz:
+def write_point(out_dir: PointDir | str | os.PathLike[str], summary: dict[str, Any], raw_csv: bytes) -> None:
+    """Write the raw records then the summary, each atomically (summary last: it marks completion)."""
+    point = PointDir.of(out_dir)
+    with atomic_open(point.raw, "wb") as handle, gzip.GzipFile(fileobj=handle, mode="wb", mtime=0) as gz:
         gz.write(raw_csv)
-    write_json(out / SUMMARY, summary)
+    write_json(point.summary, summary)

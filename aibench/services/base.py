@@ -86,6 +86,8 @@ class ServiceKind:
     #: a kind whose server has no authentication of its own binds 127.0.0.1:ctx.backend_port and is
     #: reached through aibench.token_gateway, which holds the secret named by ``gateway_secret``
     gateway_secret: ClassVar[str | None] = None
+    #: how many ports ``exporters`` is given (the service job's port plan, aibench.serve.plan_ports)
+    exporter_ports: ClassVar[int] = 1
 
     def prepare_commands(self, ctx: ServiceContext) -> list[Command]:
         """Commands run before the service starts (e.g. initialising a data directory)."""
@@ -121,7 +123,7 @@ class ServiceKind:
         return re.escape(str(ctx.workdir))
 
     def exporters(self, ctx: ServiceContext, ports: list[int]) -> list[Exporter]:
-        """Exporters to run beside the service; ``ports`` are free ports to use, in order."""
+        """Exporters to run beside the service; ``ports`` are ``exporter_ports`` free ports, in order."""
         return [self.process_exporter(ctx, ports[0])]
 
     def probe(self, endpoint: dict[str, Any], secrets: dict[str, str], timeout: float) -> None:

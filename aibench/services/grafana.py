@@ -143,6 +143,7 @@ class Grafana(ServiceKind):
     params_schema = "kinds/grafana"
     binaries = ("grafana",)
     image = "docker://grafana/grafana:11.6.1"
+    exporter_ports = 0  # not a benchmarked service: not monitored
 
     def make_secrets(self, params: dict[str, Any]) -> dict[str, str]:
         return {PASSWORD: generate_password(), SECRET_KEY: generate_password()}

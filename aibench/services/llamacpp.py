@@ -88,6 +88,3 @@ class LlamaCpp(ServiceKind):
     def probe(self, endpoint: dict[str, Any], secrets: dict[str, str], timeout: float) -> None:
         """Ready = /v1/models lists the model and it answers one short completion."""
         probes.openai_ready(f"http://{endpoint['host']}:{endpoint['port']}", secrets["LLM_API_KEY"], timeout)
-
-    def resource_queries(self) -> dict[str, str]:
-        return super().resource_queries()

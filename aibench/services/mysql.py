@@ -63,6 +63,8 @@ class MySQL(ServiceKind):
     params_schema = "kinds/mysql"
     binaries = ("mariadbd", "mariadb-install-db", "mariadb")
     image = "docker://mysql:8.0"
+    #: the process exporter, mysqld_exporter
+    exporter_ports = 2
 
     def make_secrets(self, params: dict[str, Any]) -> dict[str, str]:
         return {

@@ -7,6 +7,7 @@ from typing import Any
 import yaml
 
 from aibench import probes
+from aibench.errors import ServiceError
 from aibench.files import write_text
 from aibench.services import SERVICES
 from aibench.services.base import Command, Exporter, ServiceContext, ServiceKind
@@ -18,8 +19,11 @@ class Prometheus(ServiceKind):
     params_schema = "kinds/prometheus"
     binaries = ("prometheus",)
     image = "docker://prom/prometheus:v2.53.5"
+    exporter_ports = 0  # the monitor itself
 
     def command(self, ctx: ServiceContext) -> Command:
+        if not ctx.params["targets_dir"]:  # the recipe leaves it to the workflow, which always sets it
+            raise ServiceError("prometheus: params.targets_dir is not set (the run's file_sd directory)")
         interval = f"{ctx.params['scrape_interval_s']:g}s"
         config = {
             "global": {"scrape_interval": interval, "scrape_timeout": interval},

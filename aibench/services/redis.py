@@ -45,6 +45,8 @@ class Redis(ServiceKind):
     params_schema = "kinds/redis"
     binaries = ("redis-server",)
     image = "docker://redis:7-alpine"
+    #: the process exporter, the redis exporter's relay, the redis exporter itself (loopback)
+    exporter_ports = 3
 
     def make_secrets(self, params: dict[str, Any]) -> dict[str, str]:
         return {

@@ -26,6 +26,7 @@ import psutil
 import pytest
 
 from aibench import lifecycle, standin_images
+from aibench.contracts import DeploymentSpec, Placement, Runtime
 from aibench.probes import NotReady, redis_ping
 from aibench.recipes import load_service
 from aibench.secrets import read_secrets
@@ -279,9 +280,8 @@ def test_service_runs_in_its_image(
     service_dir = tmp_path / "c" / "service"
     image_dir = tmp_path / "images"
     settings = {"binary": "apptainer", "image_dir": str(image_dir), "args": ["--bind", "/etc/ssl/certs"]}
-    lifecycle.deploy(
-        service_dir, experiment="c", kind="redis", params=REDIS, runtime="apptainer", apptainer=settings
-    )
+    placement = Placement(runtime=Runtime("apptainer", settings))
+    lifecycle.deploy(service_dir, DeploymentSpec("c", "redis", REDIS, placement))
     try:
         ready = lifecycle.wait_ready(service_dir, timeout_s=60, interval_s=0.05)
         password = read_secrets(service_dir / "secrets.env")["REDIS_PASSWORD"]

@@ -20,8 +20,8 @@ import requests
 
 from aibench import lifecycle
 from aibench.clients.chroma import load
-from aibench.clients.chroma.recall import exact_neighbours
 from aibench.clients.runner import run_point_against
+from aibench.contracts import DeploymentSpec
 from aibench.datasets import vectors
 from aibench.files import read_json
 from aibench.recipes.validation import validate
@@ -31,7 +31,7 @@ from aibench.secrets import read_secrets
 @pytest.fixture(scope="module")
 def chroma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     service_dir = tmp_path_factory.mktemp("chroma") / "vec" / "service"
-    lifecycle.deploy(service_dir, experiment="vec", kind="chroma", params={})
+    lifecycle.deploy(service_dir, DeploymentSpec("vec", "chroma", {}))
     try:
         lifecycle.wait_ready(service_dir, timeout_s=60, interval_s=0.1)
         yield service_dir
@@ -140,20 +140,6 @@ def test_shipped_text_embeddings(chroma: Path, tmp_path: Path) -> None:
     summary, _ = point(chroma, tmp_path, dataset="minilm-python-docs", count=0, space="cosine", requests=50)
     assert summary["status"] == "ok" and summary["client"]["tool"]["dimension"] == 384
     assert by_name(summary)[("recall", "mean")] > 0.9
-
-
-def test_exact_neighbours_against_a_full_sort() -> None:
-    rng = np.random.default_rng(5)
-    documents, queries = rng.normal(size=(500, 16)), rng.normal(size=(40, 16))
-    for space in ("l2", "cosine", "ip"):
-        if space == "l2":
-            d = ((queries[:, None, :] - documents[None, :, :]) ** 2).sum(-1)
-        elif space == "cosine":
-            unit = documents / np.linalg.norm(documents, axis=1)[:, None]
-            d = 1 - (queries / np.linalg.norm(queries, axis=1)[:, None]) @ unit.T
-        else:
-            d = 1 - queries @ documents.T
-        assert np.array_equal(exact_neighbours(documents, queries, 7, space), np.argsort(d, axis=1)[:, :7])
 
 
 def test_run_client_cli(chroma: Path, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from aibench import lifecycle
+from aibench.contracts import DeploymentSpec, Endpoint
 from aibench.errors import ConfigError
 from aibench.files import read_json
 from aibench.launchers.local import group_members
@@ -32,7 +33,7 @@ from aibench.monitoring.dashboards import (
     metric_names,
     panel_queries,
 )
-from aibench.monitoring.prometheus import PrometheusClient, scraped_exporters, wait_targets_up
+from aibench.monitoring.prometheus import PrometheusClient, wait_targets_up
 from aibench.probes import NotReady, poll
 from aibench.recipes import load_service
 from tests.conftest import ROOT
@@ -87,19 +88,19 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusC
     monitoring, targets = root / "monitoring", root / "monitoring" / "targets"
     started: list[Path] = []
     try:
-        lifecycle.deploy(monitoring, experiment="monitoring", kind="prometheus",
-                         params={"scrape_interval_s": 1, "targets_dir": str(targets)})  # fmt: skip
+        prometheus = {"scrape_interval_s": 1, "targets_dir": str(targets)}
+        lifecycle.deploy(monitoring, DeploymentSpec("monitoring", "prometheus", prometheus))
         started.append(monitoring)
         ready = lifecycle.wait_ready(monitoring, 60, 0.1)
         for experiment, kind in EXPERIMENTS.items():
             service_dir = root / experiment / "service"
-            lifecycle.deploy(service_dir, experiment=experiment, kind=kind, params=_params(kind),
-                             targets_dir=targets)  # fmt: skip
+            spec = DeploymentSpec(experiment, kind, _params(kind), targets_dir=str(targets))
+            lifecycle.deploy(service_dir, spec)
             started.append(service_dir)
         for service_dir in started[1:]:
             lifecycle.wait_ready(service_dir, 90, 0.1)
         for experiment in EXPERIMENTS:
-            exporters = scraped_exporters(read_json(root / experiment / "service" / "endpoint.json"))
+            exporters = Endpoint.read(root / experiment / "service" / "endpoint.json").scraped_exporters
             assert exporters, f"{experiment}: no exporter started"
             wait_targets_up(ready, experiment, len(exporters), 60)
         client = PrometheusClient(f"http://{ready['host']}:{ready['port']}")

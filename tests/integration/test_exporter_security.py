@@ -14,6 +14,7 @@ import redis
 import requests
 
 from aibench import lifecycle
+from aibench.contracts import DeploymentSpec
 from aibench.files import read_json
 from aibench.ports import free_port
 from aibench.probes import http, poll
@@ -44,7 +45,7 @@ def trap() -> tuple[int, list[bytes]]:
 
 def test_exporter_gives_no_credential_to_a_named_target(tmp_path: Path, no_leftovers: float) -> None:
     service_dir = tmp_path / "sec" / "service"
-    lifecycle.deploy(service_dir, experiment="sec", kind="redis", params=REDIS, targets_dir=tmp_path / "t")
+    lifecycle.deploy(service_dir, DeploymentSpec("sec", "redis", REDIS, targets_dir=str(tmp_path / "t")))
     try:
         ready = lifecycle.wait_ready(service_dir, timeout_s=20, interval_s=0.05)
         exporters = {e["name"]: e["port"] for e in read_json(service_dir / "endpoint.json")["exporters"]}

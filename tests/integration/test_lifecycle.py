@@ -12,6 +12,7 @@ import pytest
 
 from aibench import lifecycle
 from aibench.clients.runner import run_point_against
+from aibench.contracts import DeploymentSpec, Placement
 from aibench.errors import ServiceError
 from aibench.files import read_json
 from aibench.monitoring.prometheus import PrometheusClient, scrape_point
@@ -37,7 +38,7 @@ def family(pid: int) -> list[psutil.Process]:
 def test_deploy_ready_stop_leaves_no_process(tmp_path: Path, no_leftovers: float) -> None:
     service_dir = tmp_path / "exp" / "service"
     handle = lifecycle.deploy(
-        service_dir, experiment="exp", kind="redis", params=REDIS, targets_dir=tmp_path / "targets"
+        service_dir, DeploymentSpec("exp", "redis", REDIS, targets_dir=str(tmp_path / "targets"))
     )
     ready = lifecycle.wait_ready(service_dir, timeout_s=20, interval_s=0.05)
     secrets_file = service_dir / "secrets.env"
@@ -53,7 +54,7 @@ def test_deploy_ready_stop_leaves_no_process(tmp_path: Path, no_leftovers: float
         assert password not in (service_dir / name).read_text(), name
     endpoint = read_json(service_dir / "endpoint.json")
     assert endpoint["host"] == "127.0.0.1"
-    procs = family(handle["pid"])
+    procs = family(handle.job.pid)
     # the service job, redis-server, process, redis and node exporters, the redis exporter's relay
     assert len(procs) == 6
     for proc in procs:
@@ -72,7 +73,7 @@ def test_deploy_ready_stop_leaves_no_process(tmp_path: Path, no_leftovers: float
 
 def test_hung_service_times_out_with_log_tail_and_is_stopped(tmp_path: Path, no_leftovers: float) -> None:
     service_dir = tmp_path / "hung" / "service"
-    handle = lifecycle.deploy(service_dir, experiment="hung", kind="redis", params=REDIS, grace_s=1)
+    handle = lifecycle.deploy(service_dir, DeploymentSpec("hung", "redis", REDIS, grace_s=1))
     poll(
         lambda: None if (service_dir / "endpoint.json").exists() else (_ for _ in ()).throw(NotReady("")),
         10,
@@ -87,15 +88,14 @@ def test_hung_service_times_out_with_log_tail_and_is_stopped(tmp_path: Path, no_
     assert f"last lines of {service_dir / 'service.log'}" in message
     assert "redis started, pid" in message  # the log tail
     assert "service stopped: SIG" in message
-    assert (
-        not psutil.pid_exists(handle["pid"]) or psutil.Process(handle["pid"]).status() == psutil.STATUS_ZOMBIE
-    )
+    pid = handle.job.pid
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
 def test_service_that_exits_early_fails_at_once(tmp_path: Path, no_leftovers: float, monkeypatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")  # redis-server cannot be found: the job exits at once
     service_dir = tmp_path / "gone" / "service"
-    lifecycle.deploy(service_dir, experiment="gone", kind="redis", params=REDIS)
+    lifecycle.deploy(service_dir, DeploymentSpec("gone", "redis", REDIS))
     with pytest.raises(ServiceError) as info:
         lifecycle.wait_ready(service_dir, timeout_s=30, interval_s=0.05)
     assert "ended before it was ready" in str(info.value)
@@ -110,14 +110,11 @@ def test_prometheus_scrapes_the_point_window(
     monkeypatch.setenv("PATH", f"{ROOT / 'tests' / 'standins'}:{os.environ['PATH']}")
     targets = tmp_path / "monitoring" / "targets"
     monitor_dir = tmp_path / "monitoring"
-    lifecycle.deploy(
-        monitor_dir,
-        experiment="monitoring",
-        kind="prometheus",
-        params={"scrape_interval_s": 1, "targets_dir": str(targets)},
-    )
+    prometheus = {"scrape_interval_s": 1, "targets_dir": str(targets)}
+    lifecycle.deploy(monitor_dir, DeploymentSpec("monitoring", "prometheus", prometheus))
     service_dir = tmp_path / "mon" / "service"
-    lifecycle.deploy(service_dir, experiment="mon", kind="redis", params=REDIS, targets_dir=targets, gpus=1)
+    mon = DeploymentSpec("mon", "redis", REDIS, Placement(gpus=1), targets_dir=str(targets))
+    lifecycle.deploy(service_dir, mon)
     try:
         prometheus = lifecycle.wait_ready(monitor_dir, timeout_s=30, interval_s=0.1)
         lifecycle.wait_ready(service_dir, timeout_s=30, interval_s=0.05)
@@ -172,7 +169,7 @@ def test_missing_exporters_get_no_targets(tmp_path: Path, no_leftovers: float, m
     monkeypatch.setenv("PATH", str(bin_dir))  # redis-server, but no exporter on this node
     service_dir = tmp_path / "bare" / "service"
     lifecycle.deploy(
-        service_dir, experiment="bare", kind="redis", params=REDIS, targets_dir=tmp_path / "targets"
+        service_dir, DeploymentSpec("bare", "redis", REDIS, targets_dir=str(tmp_path / "targets"))
     )
     try:
         lifecycle.wait_ready(service_dir, timeout_s=20, interval_s=0.05)
@@ -188,7 +185,7 @@ def test_killed_service_job_leaves_nothing_behind(tmp_path: Path, no_leftovers: 
     orphans of its process group; the run's stop_all (onerror/onsuccess) still finds and stops them."""
 
     service_dir = tmp_path / "orphan" / "service"
-    lifecycle.deploy(service_dir, experiment="orphan", kind="redis", params=REDIS, targets_dir=tmp_path / "t")
+    lifecycle.deploy(service_dir, DeploymentSpec("orphan", "redis", REDIS, targets_dir=str(tmp_path / "t")))
     lifecycle.wait_ready(service_dir, timeout_s=20, interval_s=0.05)
     handle = read_json(service_dir / "handle.json")
     children = family(handle["pid"])[1:]

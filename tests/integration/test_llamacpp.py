@@ -17,6 +17,7 @@ import requests
 from aibench import lifecycle
 from aibench.clients.llm import load
 from aibench.clients.runner import run_point_against
+from aibench.contracts import DeploymentSpec
 from aibench.recipes import load_service
 from aibench.recipes.validation import validate
 from aibench.services.llamacpp import model_path
@@ -30,7 +31,7 @@ def llamacpp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if not model_path(None).is_file():
         pytest.fail(f"{model_path(None)} missing: run `make test` (it runs envs/install-llm.sh)")
     service_dir = tmp_path_factory.mktemp("llm") / "llm" / "service"
-    lifecycle.deploy(service_dir, experiment="llm", kind="llamacpp", params=PARAMS)
+    lifecycle.deploy(service_dir, DeploymentSpec("llm", "llamacpp", PARAMS))
     try:
         lifecycle.wait_ready(service_dir, timeout_s=120, interval_s=0.1)
         yield service_dir

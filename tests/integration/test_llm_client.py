@@ -11,7 +11,6 @@ import asyncio
 import csv
 import gzip
 import io
-import math
 
 import numpy as np
 import pytest
@@ -126,11 +125,6 @@ def test_api_key_refused_without_it(tmp_path) -> None:
     assert allowed["status"] == "ok"
 
 
-def test_tpot_undefined_for_one_token() -> None:
-    record = load.Record(0, False, intended=0.0, actual=0.0, chunks=[0.05], end=0.06, output_tokens=1)
-    assert math.isnan(metrics.per_request(record)["tpot_ms"])
-
-
 # A transcript in the format Ollama documents for POST /api/generate (stream: true). No Ollama server
 # exists for this machine: the protocol is tested against this transcript.
 OLLAMA_TRANSCRIPT = b"""\
@@ -184,7 +178,9 @@ def test_slo_search_mode_records_its_result_and_trials(tmp_path) -> None:
     by = {(m["name"], m["stat"]): m for m in passing["metrics"]}
     assert by[("slo_max_concurrency", "max")]["value"] == 4  # TTFT is 20 ms whatever the load
     assert by[("slo_search_trials", "count")]["value"] == 3  # 1, 2, 4
-    assert "bisection" in by[("slo_max_concurrency", "max")]["formula"]
+    assert by[("slo_max_concurrency", "max")]["formula"] == (
+        "llm.slo_max;search=concurrency;slo=p99_ttft<=200ms,p99_tpot<=0ms"  # docs/metrics.md: SLO search
+    )
     assert {float(r["trial_value"]) for r in rows(tmp_path / "pass")} == {1.0, 2.0, 4.0}
     by = {(m["name"], m["stat"]): m["value"] for m in failing["metrics"]}
     assert by[("slo_max_concurrency", "max")] == 0 and by[("slo_search_trials", "count")] == 1

@@ -11,8 +11,10 @@ import pytest
 import redis
 
 from aibench import lifecycle
+from aibench.contracts import DeploymentSpec
 from aibench.paths import PROJECT_ROOT
 from aibench.recipes import load_service
+from aibench.rundir import ServiceDir, discard_retired_state
 from aibench.services import SERVICES
 
 #: the kinds whose servers run on this machine (grafana, ollama and vllm need their own binaries or a
@@ -28,7 +30,7 @@ def params_of(kind: str, tmp_path: Path) -> dict:
 
 
 def deploy_ready(service_dir: Path, kind: str, params: dict) -> dict:
-    lifecycle.deploy(service_dir, experiment="again", kind=kind, params=params)
+    lifecycle.deploy(service_dir, DeploymentSpec("again", kind, params))
     return lifecycle.wait_ready(service_dir, timeout_s=120, interval_s=0.2)
 
 
@@ -86,7 +88,7 @@ def test_redeploy_into_the_same_directory_starts_fresh(
         assert (kept / "data" / "marker-of-the-first-deployment").is_file()
     finally:
         lifecycle.stop_all([service_dir])
-    assert lifecycle.discard_replaced_state([service_dir]) == [service_dir / "replaced"]
+    assert discard_retired_state([ServiceDir(service_dir)]) == [service_dir / "replaced"]
     assert not (service_dir / "replaced").exists() and (service_dir / "data").is_dir()
 
 

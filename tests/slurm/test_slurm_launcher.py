@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from aibench import lifecycle
+from aibench.contracts import DeploymentSpec, Placement
 from aibench.errors import ServiceError
 from aibench.files import read_json
 from aibench.probes import redis_ping
@@ -29,6 +30,7 @@ OPTIONS = {
         "time_min": 10,
     }
 }
+ON_SLURM = Placement(launcher="slurm", launcher_options=OPTIONS, bind_host="auto")
 
 
 def aibench(*args: str) -> subprocess.CompletedProcess:
@@ -41,15 +43,7 @@ def aibench(*args: str) -> subprocess.CompletedProcess:
 def test_service_as_slurm_job_status_and_stop(tmp_path: Path, no_leftovers: float) -> None:
     results = tmp_path / "results"
     service_dir = results / "sl" / "service"
-    handle = lifecycle.deploy(
-        service_dir,
-        experiment="sl",
-        kind="redis",
-        params=REDIS,
-        launcher="slurm",
-        launcher_options=OPTIONS,
-        bind_host="auto",
-    )
+    handle = lifecycle.deploy(service_dir, DeploymentSpec("sl", "redis", REDIS, ON_SLURM)).to_json()
     assert handle["job_id"].isdigit() and "pid" not in handle
     ready = lifecycle.wait_ready(service_dir, timeout_s=60, interval_s=0.1, queue_timeout_s=120)
     password = read_secrets(service_dir / "secrets.env")["REDIS_PASSWORD"]
@@ -77,15 +71,7 @@ def test_service_as_slurm_job_status_and_stop(tmp_path: Path, no_leftovers: floa
 def test_hung_service_job_is_cancelled_with_log_tail(tmp_path: Path, no_leftovers: float) -> None:
     service_dir = tmp_path / "hung" / "service"
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 2))
-    handle = lifecycle.deploy(
-        service_dir,
-        experiment="hung",
-        kind="redis",
-        params=REDIS,
-        launcher="slurm",
-        launcher_options=OPTIONS,
-        bind_host="auto",
-    )
+    handle = lifecycle.deploy(service_dir, DeploymentSpec("hung", "redis", REDIS, ON_SLURM)).to_json()
     stop_when_started(service_dir)  # fault injection: the server hangs (SIGSTOP) as soon as it runs
     with pytest.raises(ServiceError) as info:
         lifecycle.wait_ready(service_dir, timeout_s=3, interval_s=0.1, queue_timeout_s=120)

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from aibench.errors import AibenchError
-from aibench.files import write_json
+from aibench.files import read_json, write_json
 from aibench.recipes import point_id
 from aibench.results.compare import compare, format_table, load_run, t_quantile_975
 
@@ -223,6 +223,30 @@ def test_filters_sources_stats_metrics_and_experiments(tmp_path: Path) -> None:
     assert set(named["metric"]) == {"cpu_cores"} and set(named["source"]) == {"prometheus"}
     assert compare(run_a, run_b, experiments=["nope"]).empty
     assert "nothing to compare" in format_table(compare(run_a, run_b, experiments=["nope"]))
+
+
+def test_an_older_runs_p50_is_todays_median(tmp_path: Path) -> None:
+    """Runs before results schema 1.2 named redis-benchmark's median `p50` (docs/metrics.md): read as
+    `median`, it matches today's median and is shown under that name."""
+    for run, stat in (("a", "p50"), ("b", "median")):
+        write_run(tmp_path / run, {10: [100.0, 101.0]})
+        for path in (tmp_path / run).glob("*/points/*/summary.json"):
+            summary = read_json(path)
+            summary["metrics"].append(_metric("latency", stat, 5.0, "ms", "redis-benchmark:p50_latency_ms"))
+            write_json(path, summary)
+    table = compare(load_run(tmp_path / "a"), load_run(tmp_path / "b"))
+    median = row(table, "latency", "median")
+    assert (median["n_a"], median["n_b"], median["verdict"]) == (2, 2, "within noise")
+    assert "p50" not in set(table["stat"])
+
+
+def test_the_shipped_older_run_reads_in_todays_vocabulary() -> None:
+    """examples/local-run.tar.gz was made under results schema 1.1 (redis-benchmark's median as `p50`)."""
+    shipped = load_run(ROOT / "examples" / "local-run.tar.gz")
+    assert "p50" not in set(shipped["stat"])
+    table = compare(shipped, shipped)
+    redis = table[(table["experiment"] == "redis-default") & (table["metric"] == "latency")]
+    assert set(redis["stat"]) == {"mean", "median", "p99"} and set(redis["verdict"]) == {"no repeats"}
 
 
 def test_zero_baseline_has_no_relative_change(tmp_path: Path) -> None:

@@ -81,31 +81,34 @@ def test_chroma_listens_on_loopback_behind_the_gateway(tmp_path: Path) -> None:
 def test_sidecars_under_apptainer_run_from_their_images(tmp_path: Path) -> None:
     """On MeluXina every exporter but the GPU one runs from its pinned image (text only: no Apptainer
     here); cAdvisor only there; the GPU exporter natively, only for services with GPUs."""
+    from aibench.contracts import Runtime
     from aibench.monitoring import sidecars
+    from aibench.rundir import ServiceDir
 
-    spec = {"runtime": "apptainer", "apptainer": {"binary": "apptainer"}, "gpus": 1}
+    runtime, service_dir = Runtime("apptainer", {"binary": "apptainer"}), ServiceDir(tmp_path)
     ctx = context("mysql", tmp_path, containerized=True)
-    node, cadvisor, gpu = sidecars.node_level(ctx, spec, [41001, 41002, 41003])
+    node, cadvisor, gpu = sidecars.node_level(ctx, 1, [41001, 41002, 41003])
     assert (node.name, cadvisor.name, gpu.name) == ("node", "cadvisor", "gpu")
-    wrapped = sidecars.containerized(node, spec, tmp_path).argv
+    wrapped = sidecars.exporter_command(node, runtime, service_dir).argv
     image = "docker://quay.io/prometheus/node-exporter:v1.5.0"
     # called by the path the image keeps it at (aibench.images), never through the host's PATH
     assert wrapped[:2] == ["apptainer", "exec"] and wrapped[wrapped.index(image) + 1] == "/bin/node_exporter"
     assert "--web.listen-address=10.1.2.3:41001" in wrapped
-    advisor = sidecars.containerized(cadvisor, spec, tmp_path).argv
+    advisor = sidecars.exporter_command(cadvisor, runtime, service_dir).argv
     assert "/sys" in advisor and "--docker_only=false" in advisor and "--port=41002" in advisor
-    assert sidecars.containerized(gpu, spec, tmp_path).argv[1:3] == ["-m", "aibench.monitoring.gpu_exporter"]
+    gpu_argv = sidecars.exporter_command(gpu, runtime, service_dir).argv
+    assert gpu_argv[1:3] == ["-m", "aibench.monitoring.gpu_exporter"]
     kind = SERVICES.create("mysql")
     mysqld = kind.exporters(ctx, [41004, 41005])[1]
-    inside = sidecars.containerized(mysqld, spec, tmp_path).argv
+    inside = sidecars.exporter_command(mysqld, runtime, service_dir).argv
     assert "docker://prom/mysqld-exporter:v0.14.0" in inside and "exporter-secret" not in " ".join(inside)
     kind = SERVICES.create("redis")
     redis = kind.exporters(context("redis", tmp_path, containerized=True), [41006, 41007, 41008])[1]
     assert redis.name == "redis-exporter" and not redis.scraped  # behind its /metrics-only relay
-    wrapped = sidecars.containerized(redis, spec, tmp_path).argv
+    wrapped = sidecars.exporter_command(redis, runtime, service_dir).argv
     image = "docker://oliver006/redis_exporter:v1.45.0"
     assert wrapped[wrapped.index(image) + 1] == "/redis_exporter"  # a scratch image: / is on no PATH
     cnf = tmp_path / "exporter.my.cnf"
     assert "password=exporter-secret" in cnf.read_text() and cnf.stat().st_mode & 0o777 == 0o600
-    local = sidecars.node_level(context("mysql", tmp_path, containerized=False), {"gpus": 0}, [1, 2, 3])
+    local = sidecars.node_level(context("mysql", tmp_path, containerized=False), 0, [1])
     assert [e.name for e in local] == ["node"]  # locally: no cAdvisor, no GPU

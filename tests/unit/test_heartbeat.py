@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 
 from aibench import heartbeat
+from aibench.rundir import ServiceDir
 
 
 def test_alive_stale_ended_missing(tmp_path: Path) -> None:
-    beat = tmp_path / heartbeat.FILE_NAME
+    beat = ServiceDir(tmp_path).heartbeat
     assert "missing" in (heartbeat.problem(beat) or "")
     heartbeat.beat(beat, 1234)
     assert heartbeat.problem(beat) is None

@@ -39,6 +39,7 @@ from aibench.launchers.local import LocalLauncher
 from aibench.launchers.slurm import job_script
 from aibench.monitoring.dashboards import DASHBOARDS_DIR
 from aibench.recipes.validation import check
+from aibench.rundir import ServiceDir
 from aibench.serve import _start, gateway_command
 from aibench.services import SERVICES
 from aibench.services.base import Command, ServiceContext
@@ -279,11 +280,10 @@ def test_local_launcher_passes_values_as_arguments(tmp_path: Path, mark: Path) -
     values = [payload(mark, "local"), f"$(touch {mark.name}-second)", f"`touch {mark.name}-third`"]
     handle = LocalLauncher().start(
         [sys.executable, "-c", PRINT_ARGV, *values],
-        log=tmp_path / "service.log",
-        workdir=tmp_path,
+        service_dir=ServiceDir(tmp_path),
         job_name=payload(mark, "job"),
     )
-    os.waitpid(handle["pid"], 0)
+    os.waitpid(handle.pid, 0)
     assert json.loads((tmp_path / "service.log").read_text()) == values
     assert_nothing_ran(mark)
 

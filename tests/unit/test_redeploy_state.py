@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from aibench import lifecycle
+from aibench.contracts import DeploymentSpec
 from aibench.paths import PROJECT_ROOT
 from aibench.recipes import load_service
+from aibench.rundir import ServiceDir
 
 WITHOUT_SERVER = ["grafana", "ollama", "vllm"]
 
@@ -26,7 +28,7 @@ def test_deploy_sets_the_earlier_state_aside(
     (service_dir / "data" / "state-of-the-first").write_text("1\n")
     params = load_service(PROJECT_ROOT / "recipes" / "services" / f"{kind}.yaml").params
     try:
-        lifecycle.deploy(service_dir, experiment="exp", kind=kind, params=params)
+        lifecycle.deploy(service_dir, DeploymentSpec("exp", kind, params))
     finally:
         lifecycle.stop_all([service_dir])
     [kept] = (service_dir / "replaced").iterdir()
@@ -38,7 +40,7 @@ def test_each_set_aside_is_kept_apart(tmp_path: Path) -> None:
     for number in range(3):
         (tmp_path / "data").mkdir()
         (tmp_path / "data" / "n").write_text(str(number))
-        assert lifecycle.set_aside_state(tmp_path) is not None
+        assert ServiceDir(tmp_path).retire_state() is not None
     kept = sorted((p / "data" / "n").read_text() for p in (tmp_path / "replaced").iterdir())
     assert kept == ["0", "1", "2"]
-    assert lifecycle.set_aside_state(tmp_path) is None  # nothing there: nothing moved
+    assert ServiceDir(tmp_path).retire_state() is None  # nothing there: nothing moved

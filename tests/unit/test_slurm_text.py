@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from aibench.containers import apptainer_command, sif_path
+from aibench.contracts import Placement, Runtime
 from aibench.launchers.slurm import job_script
 from aibench.recipes import load_config
 from aibench.services.base import Command
@@ -37,7 +38,7 @@ def test_job_script_from_recipe_resources(monkeypatch: pytest.MonkeyPatch) -> No
     settings = launch_settings_for(
         meluxina_config(), {"cpus": 8, "mem_mb": 64000, "time_min": 90, "gpus": 2, "partition": "gpu"}
     )
-    options = settings["launcher_options"]
+    options = settings.launcher_options
     script = job_script(
         ["/venv/bin/python", "-m", "aibench.serve", "/r/exp/service/spec.json"],
         Path("/r/exp/service/service.log"),
@@ -64,13 +65,13 @@ def test_job_script_from_recipe_resources(monkeypatch: pytest.MonkeyPatch) -> No
     assert lines.index("module load env/release/2024.1") < lines.index(
         "module load Apptainer/1.3.6-GCCcore-13.3.0"
     )
-    assert settings["bind_host"] == "auto" and settings["runtime"] == "apptainer" and settings["gpus"] == 2
+    assert settings.bind_host == "auto" and settings.runtime.name == "apptainer" and settings.gpus == 2
 
 
 def test_no_account_is_invented(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AIBENCH_ACCOUNT", raising=False)
     monkeypatch.delenv("SLURM_ACCOUNT", raising=False)
-    options = launch_settings_for(meluxina_config(), {})["launcher_options"]
+    options = launch_settings_for(meluxina_config(), {}).launcher_options
     script = job_script(["true"], Path("/l"), "j", options)
     assert "--account" not in script
     assert "--gres" not in script
@@ -87,13 +88,13 @@ def test_values_are_shell_quoted() -> None:
 def test_local_launcher_settings_bind_loopback() -> None:
     config = load_config({"experiments": ["x"]}, "test")
     settings = launch_settings_for(config, {"cpus": 4})
-    assert settings == {
-        "launcher": "local",
-        "runtime": "native",
-        "apptainer": config["apptainer"],
-        "bind_host": "127.0.0.1",
-        "gpus": 0,
-    }
+    assert settings == Placement(
+        launcher="local",
+        runtime=Runtime("native", config["apptainer"]),
+        bind_host="127.0.0.1",
+        gpus=0,
+    )
+    assert settings.launcher_options == {}  # no SLURM options for the local launcher
 
 
 def test_apptainer_command_line(tmp_path: Path) -> None:
@@ -145,7 +146,7 @@ def test_account_from_the_environment_is_checked(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(ConfigError, match=r"\$AIBENCH_ACCOUNT: .* is not a SLURM account name"):
         launch_settings_for(meluxina_config(), {})
     monkeypatch.setenv("AIBENCH_ACCOUNT", "p200999")
-    assert launch_settings_for(meluxina_config(), {})["launcher_options"]["resources"]["account"] == "p200999"
+    assert launch_settings_for(meluxina_config(), {}).launcher_options["resources"]["account"] == "p200999"
 
 
 def test_modules_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -218,3 +219,14 @@ def test_every_job_has_a_time_limit() -> None:
     assert monitoring_minutes([exp, exp], serial=False) == planned_minutes(exp) + JOB_MARGIN_MIN
     assert with_time_limit({"cpus": 2}, 42) == {"cpus": 2, "time_min": 42}
     assert with_time_limit({"time_min": 120}, 42)["time_min"] == 120  # the recipe's own wins
+
+
+def test_a_recipe_without_time_min_gets_the_planned_time() -> None:
+    """The schema fills no time_min: a recipe that sets none gets its experiment's planned time (a
+    default of 120 min would end a long sweep's service job in the middle of it)."""
+    from aibench.recipes import load_experiment
+    from aibench.slurm_settings import planned_minutes, with_time_limit
+
+    exp = load_experiment(ROOT / "recipes" / "experiments" / "redis-default.yaml", ROOT / "recipes")
+    assert "time_min" not in exp.service.resources
+    assert with_time_limit(exp.service.resources, planned_minutes(exp))["time_min"] == planned_minutes(exp)

@@ -20,7 +20,8 @@ def fake_run(tmp_path: Path, **hosts: str) -> Path:
     for directory, port in ports.items():
         host = hosts.get(directory, "10.3.7.21")
         write_json(results / directory / "endpoint.json", {"kind": directory, "host": host, "port": port,
-                   "node": "mel2041", "pid": 1, "started_at": 1.0, "exporters": []})  # fmt: skip
+                   "node": "mel2041", "pid": 1, "started_at": 1.0, "deployment": "d1", "exporters": [],
+                   "extra": {}})  # fmt: skip
     return results
 
 

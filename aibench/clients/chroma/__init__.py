@@ -11,6 +11,7 @@ from aibench.clients import CLIENTS
 from aibench.clients.base import ClientKind
 from aibench.clients.chroma import load, metrics
 from aibench.clients.chroma.recall import exact_neighbours
+from aibench.clients.presentation import Panel, Presentation, Stats, Tradeoff
 from aibench.datasets import vectors
 from aibench.results.schema import PointResult
 from aibench.services.chroma import TOKEN
@@ -19,12 +20,25 @@ from aibench.services.chroma import TOKEN
 @CLIENTS.register
 class ChromaClient(ClientKind):
     name = "chroma"
-
-    def input_files(self, params: dict[str, Any]) -> dict[str, str]:
-        return {"dataset_file": params["dataset_file"]} if params["dataset"] == "file" else {}
     params_schema = "kinds/chroma-client"
     services = ("chroma",)
     secret_names = (TOKEN,)
+    presentation = Presentation(
+        throughput="queries_per_s",
+        panels=(
+            Panel("queries_per_s", ("mean",), "Queries"),
+            Panel("query_latency", ("median", "p99"), "Query latency"),
+            Panel("insert_throughput", ("mean",), "Insert throughput"),
+        ),
+        headlines=(
+            Stats("queries_per_s", ("mean",)), Stats("query_latency", ("median", "p99")),
+            Stats("recall", ("mean",)), Stats("insert_throughput", ("mean",)),
+        ),
+        tradeoff=Tradeoff((("recall", "mean"),), "recall@k", "Recall vs QPS"),
+    )  # fmt: skip
+
+    def input_files(self, params: dict[str, Any]) -> dict[str, str]:
+        return {"dataset_file": params["dataset_file"]} if params["dataset"] == "file" else {}
 
     def run(
         self, endpoint: dict[str, Any], secrets: dict[str, str], params: dict[str, Any], timeout_s: float

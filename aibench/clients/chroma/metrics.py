@@ -1,4 +1,5 @@
-"""A Chroma point's metrics: insert throughput by batch, query latency and QPS, recall@k.
+"""A Chroma point's metrics (docs/metrics.md, "Chroma"): insert throughput by batch, query latency and
+QPS, recall@k.
 
 insert_throughput = vectors / (end of last batch - start of first); insert_batch_latency per add() call;
 query_latency = answer received - intended send (the actual send in the closed loop);
@@ -17,16 +18,18 @@ import numpy as np
 
 from aibench.clients.chroma.load import Batch, Query
 from aibench.clients.chroma.recall import recall_at_k
+from aibench.results import formulas
 from aibench.results.schema import Metric
 from aibench.results.stats import distribution
 
+#: formula ids (docs/metrics.md, "Chroma")
 FORMULAS = {
-    "insert_throughput": "vectors/(last_batch_end-first_batch_start)",
-    "insert_batch_latency": "add()_call_duration",
-    "query_latency": "answer-intended_send",
-    "queue_delay": "actual_send-intended_send",
-    "queries_per_s": "answered/(last_answer-first_intended_send)",
-    "recall": "mean(|returned_ids∩exact_knn|/k),exact=numpy_bruteforce",
+    "insert_throughput": "chroma.insert_throughput",
+    "insert_batch_latency": "chroma.insert_batch_latency",
+    "query_latency": "chroma.query_latency",
+    "queue_delay": formulas.QUEUE_DELAY,
+    "queries_per_s": "chroma.queries_per_s",
+    "recall": "chroma.recall",
 }
 
 
@@ -63,7 +66,7 @@ def summarize(
         out += distribution(
             "queue_delay", [(q.actual - q.intended) * 1000 for q in answered], "ms", FORMULAS["queue_delay"]
         )
-        out.append(Metric("offered_rate", "mean", p["rate"], "queries/s", formula="schedule"))
+        out.append(Metric("offered_rate", "mean", p["rate"], "queries/s", formula=formulas.OFFERED_RATE))
     if answered:
         window = max(q.done for q in answered) - min(q.intended for q in measured)
         out.append(
@@ -75,13 +78,14 @@ def summarize(
                 formula=FORMULAS["queries_per_s"],
             )
         )
-        recalls = [r for r in query_recalls(answered, exact)]
+        recalls = query_recalls(answered, exact)
         k = {"k": str(p["k"])}
         out.append(Metric("recall", "mean", float(np.mean(recalls)), "fraction", k, FORMULAS["recall"]))
         out.append(Metric("recall", "min", float(np.min(recalls)), "fraction", k, FORMULAS["recall"]))
-    out.append(Metric("requests", "count", len(measured), "queries"))
+    out.append(Metric("requests", "count", len(measured), "queries", formula=formulas.REQUESTS))
     failed = len(measured) - len(answered)
-    out.append(Metric("error_rate", "mean", failed / len(measured) if measured else 0.0, "fraction"))
+    error_rate = failed / len(measured) if measured else 0.0
+    out.append(Metric("error_rate", "mean", error_rate, "fraction", formula=formulas.ERROR_RATE))
     return out
 
 

@@ -9,6 +9,8 @@ from typing import Any
 from aibench.clients import CLIENTS
 from aibench.clients.base import ClientKind
 from aibench.clients.llm import load, metrics, prompts, search
+from aibench.clients.presentation import Panel, Presentation, Stats, Tradeoff
+from aibench.results.formulas import formula
 from aibench.results.schema import Metric, PointResult
 
 
@@ -33,6 +35,24 @@ def prompt_set(p: dict[str, Any]) -> list[str]:
 @CLIENTS.register
 class LLMClient(ClientKind):
     name = "llm"
+    params_schema = "kinds/llm"
+    services = ("llamacpp", "ollama", "vllm")
+    secret_names = ("LLM_API_KEY",)
+    presentation = Presentation(
+        throughput="output_token_throughput",
+        panels=(
+            Panel("output_token_throughput", ("mean",), "Output token throughput"),
+            Panel("ttft", ("median", "p99"), "TTFT"),
+            Panel("tpot", ("median", "p99"), "TPOT"),
+        ),
+        headlines=(
+            Stats("output_token_throughput", ("mean",)), Stats("ttft", ("median", "p99")),
+            Stats("tpot", ("median", "p99")), Stats("goodput", ("mean",)),
+        ),
+        tradeoff=Tradeoff((("ttft", "p99"), ("tpot", "p99"), ("ttft", "median")), "latency (ms)",
+                          "Latency vs throughput"),
+        raw_figures=("ttft_cdf",),
+    )  # fmt: skip
 
     def own_duration_s(self, params: dict[str, Any]) -> float | None:
         """A timed load (requests 0) runs duration_s per trial, an SLO search up to search_trials trials."""
@@ -53,9 +73,6 @@ class LLMClient(ClientKind):
                 "search brackets between them",
             )
         return super().params_problem(params, timeout_s)
-    params_schema = "kinds/llm"
-    services = ("llamacpp", "ollama", "vllm")
-    secret_names = ("LLM_API_KEY",)
 
     def run(
         self, endpoint: dict[str, Any], secrets: dict[str, str], params: dict[str, Any], timeout_s: float
@@ -116,7 +133,8 @@ class LLMClient(ClientKind):
         result = [
             *metrics.summarize(shown.records, p["mode"], offered, slo),
             Metric(f"slo_max_{p['search']}", "max", float(best), "req/s" if by_rate else "streams",
-                   formula=f"highest {p['search']} meeting {slos}; bracketing x2 then bisection"),
-            Metric("slo_search_trials", "count", float(len(trials)), "trials", formula="loads run"),
+                   formula=formula("llm.slo_max", search=p["search"], slo=slos)),
+            Metric("slo_search_trials", "count", float(len(trials)), "trials",
+                   formula="llm.slo_search_trials"),
         ]  # fmt: skip
         return [r for t in trials for r in t.records], result

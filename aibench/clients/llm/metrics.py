@@ -1,4 +1,4 @@
-"""LLM serving metrics exactly as the project's METRICS definitions name them (vLLM's names).
+"""LLM serving metrics as docs/metrics.md defines them (vLLM's names), each with its formula id.
 
 Per request (latencies from the intended send time; equal to the actual one in the closed loop):
 ttft = first content chunk - sent; e2el = last chunk - sent; tpot = (e2el - ttft) / (output_tokens - 1),
@@ -16,16 +16,18 @@ from typing import Any
 
 from aibench.clients.llm.load import Record
 from aibench.clients.llm.protocols import OLLAMA_TIMINGS
+from aibench.results import formulas
 from aibench.results.schema import Metric
 from aibench.results.stats import distribution
 
+#: formula ids of the per-request distributions (docs/metrics.md, "LLM serving")
 FORMULAS = {
-    "ttft": "ttft=first_chunk-intended_send",
-    "e2el": "e2el=last_chunk-intended_send",
-    "tpot": "tpot=(e2el-ttft)/(output_tokens-1);undefined<=1",
-    "itl": "itl=gaps_between_content_chunks,pooled",
-    "queue_delay": "queue_delay=actual_send-intended_send",
-    "output_tokens": "output_tokens=server_usage_or_eval_count",
+    "ttft": "llm.ttft",
+    "e2el": "llm.e2el",
+    "tpot": "llm.tpot",
+    "itl": "llm.itl",
+    "queue_delay": formulas.QUEUE_DELAY,
+    "output_tokens": "llm.output_tokens",
 }
 
 
@@ -42,7 +44,7 @@ def per_request(record: Record) -> dict[str, Any]:
 
 
 def _stats(name: str, values: list[float], unit: str) -> list[Metric]:
-    return distribution(name, values, unit, FORMULAS.get(name, name))
+    return distribution(name, values, unit, FORMULAS[name])
 
 
 def summarize(
@@ -72,12 +74,13 @@ def summarize(
     tokens = sum(r.output_tokens or 0 for r, _ in ok)
     slos = f"ttft<={slo.get('ttft_ms', 'inf')}ms,tpot<={slo.get('tpot_ms', 'inf')}ms"
     metrics += [
-        Metric("request_throughput", "mean", len(ok) / window, "req/s", formula="completed/window"),
+        Metric("request_throughput", "mean", len(ok) / window, "req/s", formula="llm.request_throughput"),
         Metric("output_token_throughput", "mean", tokens / window, "tokens/s",
-               formula=f"sum(output_tokens)/window;tokens_from={sources}"),
-        Metric("error_rate", "mean", 1 - len(ok) / len(rows), "fraction", formula="failed/sent"),
-        Metric("goodput", "mean", len(good) / window, "req/s", formula=f"requests_meeting({slos})/window"),
-        Metric("requests", "count", float(len(rows)), "requests", formula="sent,excluding_warmup"),
+               formula=formulas.formula("llm.output_token_throughput", tokens_from=sources)),
+        Metric("error_rate", "mean", 1 - len(ok) / len(rows), "fraction", formula=formulas.ERROR_RATE),
+        Metric("goodput", "mean", len(good) / window, "req/s",
+               formula=formulas.formula("llm.goodput", slo=slos)),
+        Metric("requests", "count", float(len(rows)), "requests", formula=formulas.REQUESTS),
     ]  # fmt: skip
     sends = sorted(r.actual for r in measured)
     if mode == "open" and offered_rate:
@@ -85,8 +88,8 @@ def summarize(
             (len(sends) - 1) / (sends[-1] - sends[0]) if len(sends) > 1 and sends[-1] > sends[0] else 0.0
         )
         metrics += [
-            Metric("offered_rate", "mean", offered_rate, "req/s", formula="schedule"),
-            Metric("achieved_rate", "mean", achieved, "req/s", formula="(sent-1)/(last_send-first_send)"),
+            Metric("offered_rate", "mean", offered_rate, "req/s", formula=formulas.OFFERED_RATE),
+            Metric("achieved_rate", "mean", achieved, "req/s", formula=formulas.ACHIEVED_RATE),
         ]
     return metrics
 

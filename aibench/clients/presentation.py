@@ -1,0 +1,72 @@
+"""How a client kind's results are shown: the sweep figure's panels and trade-off panel, the paper's
+headline table, and the throughput the efficiency rows divide.
+
+Each client kind declares its own ``presentation`` (aibench.clients.base.ClientKind); aibench.plots,
+aibench.paper and aibench.results.efficiency read it from the kind, so a new kind brings its
+presentation with its module. Metric and stat names are those of docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Some statistics of one metric, as the tidy table names them (its ``metric`` and ``stat`` columns)."""
+
+    metric: str
+    stats: tuple[str, ...]
+
+    def rows(self, table: pd.DataFrame) -> pd.Series:
+        """Which rows of ``table`` hold these statistics (a boolean mask)."""
+        return (table["metric"] == self.metric) & table["stat"].isin(self.stats)
+
+
+@dataclass(frozen=True)
+class Panel(Stats):
+    """A panel of the sweep figure: ``stats`` of ``metric`` against the swept parameter."""
+
+    title: str
+
+
+@dataclass(frozen=True)
+class Tradeoff:
+    """The sweep figure's last panel: each (metric, stat) of ``series`` against the kind's throughput
+    (mean), a marker per point annotated with the swept value (e.g. recall against QPS)."""
+
+    series: tuple[tuple[str, str], ...]
+    ylabel: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """What a client kind shows of its metrics."""
+
+    #: the headline throughput (stat mean): the efficiency rows' numerator, the trade-off panel's x axis
+    throughput: str
+    #: the sweep figure's panels, in order
+    panels: tuple[Panel, ...]
+    #: the columns of the paper's table of an experiment, in order
+    headlines: tuple[Stats, ...]
+    tradeoff: Tradeoff | None = None
+    #: figures drawn from the points' raw per-request records, each a rule of the main and paper
+    #: workflows (today: "ttft_cdf", the TTFT distribution of an LLM load)
+    raw_figures: tuple[str, ...] = ()
+
+    def metrics(self) -> set[str]:
+        """Every metric name this presentation reads (each must be one the kind emits)."""
+        names = {self.throughput, *(p.metric for p in self.panels), *(h.metric for h in self.headlines)}
+        return names | {metric for metric, _ in (self.tradeoff.series if self.tradeoff else ())}
+
+
+def presentation_of(kind: str) -> Presentation:
+    """The presentation of client kind ``kind`` (KeyError naming the known kinds when there is none)."""
+    from aibench.clients import CLIENTS
+
+    return CLIENTS.get(kind).presentation

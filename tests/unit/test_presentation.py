@@ -1,0 +1,77 @@
+"""A client kind's presentation drives the sweep figure, the paper's headline table and the efficiency
+rows (aibench.clients.presentation): the data each of them takes from a tidy table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+from aibench import plots
+from aibench.clients import CLIENTS
+from aibench.paper import headline_table
+from aibench.results.efficiency import efficiency_rows
+
+
+def row(point: str, metric: str, stat: str, value: float, unit: str, **extra: Any) -> dict[str, Any]:
+    return {"experiment": "e", "point": point, "repeat": 0, "status": "ok", "source": "client",
+            "metric": metric, "stat": stat, "value": value, "unit": unit, **extra}  # fmt: skip
+
+
+def chroma_table() -> pd.DataFrame:
+    rows = []
+    for ef, qps, recall in ((1, 900.0, 0.6), (64, 400.0, 0.97)):
+        point = dict(point=f"ef_search-{ef}_r0", param_ef_search=ef)
+        rows += [row(metric="queries_per_s", stat="mean", value=qps, unit="queries/s", **point),
+                 row(metric="query_latency", stat="median", value=1000 / qps, unit="ms", **point),
+                 row(metric="query_latency", stat="p99", value=3000 / qps, unit="ms", **point),
+                 row(metric="insert_throughput", stat="mean", value=5000.0, unit="vectors/s", **point),
+                 row(metric="recall", stat="mean", value=recall, unit="fraction", k="10",
+                     **point)]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_sweep_figure_draws_the_kinds_panels_then_its_tradeoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[plt.Figure] = []
+    monkeypatch.setattr(plots, "_save", lambda fig, outputs: drawn.append(fig))
+    plots.sweep_figure(chroma_table(), "e", "ef_search", ["ef_search"], [], "chroma")
+    axes = drawn[0].axes
+    assert [ax.get_title() for ax in axes] == [
+        "Queries vs ef_search", "Query latency vs ef_search", "Insert throughput vs ef_search",
+        "Recall vs QPS",
+    ]  # fmt: skip
+    assert axes[1].get_legend_handles_labels()[1] == ["stat=median", "stat=p99"]
+    (recall,) = axes[3].get_lines()
+    assert list(recall.get_xdata()) == [900.0, 400.0] and list(recall.get_ydata()) == [0.6, 0.97]
+    assert axes[3].get_xlabel() == "queries_per_s (mean)"
+    plt.close("all")
+
+
+def test_headline_table_follows_the_kind_and_reads_an_older_p50_as_median() -> None:
+    rows = []
+    for clients in (1, 10):
+        point = dict(point=f"clients-{clients}_r0", param_clients=clients, command="GET")
+        rows += [row(metric="throughput", stat="mean", value=1000.0 * clients, unit="ops/s", **point),
+                 row(metric="latency", stat="p50", value=0.05, unit="ms", **point),  # as runs before 1.2
+                 row(metric="latency", stat="p99", value=0.09, unit="ms", **point),
+                 row(metric="latency", stat="min", value=0.01, unit="ms", **point)]  # fmt: skip
+    table = headline_table(pd.DataFrame(rows), "redis-benchmark", ["clients"])
+    assert list(table.columns) == [
+        "point", "clients", "command", "throughput mean (ops/s)", "latency median (ms)", "latency p99 (ms)"
+    ]  # fmt: skip
+    by_point = table.set_index("point")
+    assert by_point.loc["clients-10_r0", "throughput mean (ops/s)"] == 10000.0
+    assert by_point["latency median (ms)"].tolist() == [0.05, 0.05]
+
+
+def test_efficiency_divides_each_kinds_own_throughput() -> None:
+    prometheus = [{"metric": "cpu_cores", "stat": "mean", "value": 2.0, "source": "prometheus"}]
+    for kind in CLIENTS.names():
+        throughput = CLIENTS.get(kind).presentation.throughput
+        rows = [row("p", throughput, "mean", 10.0, "x/s"), row("p", "other", "mean", 1.0, "x/s"), *prometheus]
+        (derived,) = efficiency_rows(kind, rows)
+        assert derived["metric"] == f"{throughput}_per_core"
+        assert (derived["value"], derived["unit"]) == (5.0, "x/s per core")
+    assert efficiency_rows("not-a-kind", [row("p", "throughput", "mean", 1.0, "x/s"), *prometheus]) == []
