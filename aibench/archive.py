@@ -262,6 +262,13 @@ def _summary(path: Path, where: str) -> RunPoint:
     kind = client.get("kind") if isinstance(client, Mapping) else None
     if not isinstance(kind, str):
         raise ConfigError(f"{where}: field 'client.kind': expected a string, got {kind!r}")
+    from aibench.clients import CLIENTS
+
+    if kind not in CLIENTS.names():  # its presentation (figures, tables) is the kind's own
+        raise ConfigError(
+            f"{where}: field 'client.kind': {kind!r} is not a client kind of this version of aibench "
+            f"(known: {', '.join(CLIENTS.names())})"
+        )
     swept = s.get("swept")
     if not isinstance(swept, Mapping | list):
         raise ConfigError(f"{where}: field 'swept': expected an object (parameter: value), got {swept!r}")

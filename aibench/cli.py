@@ -116,7 +116,7 @@ def _status_row(service_dir: ServiceDir) -> tuple[str, ...] | None:
         handle, state = Handle.from_json(stopped["handle"], str(service_dir.stopped)), "stopped"
     else:
         return None
-    endpoint = Endpoint.read(service_dir.endpoint) if service_dir.endpoint.exists() else None
+    endpoint = Endpoint.read_recorded(service_dir.endpoint) if service_dir.endpoint.exists() else None
     node = endpoint.node if endpoint else handle.job.node
     port = str(endpoint.port) if endpoint else "-"
     return (handle.experiment, handle.kind, handle.launcher, handle.job.ident, node or "?", port, state)
@@ -125,7 +125,15 @@ def _status_row(service_dir: ServiceDir) -> tuple[str, ...] | None:
 def cmd_status(args: argparse.Namespace) -> int:
     from aibench.rundir import RunDir
 
-    rows = [row for d in RunDir(args.results).service_dirs() if (row := _status_row(d)) is not None]
+    rows = []
+    for service_dir in RunDir(args.results).service_dirs():
+        try:
+            row = _status_row(service_dir)
+        except (AibenchError, OSError, ValueError, KeyError, TypeError) as exc:  # one bad record, not all
+            what = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            row = (service_dir.path.parent.name, "?", "?", "?", "?", "-", f"unreadable: {what}")
+        if row is not None:
+            rows.append(row)
     header = ("experiment", "service", "launcher", "job/pid", "node", "port", "state")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
@@ -260,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (AibenchError, KeyError, OSError) as exc:  # OSError: a file given that cannot be read
+    except (AibenchError, KeyError, OSError, ValueError) as exc:  # OSError: a file that cannot be read
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"aibench {args.command}: {message}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from aibench.launchers import Job, job_from_json
-from aibench.records import Record, RecordError, checked, field_names, from_json, plain
+from aibench.records import Record, RecordError, checked, field_names, from_json, plain, read_object
 from aibench.rundir import ServiceDir
 
 NATIVE, APPTAINER = "native", "apptainer"
@@ -208,6 +208,28 @@ class Endpoint(Record):
         """What a client kind and a readiness probe are given: host, port and the kind's extras
         (the shape ``aibench run-client --endpoint HOST:PORT`` gives them, too)."""
         return {"host": self.host, "port": self.port, **self.extra}
+
+    @classmethod
+    def read_recorded(cls, path: str | Path) -> Endpoint:
+        """endpoint.json of a deployment that may predate results schema 2.0 (a results directory or
+        archive reused across versions), for the records that only report it (status, tunnel,
+        manifest): the kind's extras then sat beside the fields, and ``deployment`` and an exporter's
+        ``scraped`` did not exist (every exporter was a target). A live deployment's endpoint is read
+        strictly (:meth:`read`)."""
+        data = read_object(path)
+        try:
+            return cls.from_json(data, str(path))
+        except RecordError:
+            if not isinstance(data, Mapping) or "extra" in data:
+                raise
+        own = field_names(cls) - {"extra"}
+        legacy = {k: v for k, v in data.items() if k in own}
+        legacy.setdefault("deployment", "")
+        exporters = legacy.get("exporters")
+        if isinstance(exporters, list):
+            legacy["exporters"] = [{"scraped": True, **e} if isinstance(e, Mapping) else e for e in exporters]
+        legacy["extra"] = {k: v for k, v in data.items() if k not in own}
+        return cls.from_json(legacy, str(path))
 
     @property
     def scraped_exporters(self) -> list[ExporterRecord]:

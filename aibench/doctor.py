@@ -23,8 +23,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from aibench.containers import sif_path
 from aibench.errors import AibenchError
 from aibench.paths import PROJECT_ROOT, expand_env
@@ -63,9 +61,23 @@ def _deep_update(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
+def _mapping(path: Path) -> dict[str, Any]:
+    """A YAML file read with the project's loader (regular UTF-8 files only, no tags, no alias bombs),
+    which must hold a mapping; else an AibenchError naming it."""
+    from aibench.recipes.validation import load_yaml
+
+    data = load_yaml(path)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        found = type(data).__name__
+        raise AibenchError(f"{path}: field '(top level)': expected a mapping of fields, found a {found}")
+    return data
+
+
 def profile_config_files(profile: Path) -> list[Path]:
     """The config files a profile names (its `configfile:` list), relative to the project."""
-    settings = yaml.safe_load((profile / "config.v8+.yaml").read_text()) or {}
+    settings = _mapping(profile / "config.v8+.yaml")
     files = settings.get("configfile") or []
     return [PROJECT_ROOT / f for f in ([files] if isinstance(files, str) else files)]
 
@@ -76,7 +88,7 @@ def load_run(profile: Path, extra_files: list[Path]) -> Any:
     files = profile_config_files(profile) + extra_files
     merged: dict[str, Any] = {}
     for path in files:
-        _deep_update(merged, yaml.safe_load(path.read_text()) or {})
+        _deep_update(merged, _mapping(path))
     return load_plan(merged, " + ".join(str(f) for f in files), PROJECT_ROOT, files)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from aibench.archive import SUMMARY_GLOB, TOP, RunPoint, read_points, unpack
+from aibench.clients import CLIENTS
 from aibench.clients.presentation import presentation_of
 from aibench.errors import ConfigError
 from aibench.results.stats import current_stats
@@ -73,6 +74,11 @@ def open_run(source: str | Path, workdir: Path) -> ArchivedRun:
         summary = PointDir(p.directory).summary.relative_to(root).as_posix()
         _check_paper_names(p, f"{source}: {prefix}{summary}")
         exp = experiments.setdefault(p.experiment, ArchivedExperiment(p.experiment, p.client, list(p.swept)))
+        if p.client != exp.client:  # one experiment, one client kind: its figures and table are the kind's
+            raise ConfigError(
+                f"{source}: {prefix}{summary}: field 'client.kind': {p.client!r}, but other points of "
+                f"experiment {p.experiment!r} have {exp.client!r}"
+            )
         exp.points[p.point] = p.directory
     if not experiments:
         raise ConfigError(f"{source}: no point results ({SUMMARY_GLOB}) in this run")
@@ -81,7 +87,7 @@ def open_run(source: str | Path, workdir: Path) -> ArchivedRun:
 
 #: the paper's own outputs a name would collide with: tables/summary.csv and the figures of each experiment
 RESERVED_EXPERIMENTS = {"summary"}
-RESERVED_PARAMETERS = {"ttft_cdf", "resources"}
+RESERVED_PARAMETERS = {"resources", *(f for k in CLIENTS.names() for f in presentation_of(k).raw_figures)}
 
 
 def _check_paper_names(point: RunPoint, where: str) -> None:

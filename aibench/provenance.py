@@ -22,6 +22,7 @@ from aibench import RESULTS_SCHEMA_VERSION, __version__
 from aibench.contracts import Endpoint, JobSpec
 from aibench.files import read_json, sha256_file
 from aibench.paths import PROJECT_ROOT
+from aibench.records import RecordError
 from aibench.rundir import PointDir, RunDir, ServiceDir
 
 PACKAGES = ("snakemake", "snakemake-executor-plugin-slurm", "numpy", "pandas", "matplotlib", "aiohttp",
@@ -117,15 +118,30 @@ def _spec_record(spec: JobSpec | None) -> dict[str, Any]:
             "runtime": spec.runtime.name, "image": spec.image, "gpus": spec.gpus}  # fmt: skip
 
 
+def _legacy_spec_record(path: Path) -> dict[str, Any]:
+    """What the manifest records of a spec.json an earlier version wrote (other keys): the record only
+    reports it; a live deployment's spec is read strictly, by the service job."""
+    data = read_json(path)
+    runtime = data.get("runtime") if isinstance(data, dict) else None
+    return {**{k: data.get(k) for k in ("experiment", "kind", "params", "image", "gpus")},
+            "runtime": runtime.get("name") if isinstance(runtime, dict) else runtime}  # fmt: skip
+
+
 def service_record(service_dir: ServiceDir) -> dict[str, Any]:
     """Kind, launcher, job id, node, image of one deployment, from its own files (never its secrets)."""
-    spec = JobSpec.read(service_dir.spec) if service_dir.spec.is_file() else None
-    endpoint = Endpoint.read(service_dir.endpoint) if service_dir.endpoint.is_file() else None
+    spec, spec_record = None, _spec_record(None)
+    if service_dir.spec.is_file():
+        try:
+            spec = JobSpec.read(service_dir.spec)
+            spec_record = _spec_record(spec)
+        except RecordError:
+            spec_record = _legacy_spec_record(service_dir.spec)
+    endpoint = Endpoint.read_recorded(service_dir.endpoint) if service_dir.endpoint.is_file() else None
     stopped = read_json(service_dir.stopped) if service_dir.stopped.is_file() else {}
     handle = stopped.get("handle", {})
     node = endpoint.node if endpoint else None
     record: dict[str, Any] = {
-        **_spec_record(spec),
+        **spec_record,
         "launcher": handle.get("launcher"), "slurm_job_id": handle.get("job_id"),
         "partition": _partition(service_dir), "node": node or handle.get("node"),
         "started_at": endpoint.started_at if endpoint else None, "stopped_at": stopped.get("stopped_at"),

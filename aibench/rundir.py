@@ -270,7 +270,9 @@ class RunDir:
 
     #: the run's own entries at the top of the results directory, beside the experiments' folders:
     #: no experiment may take one of these names
-    ENTRIES = frozenset({MONITORING, GRAFANA, "figures", "logs", PROVENANCE, "paper", SUMMARY_CSV, MANIFEST})
+    ENTRIES = frozenset(
+        {MONITORING, GRAFANA, "figures", "logs", PROVENANCE, "paper", SUMMARY_CSV, MANIFEST, "report.html"}
+    )
     #: the run's records an archive keeps
     RECORDS = (MANIFEST, SUMMARY_CSV)
 

@@ -69,11 +69,19 @@ def planned_minutes(experiment: Any) -> int:
     return math.ceil(seconds / 60) + JOB_MARGIN_MIN
 
 
+def service_minutes(experiment: Any, experiments: list[Any], serial: bool) -> int:
+    """--time of an experiment's service job without a `time_min` of its own. Serial: its own plan.
+    Side by side (serial_experiments off), the loads still run one at a time (every profile has one
+    `load_slots`), so its points may wait for every other experiment's: all of them are planned."""
+    if serial:
+        return planned_minutes(experiment)
+    return sum(planned_minutes(e) for e in experiments) + JOB_MARGIN_MIN
+
+
 def monitoring_minutes(experiments: list[Any], serial: bool) -> int:
-    """Prometheus and Grafana run for the whole run: every deployment after another (serial), or the
-    longest one, plus a margin."""
-    planned = [planned_minutes(e) for e in experiments] or [0]
-    return (sum(planned) if serial else max(planned)) + JOB_MARGIN_MIN
+    """Prometheus and Grafana run for the whole run: every deployment's plan, one after another (the
+    loads run one at a time either way), plus a margin."""
+    return sum(planned_minutes(e) for e in experiments) + JOB_MARGIN_MIN
 
 
 def with_time_limit(resources: dict[str, Any], minutes: int) -> dict[str, Any]:

@@ -61,7 +61,7 @@ def read_endpoint(directory: ServiceDir, service: str) -> Endpoint:
     if directory.stopped.exists():
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(read_json(directory.stopped)["stopped_at"]))
         raise AibenchError(f"{service} of this run was stopped at {when} ({directory.stopped})")
-    return Endpoint.read(directory.endpoint)
+    return Endpoint.read_recorded(directory.endpoint)
 
 
 def _loopback(host: str) -> bool:

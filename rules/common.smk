@@ -14,7 +14,7 @@ from aibench.slurm_settings import (
     launch_settings_for,
     monitoring_minutes,
     placement_option,
-    planned_minutes,
+    service_minutes,
     with_time_limit,
 )
 
@@ -157,7 +157,10 @@ def all_targets():
 # only builtin values, and a changed recipe must still redeploy (aibench.login_rules.deploy_rule).
 def service_settings(wildcards):
     exp = experiment(wildcards)
-    resources = with_time_limit(exp.service.resources, planned_minutes(exp))
+    minutes = service_minutes(
+        exp, list(PLAN.experiments.values()), PLAN.config["serial_experiments"]
+    )
+    resources = with_time_limit(exp.service.resources, minutes)
     return DeploymentSpec(
         experiment=exp.name,
         kind=exp.service.kind,

@@ -24,7 +24,7 @@ use rule wait_endpoint as wait_monitor with:
     localrule: True
     params:
         timeout_s=PLAN.monitoring["ready_timeout_s"],
-        interval_s=PLAN.monitors["prometheus"].ready_interval_s,
+        interval_s=lambda wc: PLAN.monitors["prometheus"].ready_interval_s,
 
 
 rule scrape_metrics:

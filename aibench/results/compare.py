@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aibench.archive import extract
+from aibench.archive import extract, read_points
 from aibench.errors import AibenchError
 from aibench.results.aggregate import BASE_COLUMNS, tidy_table
 from aibench.results.stats import VOCABULARY, current_stats
@@ -64,7 +64,9 @@ def _extract(path: Path, dest: Path) -> Path:
 
 def _table_of(root: Path, label: str | os.PathLike[str]) -> pd.DataFrame:
     """The run's tidy table in today's stat vocabulary, so that an older run compares with a newer one."""
-    point_dirs = sorted(p.parent for p in root.glob(SUMMARY_GLOB))
+    # every summary read and its names checked first, with errors naming the file and field (an archive
+    # or results directory is untrusted input, as for the paper workflow)
+    point_dirs = sorted(p.directory for p in read_points(root, str(label)))
     if not point_dirs:
         raise AibenchError(f"{label}: no points found ({SUMMARY_GLOB})")
     return current_stats(tidy_table(point_dirs))

@@ -18,7 +18,7 @@ STATS = (("mean", np.mean), ("median", np.median), ("p90", 90), ("p95", 95), ("p
 #: every stat a metric record may carry, in the order tables list them: the distribution's, then the
 #: tools' own extremes and counts
 VOCABULARY = ("mean", "median", "p90", "p95", "p99", "min", "max", "count")
-#: stat names of runs before results schema 1.2 -> today's: redis-benchmark's median was named `p50`
+#: stat names of runs before results schema 2.0 -> today's: redis-benchmark's median was named `p50`
 LEGACY_STATS = {"p50": "median"}
 
 

@@ -261,3 +261,35 @@ def test_a_second_archive_at_the_same_workdir_is_unpacked_anew(tmp_path: Path) -
     # same name, other content: the archive's sha256 decides, not its path
     build(first, a_run("exp-c"))
     assert open_run(first, work).experiments.keys() == {"exp-c"}
+
+
+def test_a_client_kind_this_version_does_not_know_is_refused_naming_the_field(tmp_path: Path) -> None:
+    """Its figures and tables are the kind's presentation: an unknown kind cannot be drawn."""
+    files = a_run()
+    files["run/exp-a/points/p1/summary.json"] = summary("exp-a", "p1", kind="vector-v2")
+    archive = build(tmp_path / "newer.tar.gz", files)
+    expected = (
+        f"{archive}: run/exp-a/points/p1/summary.json: field 'client.kind': 'vector-v2' is not a client kind"
+    )
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        open_run(archive, tmp_path / "work")
+    assert nothing_in(tmp_path / "work")
+
+
+def test_an_experiment_mixing_client_kinds_is_refused(tmp_path: Path) -> None:
+    files = a_run(points=("p1", "p2"))
+    files["run/exp-a/points/p2/summary.json"] = summary("exp-a", "p2", kind="llm")
+    with pytest.raises(
+        ConfigError, match=r"field 'client.kind': 'llm', but other points of experiment 'exp-a'"
+    ):
+        open_run(build(tmp_path / "mixed.tar.gz", files), tmp_path / "work")
+
+
+def test_compare_names_the_file_of_a_broken_summary(tmp_path: Path) -> None:
+    from aibench.results.compare import load_run
+
+    point = tmp_path / "run" / "exp-a" / "points" / "p1"
+    point.mkdir(parents=True)
+    (point / "summary.json").write_text("{not json")
+    with pytest.raises(ConfigError, match=r"run: exp-a/points/p1/summary.json: not readable JSON"):
+        load_run(tmp_path / "run")

@@ -132,7 +132,7 @@ def test_each_kind_says_how_many_exporter_ports_it_uses(
     monkeypatch.setenv("AIBENCH_SCRATCH", str(tmp_path / "scratch"))
     kind = SERVICES.create(name)
     recipe = PROJECT_ROOT / "recipes" / "services" / f"{name}.yaml"
-    params = load_service(recipe).params if recipe.is_file() else {}  # Prometheus: no recipe of its own
+    params = load_service(recipe).params
     secrets = {**kind.make_secrets({**params, "database": "sbtest"}), "MYSQL_DATABASE": "sbtest"}
     ctx = ServiceContext("e", params, secrets, "127.0.0.1", 41000, tmp_path, tmp_path / "data")
     ports = list(range(42000, 42000 + kind.exporter_ports))

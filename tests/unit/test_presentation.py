@@ -54,7 +54,7 @@ def test_headline_table_follows_the_kind_and_reads_an_older_p50_as_median() -> N
     for clients in (1, 10):
         point = dict(point=f"clients-{clients}_r0", param_clients=clients, command="GET")
         rows += [row(metric="throughput", stat="mean", value=1000.0 * clients, unit="ops/s", **point),
-                 row(metric="latency", stat="p50", value=0.05, unit="ms", **point),  # as runs before 1.2
+                 row(metric="latency", stat="p50", value=0.05, unit="ms", **point),  # as runs before 2.0
                  row(metric="latency", stat="p99", value=0.09, unit="ms", **point),
                  row(metric="latency", stat="min", value=0.01, unit="ms", **point)]  # fmt: skip
     table = headline_table(pd.DataFrame(rows), "redis-benchmark", ["clients"])

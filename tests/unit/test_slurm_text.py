@@ -216,7 +216,12 @@ def test_every_job_has_a_time_limit() -> None:
     )
     assert planned_minutes(exp) == 1 + 20 + JOB_MARGIN_MIN  # readiness + (3 points + prepare) x 5 min
     assert monitoring_minutes([exp, exp], serial=True) == 2 * planned_minutes(exp) + JOB_MARGIN_MIN
-    assert monitoring_minutes([exp, exp], serial=False) == planned_minutes(exp) + JOB_MARGIN_MIN
+    # side by side, the loads still take turns (one load slot): the whole run's plan
+    assert monitoring_minutes([exp, exp], serial=False) == 2 * planned_minutes(exp) + JOB_MARGIN_MIN
+    from aibench.slurm_settings import service_minutes
+
+    assert service_minutes(exp, [exp, exp], serial=True) == planned_minutes(exp)
+    assert service_minutes(exp, [exp, exp], serial=False) == 2 * planned_minutes(exp) + JOB_MARGIN_MIN
     assert with_time_limit({"cpus": 2}, 42) == {"cpus": 2, "time_min": 42}
     assert with_time_limit({"time_min": 120}, 42)["time_min"] == 120  # the recipe's own wins
 
