@@ -26,7 +26,7 @@ from typing import Any
 from aibench.containers import sif_path
 from aibench.errors import AibenchError
 from aibench.paths import PROJECT_ROOT, expand_env
-from aibench.slurm_settings import account, modules, planned_minutes
+from aibench.slurm_settings import account, modules, service_minutes
 
 #: Apptainer releases older than this lack what the project uses (--env-file, --cleanenv semantics)
 MIN_APPTAINER = (1, 1)
@@ -211,10 +211,12 @@ def _minutes(text: str) -> float | None:
 def check_partitions_and_qos(plan: Any) -> Iterator[Check]:
     config = plan.config
     wanted: dict[str, dict[str, int]] = {}
-    for exp in plan.experiments.values():
+    experiments = list(plan.experiments.values())
+    for exp in experiments:
         part = exp.service.resources.get("partition") or config["slurm"]["partition"]
         need = wanted.setdefault(part, {"minutes": 0, "gpus": 0})
-        need["minutes"] = max(need["minutes"], exp.service.resources.get("time_min") or planned_minutes(exp))
+        planned = service_minutes(exp, experiments, config["serial_experiments"])  # the job's --time
+        need["minutes"] = max(need["minutes"], exp.service.resources.get("time_min") or planned)
         need["gpus"] = max(need["gpus"], exp.service.resources.get("gpus", 0))
     for part, need in wanted.items():
         done = _run(["sinfo", "-h", "-p", part, "-o", "%l|%G"])
