@@ -434,6 +434,14 @@ def _check_points(sweep: dict[str, list[Any]], repeats: int, path: Path) -> None
         )
 
 
+def _param_setter(name: str, path: Path, section: str, overrides: dict[str, Any], recipe: Path) -> str:
+    """``<file>: field '<field>'`` of a merged parameter: the experiment's override when it sets it,
+    else the service or client recipe's own."""
+    if name in overrides:
+        return f"{path}: field '{section}.{name}'"
+    return f"{recipe}: field 'params.{name}'"
+
+
 def _check_point_params(points: list[Point], data: dict[str, Any], client: ClientRecipe, path: Path) -> None:
     """Every point's parameters together (beyond the schema, which sees one value at a time)."""
     kind = CLIENTS.create(client.kind)
@@ -446,11 +454,7 @@ def _check_point_params(points: list[Point], data: dict[str, Any], client: Clien
         if swept is not None:
             raise ConfigError(f"{path}: field 'sweep.{swept}': at point {point.id}: {why}")
         name = next((n for n in names if n in data["client_params"]), names[0])
-        where = (
-            f"{path}: field 'client_params.{name}'"
-            if name in data["client_params"]
-            else (f"{client.file}: field 'params.{name}'")
-        )
+        where = _param_setter(name, path, "client_params", data["client_params"], client.file)
         raise ConfigError(f"{where}: {why}")
 
 
@@ -462,11 +466,7 @@ def _check_path_params(
         value = params.get(name)
         problem = env_problem(value) if isinstance(value, str) else None
         if problem is not None:
-            where = (
-                f"{path}: field 'service_params.{name}'"
-                if name in overrides
-                else (f"{service.file}: field 'params.{name}'")
-            )
+            where = _param_setter(name, path, "service_params", overrides, service.file)
             raise ConfigError(f"{where}: {problem}")
 
 
