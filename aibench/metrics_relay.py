@@ -7,12 +7,17 @@ a flag to disable it arrived only in v1.83.0). So the exporter listens on its no
 relay, on the node's address where the run's Prometheus scrapes, forwards GET /metrics and nothing
 else: every other path and method gets 404 without reaching the exporter.
 
-Usage: ``python -m aibench.metrics_relay --listen HOST:PORT --upstream 127.0.0.1:PORT``
+A server whose own /metrics requires its API key (llama.cpp's llama-server with ``--api-key``) is
+scraped the same way: with ``--bearer-env VAR`` the relay sends ``Authorization: Bearer <$VAR>``
+upstream; the key stays in its environment (never argv) and is never sent back to the caller.
+
+Usage: ``python -m aibench.metrics_relay --listen HOST:PORT --upstream HOST:PORT [--bearer-env VAR]``
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 import aiohttp
 from aiohttp import web
@@ -22,7 +27,7 @@ METRICS_PATH = "/metrics"
 UPSTREAM_TIMEOUT_S = 10.0
 
 
-def app(upstream: str) -> web.Application:
+def app(upstream: str, bearer: str | None = None) -> web.Application:
     async def start(application: web.Application) -> None:
         # the body is relayed as the exporter sent it (compressed or not), with its Content-Encoding
         timeout = aiohttp.ClientTimeout(total=UPSTREAM_TIMEOUT_S)
@@ -33,6 +38,8 @@ def app(upstream: str) -> web.Application:
 
     async def metrics(request: web.Request) -> web.Response:
         headers = {k: v for k, v in request.headers.items() if k.lower() in ("accept", "accept-encoding")}
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
         try:
             async with request.app["session"].get(
                 f"http://{upstream}{METRICS_PATH}", headers=headers
@@ -62,9 +69,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--listen", required=True, help="HOST:PORT to serve /metrics on")
     parser.add_argument("--upstream", required=True, help="HOST:PORT of the exporter (its loopback)")
+    parser.add_argument("--bearer-env", help="environment variable holding the upstream's bearer token")
     args = parser.parse_args(argv)
+    bearer = None
+    if args.bearer_env:
+        bearer = os.environ.get(args.bearer_env)
+        if not bearer:
+            parser.error(f"--bearer-env {args.bearer_env}: that variable is not set or empty")
     host, _, port = args.listen.rpartition(":")
-    web.run_app(app(args.upstream), host=host.strip("[]"), port=int(port), print=None)  # SIGTERM: clean exit
+    # SIGTERM: a clean exit
+    web.run_app(app(args.upstream, bearer), host=host.strip("[]"), port=int(port), print=None)
 
 
 if __name__ == "__main__":

@@ -16,12 +16,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from aibench.clients.presentation import Stats, Tradeoff, presentation_of
+from aibench.clients.presentation import Panel, Stats, Tradeoff, presentation_of
 from aibench.results.stats import current_stats
 
 
 def _label(keys: tuple, names: list[str]) -> str:
-    return ", ".join(f"{n}={v}" for n, v in zip(names, keys, strict=True)) or "all"
+    """A line's legend: ``name=value`` per key; a panel's metric by its name alone (server_ dropped)."""
+    parts = [
+        str(v).removeprefix("server_") if n == "metric" else f"{n}={v}"
+        for n, v in zip(names, keys, strict=True)
+    ]
+    return ", ".join(parts) or "all"
 
 
 def _save(fig: plt.Figure, outputs: list[str | os.PathLike[str]]) -> None:
@@ -49,40 +54,70 @@ def sweep_figure(
     client: str,
 ) -> None:
     """The client kind's panels against ``param``: one line per stat, label (e.g. Redis command) and
-    combination of the other swept parameters; mean over repeats, error bars from min to max."""
+    combination of the other swept parameters; mean over repeats, error bars from min to max. Panels
+    of the server's own metrics form a second row when the points have any (monitored runs)."""
     table = current_stats(table)
-    data = table[
-        (table["experiment"] == experiment) & (table["source"] == "client") & (table["status"] == "ok")
-    ]
-    column = f"param_{param}"
-    labels = [c for c in ("command",) if c in data.columns and data[c].notna().any()]
-    group_keys = labels + [f"param_{p}" for p in swept if p != param]
+    data = table[(table["experiment"] == experiment) & (table["status"] == "ok")]
     shown = presentation_of(client)
-    count = len(shown.panels) + (1 if shown.tradeoff else 0)
-    fig, axes = plt.subplots(1, count, figsize=(4.8 * count, 4), constrained_layout=True, squeeze=False)
-    for ax, panel in zip(axes[0], shown.panels, strict=False):
-        subset = data[panel.rows(data)]
-        if subset.empty:
-            ax.set_visible(False)
-            continue
-        names = ["stat", *[k.removeprefix("param_") for k in group_keys]]
-        for keys, group in subset.groupby(["stat", *group_keys], dropna=False):
-            stats_by_x = group.groupby(column)["value"].agg(["mean", "min", "max"]).sort_index()
-            yerr = [stats_by_x["mean"] - stats_by_x["min"], stats_by_x["max"] - stats_by_x["mean"]]
-            label = _label(keys if isinstance(keys, tuple) else (keys,), names)
-            ax.errorbar(
-                stats_by_x.index.to_numpy(), stats_by_x["mean"], yerr=yerr, marker="o", capsize=3, label=label
-            )
-        _x_axis(ax, subset[column], param)
-        ax.set_ylabel(f"{panel.title} ({subset['unit'].iloc[0]})")
-        ax.set_title(f"{panel.title} vs {param}")
-        ax.set_ylim(bottom=0)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="x-small")
+    client_panels = [p for p in shown.panels if p.source == "client"]
+    server_panels = [p for p in shown.panels if p.source == "server"]
+    if not (data["source"] == "server").any():
+        server_panels = []
+    first_row = len(client_panels) + (1 if shown.tradeoff else 0)
+    columns = max(first_row, len(server_panels))
+    rows = 2 if server_panels else 1
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(4.8 * columns, 4 * rows), constrained_layout=True, squeeze=False
+    )
+    for ax in axes.flat:
+        ax.set_visible(False)
+    kinds = data["service"].dropna().unique() if "service" in data.columns else []
+    services = ", ".join(sorted(map(str, kinds))) or "this server"
+    for ax, panel in zip(axes[0], client_panels, strict=False):
+        _panel(ax, data, panel, param, swept)
+    for ax, panel in zip(axes[1] if rows == 2 else [], server_panels, strict=False):
+        _panel(ax, data, panel, param, swept, missing=f"not exported by {services}")
     if shown.tradeoff:
-        _tradeoff_panel(axes[0][-1], data, param, shown.throughput, shown.tradeoff)
+        ax = axes[0][first_row - 1]
+        ax.set_visible(True)
+        _tradeoff_panel(ax, data[data["source"] == "client"], param, shown.throughput, shown.tradeoff)
     fig.suptitle(experiment)
     _save(fig, outputs)
+
+
+def _panel(
+    ax: plt.Axes, data: pd.DataFrame, panel: Panel, param: str, swept: list[str], missing: str | None = None
+) -> None:
+    """One panel: a line per metric (when it shows several), stat, label and other swept value. With no
+    rows it stays hidden, or says ``missing`` (a server that does not export the metric)."""
+    subset = data[panel.rows(data)]
+    column = f"param_{param}"
+    if subset.empty:
+        if missing is not None:
+            ax.set_visible(True)
+            ax.set_title(panel.title)
+            ax.text(0.5, 0.5, missing, ha="center", va="center", transform=ax.transAxes, fontsize="small")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        return
+    ax.set_visible(True)
+    labels = [c for c in ("command",) if c in subset.columns and subset[c].notna().any()]
+    group_keys = (["metric"] if panel.also else []) + ["stat"] + labels
+    group_keys += [f"param_{p}" for p in swept if p != param]
+    names = [k.removeprefix("param_") for k in group_keys]
+    for keys, group in subset.groupby(group_keys, dropna=False):
+        stats_by_x = group.groupby(column)["value"].agg(["mean", "min", "max"]).sort_index()
+        yerr = [stats_by_x["mean"] - stats_by_x["min"], stats_by_x["max"] - stats_by_x["mean"]]
+        label = _label(keys if isinstance(keys, tuple) else (keys,), names)
+        ax.errorbar(
+            stats_by_x.index.to_numpy(), stats_by_x["mean"], yerr=yerr, marker="o", capsize=3, label=label
+        )
+    _x_axis(ax, subset[column], param)
+    ax.set_ylabel(f"{panel.title} ({subset['unit'].iloc[0]})")
+    ax.set_title(f"{panel.title} vs {param}")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="x-small")
 
 
 def _mean_by(data: pd.DataFrame, column: str, metric: str, stat: str) -> pd.Series:

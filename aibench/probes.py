@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import requests
 
+from aibench.errors import ServiceError
 from aibench.ports import port_open
 
 
@@ -67,14 +68,18 @@ def mysql_select_1(host: str, port: int, user: str, password: str, database: str
         connection.close()
 
 
-def openai_ready(base_url: str, api_key: str | None, timeout: float) -> None:
-    """An OpenAI-compatible server is ready: /v1/models lists a model and it answers one completion."""
+def openai_ready(base_url: str, api_key: str | None, timeout: float, model: str | None = None) -> None:
+    """An OpenAI-compatible server is ready: /v1/models lists a model (``model`` when given: else
+    ServiceError, which no waiting mends) and it answers one completion."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
         models = requests.get(f"{base_url}/v1/models", headers=headers, timeout=timeout)
         if models.status_code != 200 or not models.json().get("data"):
             raise NotReady(f"GET {base_url}/v1/models: HTTP {models.status_code}")
-        model = models.json()["data"][0]["id"]
+        served = [entry.get("id") for entry in models.json()["data"]]
+        if model is not None and model not in served:
+            raise ServiceError(f"{base_url} serves {served}, not the model {model!r} its recipe names")
+        model = model or served[0]
         body = {"model": model, "prompt": "Hello", "max_tokens": 1}
         answer = requests.post(
             f"{base_url}/v1/completions", headers=headers, json=body, timeout=max(timeout, 30)
@@ -83,6 +88,17 @@ def openai_ready(base_url: str, api_key: str | None, timeout: float) -> None:
         raise NotReady(f"{base_url}: {type(exc).__name__}") from None
     if answer.status_code != 200:
         raise NotReady(f"POST {base_url}/v1/completions: HTTP {answer.status_code}")
+
+
+def refuses_without_key(url: str, timeout: float) -> None:
+    """A server that must require its API key refuses ``url`` without one (ServiceError when it
+    answers: a server open to anyone on the network is not a deployment to measure)."""
+    try:
+        status = requests.post(url, json={}, timeout=timeout).status_code
+    except requests.RequestException as exc:
+        raise NotReady(f"POST {url}: {type(exc).__name__}") from None
+    if status not in (401, 403):
+        raise ServiceError(f"POST {url} without the API key: HTTP {status}, expected 401 (key not enforced)")
 
 
 def poll(

@@ -26,7 +26,7 @@ from aibench.records import RecordError
 from aibench.rundir import PointDir, RunDir, ServiceDir
 
 PACKAGES = ("snakemake", "snakemake-executor-plugin-slurm", "numpy", "pandas", "matplotlib", "aiohttp",
-            "chromadb", "llama_cpp_python", "pymysql", "redis", "prometheus-client", "requests")  # fmt: skip
+            "chromadb", "xllamacpp", "pymysql", "redis", "prometheus-client", "requests")  # fmt: skip
 #: tool -> argv printing its version
 TOOLS = {
     "redis-server": ["redis-server", "--version"],

@@ -254,6 +254,9 @@ def start_exporters(job: ServiceJob) -> None:
     """Every exporter that can start; only those get targets (nobody waits for one that never ran)."""
     started: list[Exporter] = []
     for exporter in job.exporters:
+        if exporter.command is None:  # the service's own /metrics
+            started.append(exporter)
+            continue
         problem = _exporter_problem(exporter, started)
         if problem is None:
             try:

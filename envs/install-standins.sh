@@ -41,9 +41,16 @@ install -D -m 0755 "$here/envs/standins/apptainer" "$staging/envs/standins/appta
 install -D -m 0644 "$here/aibench/standin_images.py" "$staging/aibench/standin_images.py"
 mkdir -p "$staging/envs/images"
 cp "$here"/envs/images/* "$staging/envs/images/"
-for f in "$here"/envs/standins/*; do  # programs some stand-in images carry (e.g. Ollama's)
-  [ "$(basename "$f")" = apptainer ] || install -m 0755 "$f" "$staging/envs/standins/"
-done
+# the project files stand-in images carry (a recipe's `files`, e.g. envs/standins/ollama as /bin/ollama,
+# aibench/llama_server.py as /app/llama-server): the builder reads them relative to its own root
+python3 - "$here" <<'EOF' | while IFS= read -r f; do install -D -m 0755 "$here/$f" "$staging/$f"; done
+import sys, tomllib
+from pathlib import Path
+sources = set()
+for recipe in sorted(Path(sys.argv[1], "envs", "images").glob("*.toml")):
+    sources.update(source for source, _ in tomllib.loads(recipe.read_text()).get("files", []))
+print("\n".join(sorted(sources)))
+EOF
 chmod -R a+rX "$staging"
 if [ -d "$lib" ] && diff -rq "$staging" "$lib" >/dev/null 2>&1; then
   :

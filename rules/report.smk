@@ -19,11 +19,12 @@ rule aggregate:
         "../scripts/aggregate.py"
 
 
-# Figures are drawn from the points' summaries (client metrics), so they need not wait for the
-# last Prometheus window to be scraped.
+# Sweep figures show the client's metrics and, when monitored, the server's own (its /metrics over
+# each point's window): they wait for the points' Prometheus windows.
 rule plot_sweep:
     input:
         summaries=lambda wc: point_summaries(wc.experiment),
+        windows=lambda wc: point_outputs(wc.experiment),
     output:
         png=report(
             RUN.figure("{experiment}", "{param}", "png"),
@@ -39,6 +40,7 @@ rule plot_sweep:
         point_dirs=lambda wc: point_dirs(wc.experiment),
         swept=lambda wc: list(experiment(wc).sweep),
         client=lambda wc: experiment(wc).client.kind,
+        description=lambda wc: experiment(wc).description,
     script:
         "../scripts/plot_sweep.py"
 

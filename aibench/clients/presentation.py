@@ -29,9 +29,20 @@ class Stats:
 
 @dataclass(frozen=True)
 class Panel(Stats):
-    """A panel of the sweep figure: ``stats`` of ``metric`` against the swept parameter."""
+    """A panel of the sweep figure: ``stats`` of ``metric`` (and of the metrics in ``also``) against
+    the swept parameter, from rows of ``source`` (``client``: the load generator's; ``server``: the
+    server's own /metrics, aibench.monitoring.server_metrics, drawn in the figure's second row)."""
 
     title: str
+    source: str = "client"
+    also: tuple[str, ...] = ()
+
+    def rows(self, table: pd.DataFrame) -> pd.Series:
+        return (
+            table["metric"].isin((self.metric, *self.also))
+            & table["stat"].isin(self.stats)
+            & (table["source"] == self.source)
+        )
 
 
 @dataclass(frozen=True)
@@ -60,9 +71,15 @@ class Presentation:
     raw_figures: tuple[str, ...] = ()
 
     def metrics(self) -> set[str]:
-        """Every metric name this presentation reads (each must be one the kind emits)."""
-        names = {self.throughput, *(p.metric for p in self.panels), *(h.metric for h in self.headlines)}
+        """Every client metric name this presentation reads (each must be one the kind emits)."""
+        panels = [p for p in self.panels if p.source == "client"]
+        names = {self.throughput, *(p.metric for p in panels), *(h.metric for h in self.headlines)}
+        names |= {m for p in panels for m in p.also}
         return names | {metric for metric, _ in (self.tradeoff.series if self.tradeoff else ())}
+
+    def server_metrics(self) -> set[str]:
+        """Every server-side metric name the panels read (aibench.monitoring.server_metrics names them)."""
+        return {m for p in self.panels if p.source == "server" for m in (p.metric, *p.also)}
 
 
 def presentation_of(kind: str) -> Presentation:

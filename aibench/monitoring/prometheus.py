@@ -137,10 +137,12 @@ def scrape_point_files(ready_json: str, summary_json: str, output_csv: str, inte
     import pandas as pd
 
     from aibench.files import atomic_open, read_json
+    from aibench.monitoring.server_metrics import check_queries
     from aibench.services import SERVICES
 
     summary = read_json(summary_json)
-    queries = SERVICES.create(summary["service"]["kind"]).resource_queries()
+    kind = SERVICES.create(summary["service"]["kind"])
+    queries = {**kind.resource_queries(), **check_queries(kind.server_queries())}
     rows = scrape_point(read_json(ready_json), summary, queries, interval_s)
     columns = ["experiment", "point", "series", "timestamp", "value", "labels"]
     with atomic_open(output_csv, "w") as handle:

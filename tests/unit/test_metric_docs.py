@@ -10,12 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from aibench.clients import CLIENTS
 from aibench.clients.chroma import metrics as chroma_metrics
 from aibench.clients.llm import LLMClient
 from aibench.clients.llm import metrics as llm_metrics
 from aibench.clients.redis_benchmark import parse_csv
 from aibench.clients.sysbench import parse_report
+from aibench.monitoring.server_metrics import GAUGES, HISTOGRAMS, RATES, RATIOS, server_rows
 from aibench.recipes.validation import validate
 from aibench.results.aggregate import resource_rows
 from aibench.results.efficiency import efficiency_rows
@@ -93,6 +96,29 @@ def derived_rows(kind: str, metrics: list[Metric]) -> list[dict[str, Any]]:
     return efficiency_rows(kind, [*rows_of(metrics), *prometheus])
 
 
+def server_frame(histograms: bool) -> pd.DataFrame:
+    """metrics.csv rows of a server's own series over a 10 s window: llama.cpp's (gauges, counters) or,
+    with ``histograms``, vLLM's (gauges, counters, histograms)."""
+    rows = []
+    for t in range(11):
+        series = {name: float(t % 3) for name in GAUGES}
+        series |= {r.counter: 5.0 * t for r in RATES.values()}
+        if histograms:
+            for h in HISTOGRAMS.values():
+                series |= {f"{h.series}_sum": 0.1 * t, f"{h.series}_count": float(t)}
+                for le in ("0.05", "0.1", "+Inf"):
+                    rows.append({"series": f"{h.series}_bucket", "timestamp": 100.0 + t, "value": float(t),
+                                 "labels": f"le={le}"})  # fmt: skip
+        else:
+            series |= {n: 0.2 * t for r in RATIOS.values() for n in (r.numerator,)}
+        rows += [{"series": k, "timestamp": 100.0 + t, "value": v, "labels": ""} for k, v in series.items()]
+    return pd.DataFrame(rows)
+
+
+def server_metric_rows() -> list[dict[str, Any]]:
+    return [*server_rows(server_frame(histograms=False)), *server_rows(server_frame(histograms=True))]
+
+
 def emitted() -> dict[str, set[str]]:
     """Formula id -> metric names emitted with it: the client kinds, the efficiency rows, and the
     Prometheus rows' formula (aibench.results.formulas.prometheus_window)."""
@@ -104,6 +130,8 @@ def emitted() -> dict[str, set[str]]:
             out.setdefault(formula_id(row["formula"]), set()).add(row["metric"])
     for series in SERIES:
         out.setdefault(formula_id(prometheus_window(series)), set()).add(series)
+    for row in server_metric_rows():
+        out.setdefault(formula_id(row["formula"]), set()).add(row["metric"])
     return out
 
 
@@ -149,8 +177,13 @@ def test_each_kind_presents_metrics_it_emits() -> None:
         names = {m.name for m in metrics}
         assert shown.metrics() <= names, (kind, shown.metrics() - names)
         pairs = {(m.name, m.stat) for m in metrics}
-        for stats in (*shown.panels, *shown.headlines):
+        for stats in (*[p for p in shown.panels if p.source == "client"], *shown.headlines):
             assert {(stats.metric, s) for s in stats.stats} <= pairs, (kind, stats)
+    server = {r["metric"] for r in server_metric_rows()}
+    for kind in CLIENTS.names():
+        shown = CLIENTS.get(kind).presentation
+        assert shown.server_metrics() <= server, (kind, shown.server_metrics() - server)
+    assert {"server_requests_running", "server_kv_cache_usage"} <= LLMClient.presentation.server_metrics()
 
 
 def test_every_resource_series_is_documented() -> None:

@@ -195,7 +195,7 @@ IN_ARGV = {"ollama": {"model"}, "vllm": {"model", "model_alias", "model_cache"}}
 
 def kind_commands(kind: Any, ctx: ServiceContext) -> list[Command]:
     commands = [*kind.prepare_commands(ctx), kind.command(ctx), *kind.setup_commands(ctx)]
-    commands += [e.command for e in kind.exporters(ctx, [41001, 41002, 41003, 41004])]
+    commands += [e.command for e in kind.exporters(ctx, [41001, 41002, 41003, 41004]) if e.command]
     if kind.gateway_secret:
         commands.append(gateway_command(ctx, ctx.secrets[kind.gateway_secret]))
     return commands

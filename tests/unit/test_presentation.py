@@ -49,6 +49,48 @@ def test_sweep_figure_draws_the_kinds_panels_then_its_tradeoff(monkeypatch: pyte
     plt.close("all")
 
 
+def llm_table(server: bool) -> pd.DataFrame:
+    rows = []
+    for c, tput, running, waiting in ((1, 30.0, 1.0, 0.0), (8, 60.0, 4.0, 3.5)):
+        point = dict(point=f"concurrency-{c}_r0", param_concurrency=c, service="llamacpp")
+        rows += [row(metric="output_token_throughput", stat="mean", value=tput, unit="tokens/s", **point),
+                 row(metric="ttft", stat="median", value=40.0 * c, unit="ms", **point),
+                 row(metric="ttft", stat="p99", value=90.0 * c, unit="ms", **point),
+                 row(metric="tpot", stat="median", value=28.0, unit="ms", **point),
+                 row(metric="tpot", stat="p99", value=50.0, unit="ms", **point)]  # fmt: skip
+        if server:
+            rows += [row(metric="server_requests_running", stat="mean", value=running, unit="requests",
+                         source="server", **point),
+                     row(metric="server_requests_waiting", stat="mean", value=waiting, unit="requests",
+                         source="server", **point),
+                     row(metric="server_output_token_throughput", stat="mean", value=tput, unit="tokens/s",
+                         source="server", **point)]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_llm_sweep_figure_adds_the_servers_view_as_a_second_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[plt.Figure] = []
+    monkeypatch.setattr(plots, "_save", lambda fig, outputs: drawn.append(fig))
+    plots.sweep_figure(llm_table(server=True), "e", "concurrency", ["concurrency"], [], "llm")
+    shown = [ax for ax in drawn[0].axes if ax.get_visible()]
+    titles = [ax.get_title() for ax in shown]
+    assert titles[:4] == ["Output token throughput vs concurrency", "TTFT vs concurrency",
+                          "TPOT vs concurrency", "Latency vs throughput"]  # fmt: skip
+    queue = shown[titles.index("Requests at the server vs concurrency")]
+    labels = queue.get_legend_handles_labels()[1]
+    assert labels == ["requests_running, stat=mean", "requests_waiting, stat=mean"]
+    waiting = queue.get_lines()[-1]  # errorbar: the data line of the last series
+    assert list(waiting.get_ydata()) == [0.0, 3.5]
+    # llama.cpp exports no KV-cache usage: the panel says so instead of drawing zeros
+    kv = shown[titles.index("KV-cache usage (server)")]
+    assert [t.get_text() for t in kv.texts] == ["not exported by llamacpp"] and not kv.get_lines()
+    plt.close("all")
+    drawn.clear()
+    plots.sweep_figure(llm_table(server=False), "e", "concurrency", ["concurrency"], [], "llm")
+    assert len([ax for ax in drawn[0].axes if ax.get_visible()]) == 4  # unmonitored: one row
+    plt.close("all")
+
+
 def test_headline_table_follows_the_kind_and_reads_an_older_p50_as_median() -> None:
     rows = []
     for clients in (1, 10):

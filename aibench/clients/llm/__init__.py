@@ -44,6 +44,12 @@ class LLMClient(ClientKind):
             Panel("output_token_throughput", ("mean",), "Output token throughput"),
             Panel("ttft", ("median", "p99"), "TTFT"),
             Panel("tpot", ("median", "p99"), "TPOT"),
+            Panel("server_requests_running", ("mean",), "Requests at the server", source="server",
+                  also=("server_requests_waiting",)),
+            Panel("server_kv_cache_usage", ("mean", "max"), "KV-cache usage (server)", source="server"),
+            Panel("server_output_token_throughput", ("mean",), "Output tokens/s (server)", source="server"),
+            Panel("server_tpot", ("mean", "median", "p99"), "Server-side latency",
+                  source="server", also=("server_prefill_time_per_token", "server_ttft")),
         ),
         headlines=(
             Stats("output_token_throughput", ("mean",)), Stats("ttft", ("median", "p99")),

@@ -23,6 +23,9 @@ class Event:
     text: str = ""
     prompt_tokens: int | None = None
     output_tokens: int | None = None
+    #: the server's own count of generated tokens outside ``usage`` (llama.cpp's timings.predicted_n,
+    #: or tokens_predicted of its /completion API), as (count, where it was read)
+    server_count: tuple[int, str] | None = None
     timings: dict[str, int] = field(default_factory=dict)
     done: bool = False
     error: str | None = None
@@ -84,6 +87,11 @@ def parse_sse(line: bytes) -> Event | None:
     if usage:
         event.prompt_tokens = usage.get("prompt_tokens")
         event.output_tokens = usage.get("completion_tokens")
+    timings = data.get("timings")
+    if isinstance(timings, dict) and isinstance(timings.get("predicted_n"), int):
+        event.server_count = (timings["predicted_n"], "timings:predicted_n")
+    elif isinstance(data.get("tokens_predicted"), int):
+        event.server_count = (data["tokens_predicted"], "tokens_predicted")
     return event
 
 

@@ -1,0 +1,217 @@
+"""The inference server's own view of each point: its /metrics, scraped by the run's Prometheus.
+
+Each LLM kind maps the canonical raw series below to PromQL over its server's metric names (llama.cpp's
+``llamacpp:*``, vLLM's ``vllm:*``); the point's scrape stores them in its metrics.csv like every other
+series, and ``server_rows`` turns them into the point's server-side figures (source ``server`` in the
+tidy table; docs/metrics.md, "Server-side metrics"). The names in metrics.csv are the contract, so a
+run's figures regenerate from its files alone, whatever kind served it.
+
+- gauges (``server_requests_running``, ...): mean and max over the point's window, as resources are;
+- counters (``server_output_tokens_total``, ...): their increase over the window, divided by its length
+  (a throughput) or by another counter's increase (a time per token);
+- histograms (``server_ttft_seconds`` as ``_bucket`` rows, one per ``le``, plus ``_sum`` and ``_count``):
+  the requests observed in the window (bucket increases), their mean and quantiles interpolated within
+  buckets as Prometheus' histogram_quantile does.
+
+Increases are taken between the first and last evaluation of the window (aibench.monitoring.prometheus
+scrape_window: aligned on the window's end, one step past it), so they are exact for what the server had
+counted at those scrapes; a counter that advances only when a request ends (llama.cpp's) gives a noisy
+rate on windows of a few requests.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from aibench.results.formulas import formula
+
+PREFIX = "server_"
+SOURCE = "server"
+
+
+@dataclass(frozen=True)
+class Gauge:
+    unit: str
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Increase of ``counter`` over the window / the window's length."""
+
+    counter: str
+    unit: str
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """Increase of ``numerator`` / increase of ``denominator`` over the window, times ``scale``."""
+
+    numerator: str
+    denominator: str
+    unit: str
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """The requests a server histogram (seconds) observed in the window, in milliseconds."""
+
+    series: str  # raw name without _bucket / _sum / _count
+
+
+#: figure name -> how it is computed from the raw series (whichever the server's kind exports)
+GAUGES = {
+    "server_requests_running": Gauge("requests"),
+    "server_requests_waiting": Gauge("requests"),
+    "server_kv_cache_usage": Gauge("%", scale=100.0),
+}
+RATES = {
+    "server_output_token_throughput": Rate("server_output_tokens_total", "tokens/s"),
+    "server_prompt_token_throughput": Rate("server_prompt_tokens_total", "tokens/s"),
+}
+RATIOS = {
+    "server_tpot": Ratio("server_decode_seconds_total", "server_output_tokens_total", "ms", 1000.0),
+    "server_prefill_time_per_token": Ratio(
+        "server_prefill_seconds_total", "server_prompt_tokens_total", "ms", 1000.0
+    ),
+}
+HISTOGRAMS = {
+    "server_ttft": Histogram("server_ttft_seconds"),
+    "server_tpot": Histogram("server_tpot_seconds"),
+    "server_queue_time": Histogram("server_queue_time_seconds"),
+    "server_prefill_time": Histogram("server_prefill_time_seconds"),
+    "server_decode_time": Histogram("server_decode_time_seconds"),
+}
+QUANTILES = (("median", 0.5), ("p90", 0.9), ("p99", 0.99))
+#: every raw series a kind may map (the canonical names of metrics.csv)
+RAW_SERIES = (
+    set(GAUGES)
+    | {r.counter for r in RATES.values()}
+    | {n for r in RATIOS.values() for n in (r.numerator, r.denominator)}
+    | {f"{h.series}{suffix}" for h in HISTOGRAMS.values() for suffix in ("_bucket", "_sum", "_count")}
+)
+
+
+def histogram_queries(raw: str, metric: str) -> dict[str, str]:
+    """PromQL of a server histogram ``metric`` (e.g. ``vllm:time_to_first_token_seconds``) as the raw
+    series ``raw``: buckets summed per ``le``, and its sum and count."""
+    return {
+        f"{raw}_bucket": f"sum by (le) ({metric}_bucket{{{{{{sel}}}}}})",
+        f"{raw}_sum": f"sum({metric}_sum{{{{{{sel}}}}}})",
+        f"{raw}_count": f"sum({metric}_count{{{{{{sel}}}}}})",
+    }
+
+
+def check_queries(queries: dict[str, str]) -> dict[str, str]:
+    """``queries`` if every name is a canonical raw series (ValueError naming the stray one)."""
+    stray = sorted(set(queries) - RAW_SERIES)
+    if stray:
+        raise ValueError(f"not a server series: {', '.join(stray)} (known: {', '.join(sorted(RAW_SERIES))})")
+    return queries
+
+
+def is_server_series(series: str) -> bool:
+    return series.startswith(PREFIX)
+
+
+def _increase(samples: pd.DataFrame) -> tuple[float, float]:
+    """(increase, seconds) between the first and the last sample of one series (NaN when < 2)."""
+    ordered = samples.sort_values("timestamp")
+    if len(ordered) < 2:
+        return math.nan, math.nan
+    first, last = ordered.iloc[0], ordered.iloc[-1]
+    return float(last["value"] - first["value"]), float(last["timestamp"] - first["timestamp"])
+
+
+def histogram_quantile(q: float, bounds: np.ndarray, cumulative: np.ndarray) -> float:
+    """Prometheus' histogram_quantile over cumulative bucket counts ``cumulative`` with upper
+    ``bounds`` (ascending, the last +Inf): linear within the bucket the rank falls in, the first bucket
+    from 0, and the largest finite bound when the rank is in the +Inf bucket."""
+    total = cumulative[-1]
+    if total <= 0:
+        return math.nan
+    rank = q * total
+    index = int(np.searchsorted(cumulative, rank, side="left"))
+    if index >= len(bounds) - 1:  # the +Inf bucket
+        return float(bounds[-2]) if len(bounds) > 1 else math.nan
+    upper = float(bounds[index])
+    lower = 0.0 if index == 0 else float(bounds[index - 1])
+    below = 0.0 if index == 0 else float(cumulative[index - 1])
+    inside = float(cumulative[index]) - below
+    if inside <= 0:
+        return upper
+    return lower + (upper - lower) * (rank - below) / inside
+
+
+def _le(labels: str) -> float:
+    for item in str(labels).split(";"):
+        key, _, value = item.partition("=")
+        if key == "le":
+            return math.inf if value in ("+Inf", "Inf", "inf") else float(value)
+    raise ValueError(f"a histogram bucket row without an le label: {labels!r}")
+
+
+def _histogram_rows(name: str, raw: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    buckets = frame[frame["series"] == f"{raw}_bucket"]
+    count, _ = _increase(frame[frame["series"] == f"{raw}_count"])
+    total, _ = _increase(frame[frame["series"] == f"{raw}_sum"])
+    if buckets.empty or not count or math.isnan(count) or count <= 0:
+        return []
+    by_le = sorted(
+        ((_le(labels), _increase(group)[0]) for labels, group in buckets.groupby("labels")),
+        key=lambda item: item[0],
+    )
+    bounds = np.array([b for b, _ in by_le])
+    cumulative = np.maximum.accumulate(np.nan_to_num(np.array([c for _, c in by_le]), nan=0.0))
+    how = formula("server.histogram", series=raw)
+    rows = [_row(name, "mean", 1000.0 * total / count, "ms", how)]
+    rows.append(_row(name, "count", count, "requests", how))
+    for stat, q in QUANTILES:
+        rows.append(_row(name, stat, 1000.0 * histogram_quantile(q, bounds, cumulative), "ms", how))
+    return [r for r in rows if not math.isnan(r["value"])]
+
+
+def _row(name: str, stat: str, value: float, unit: str, how: str) -> dict[str, Any]:
+    return {
+        "metric": name, "stat": stat, "value": float(value), "unit": unit, "source": SOURCE, "formula": how
+    }  # fmt: skip
+
+
+def server_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The point's server-side figures from its metrics.csv rows (``frame``: series, timestamp,
+    value, labels); nothing for a server that exported none of the raw series."""
+    frame = frame[frame["series"].map(is_server_series)]
+    if frame.empty:
+        return []
+    present = set(frame["series"])
+    rows: list[dict[str, Any]] = []
+    for name, gauge in GAUGES.items():
+        values = frame.loc[frame["series"] == name, "value"] * gauge.scale
+        if len(values):
+            how = formula("server.gauge", series=name)
+            rows += [_row(name, "mean", values.mean(), gauge.unit, how),
+                     _row(name, "max", values.max(), gauge.unit, how)]  # fmt: skip
+    for name, rate in RATES.items():
+        if rate.counter in present:
+            increase, seconds = _increase(frame[frame["series"] == rate.counter])
+            if seconds and not math.isnan(seconds):
+                rows.append(_row(name, "mean", increase / seconds, rate.unit,
+                                 formula("server.counter_rate", counter=rate.counter)))  # fmt: skip
+    histograms = {name for name, h in HISTOGRAMS.items() if f"{h.series}_bucket" in present}
+    for name, ratio in RATIOS.items():
+        if name in histograms or not {ratio.numerator, ratio.denominator} <= present:
+            continue
+        numerator, _ = _increase(frame[frame["series"] == ratio.numerator])
+        denominator, _ = _increase(frame[frame["series"] == ratio.denominator])
+        if denominator and not math.isnan(denominator) and denominator > 0:
+            how = formula("server.counter_ratio", numerator=ratio.numerator, denominator=ratio.denominator)
+            rows.append(_row(name, "mean", ratio.scale * numerator / denominator, ratio.unit, how))
+    for name in sorted(histograms):
+        rows += _histogram_rows(name, HISTOGRAMS[name].series, frame)
+    return rows

@@ -1,0 +1,73 @@
+"""llama.cpp's server image on the MeluXina-faithful cluster: the llamacpp kind as a MeluXina user runs it.
+
+Under `snakemake --profile profiles/meluxina` the kind runs ``/app/llama-server`` (the image's
+ENTRYPOINT, which apptainer exec ignores) from docker://ghcr.io/ggml-org/llama.cpp:server-cuda-b11459.
+Here that image is its stand-in (envs/images/llama.cpp-server-cuda-b11459.toml: llama.cpp b11549's CPU
+server from the xllamacpp wheel behind llama-server's own flags, with the image's LLAMA_ARG_HOST=0.0.0.0),
+on a `cpu` partition node. What must hold: the server listens on its node's address (the --host flag
+wins over the image's 0.0.0.0), the key reaches it through the env file only, the service job's probe
+and the clients on the node get through with it, and the run's Prometheus, on another node, scrapes the
+server's own /metrics through the relay that holds the key, so each point has its server-side figures.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from aibench.secrets import read_secrets
+from tests.slurm.conftest import compute_nodes
+from tests.slurm.test_meluxina_path import run_meluxina_profile
+
+pytestmark = [pytest.mark.workflow, pytest.mark.usefixtures("local_slurm", "apptainer_images")]
+
+EXPERIMENT = {
+    "service": "llamacpp",
+    "client": "llm",
+    "client_params": {"max_tokens": 8, "requests": 8, "mode": "closed"},
+    "sweep": {"concurrency": [1, 4]},
+}
+
+
+def test_llama_server_image_serves_and_is_scraped_across_nodes(workspace: Path, no_leftovers: float) -> None:
+    recipes = workspace / "recipes"
+    (recipes / "experiments" / "llamacpp-image.yaml").write_text(yaml.safe_dump(EXPERIMENT))
+    config = workspace / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "experiments": ["llamacpp-image"], "results": str(workspace / "results"), "recipes": str(recipes),
+        "monitoring": {"enabled": True, "grafana": False},
+    }))  # fmt: skip
+    calls = workspace / "apptainer-calls.jsonl"
+    done = run_meluxina_profile(workspace, config, APPTAINER_STANDIN_LOG=str(calls))
+    assert done.returncode == 0, done.stderr[-6000:]
+    results = workspace / "results"
+    service = results / "llamacpp-image" / "service"
+
+    # the image's /app/llama-server, with llama-server's flags, on the node's address, key off argv
+    endpoint = json.loads((service / "endpoint.json").read_text())
+    assert endpoint["node"] in compute_nodes() and not endpoint["host"].startswith(("127.", "0.0.0.0"))
+    key = read_secrets(service / "secrets.env")["LLM_API_KEY"]
+    execs = [json.loads(line) for line in calls.read_text().splitlines() if '"exec"' in line]
+    servers = [c for c in execs if "/app/llama-server" in c]
+    assert servers, execs
+    argv = servers[0][servers[0].index("/app/llama-server") :]
+    assert argv[argv.index("--host") + 1] == endpoint["host"] and "--metrics" in argv
+    assert "--nv" not in servers[0]  # the recipe asks for no GPU
+    assert not [c for c in execs if key in " ".join(c)]
+    assert "listening on http://" + endpoint["host"] in (service / "service.log").read_text()
+
+    # both points measured, with the server's own figures beside the client's
+    table = pd.read_csv(results / "summary.csv")
+    client = table[(table["source"] == "client") & (table["metric"] == "output_token_throughput")]
+    assert len(client) == 2 and (client["value"] > 0).all()
+    server = table[table["source"] == "server"]
+    by_point = server[server["metric"] == "server_requests_running"].groupby("point")["value"].max()
+    assert len(by_point) == 2 and (by_point > 0).all(), server
+    tokens = server[server["metric"] == "server_output_token_throughput"]
+    assert len(tokens) == 2 and (tokens["value"] > 0).all()
+    relay_log = (service / "exporter-server.log").read_text()
+    assert key not in relay_log and key not in (results / "summary.csv").read_text()
