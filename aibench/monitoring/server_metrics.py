@@ -60,9 +60,11 @@ class Ratio:
 
 @dataclass(frozen=True)
 class Histogram:
-    """The requests a server histogram (seconds) observed in the window, in milliseconds."""
+    """What a server histogram (seconds) observed in the window, in milliseconds."""
 
     series: str  # raw name without _bucket / _sum / _count
+    #: what one observation is (the unit of the ``count`` row)
+    observes: str = "requests"
 
 
 #: figure name -> how it is computed from the raw series (whichever the server's kind exports)
@@ -83,7 +85,8 @@ RATIOS = {
 }
 HISTOGRAMS = {
     "server_ttft": Histogram("server_ttft_seconds"),
-    "server_tpot": Histogram("server_tpot_seconds"),
+    # vLLM observes its time per output token once per token after the first
+    "server_tpot": Histogram("server_tpot_seconds", observes="tokens"),
     "server_queue_time": Histogram("server_queue_time_seconds"),
     "server_prefill_time": Histogram("server_prefill_time_seconds"),
     "server_decode_time": Histogram("server_decode_time_seconds"),
@@ -121,12 +124,15 @@ def is_server_series(series: str) -> bool:
 
 
 def _increase(samples: pd.DataFrame) -> tuple[float, float]:
-    """(increase, seconds) between the first and the last sample of one series (NaN when < 2)."""
+    """(increase, seconds) of one counter from its first to its last sample (NaN when < 2). A drop is a
+    counter reset (a restarted server): as Prometheus' increase() does, the value after it counts from 0."""
     ordered = samples.sort_values("timestamp")
     if len(ordered) < 2:
         return math.nan, math.nan
-    first, last = ordered.iloc[0], ordered.iloc[-1]
-    return float(last["value"] - first["value"]), float(last["timestamp"] - first["timestamp"])
+    values = ordered["value"].to_numpy(dtype=float)
+    steps = np.diff(values)
+    increase = float(np.where(steps >= 0, steps, values[1:]).sum())
+    return increase, float(ordered["timestamp"].iloc[-1] - ordered["timestamp"].iloc[0])
 
 
 def histogram_quantile(q: float, bounds: np.ndarray, cumulative: np.ndarray) -> float:
@@ -134,8 +140,8 @@ def histogram_quantile(q: float, bounds: np.ndarray, cumulative: np.ndarray) -> 
     ``bounds`` (ascending, the last +Inf): linear within the bucket the rank falls in, the first bucket
     from 0, and the largest finite bound when the rank is in the +Inf bucket."""
     total = cumulative[-1]
-    if total <= 0:
-        return math.nan
+    if total <= 0 or len(bounds) < 2 or not math.isinf(bounds[-1]):
+        return math.nan  # as histogram_quantile: no +Inf bucket, no quantile
     rank = q * total
     index = int(np.searchsorted(cumulative, rank, side="left"))
     if index >= len(bounds) - 1:  # the +Inf bucket
@@ -171,10 +177,10 @@ def _histogram_rows(name: str, raw: str, frame: pd.DataFrame) -> list[dict[str, 
     cumulative = np.maximum.accumulate(np.nan_to_num(np.array([c for _, c in by_le]), nan=0.0))
     how = formula("server.histogram", series=raw)
     rows = [_row(name, "mean", 1000.0 * total / count, "ms", how)]
-    rows.append(_row(name, "count", count, "requests", how))
+    rows.append(_row(name, "count", count, HISTOGRAMS[name].observes, how))
     for stat, q in QUANTILES:
         rows.append(_row(name, stat, 1000.0 * histogram_quantile(q, bounds, cumulative), "ms", how))
-    return [r for r in rows if not math.isnan(r["value"])]
+    return rows
 
 
 def _row(name: str, stat: str, value: float, unit: str, how: str) -> dict[str, Any]:
@@ -186,7 +192,7 @@ def _row(name: str, stat: str, value: float, unit: str, how: str) -> dict[str, A
 def server_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """The point's server-side figures from its metrics.csv rows (``frame``: series, timestamp,
     value, labels); nothing for a server that exported none of the raw series."""
-    frame = frame[frame["series"].map(is_server_series)]
+    frame = frame[frame["series"].map(is_server_series) & frame["value"].notna()]
     if frame.empty:
         return []
     present = set(frame["series"])
@@ -214,4 +220,4 @@ def server_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
             rows.append(_row(name, "mean", ratio.scale * numerator / denominator, ratio.unit, how))
     for name in sorted(histograms):
         rows += _histogram_rows(name, HISTOGRAMS[name].series, frame)
-    return rows
+    return [r for r in rows if math.isfinite(r["value"])]

@@ -71,7 +71,8 @@ def node_level(ctx: ServiceContext, gpus: int, ports: list[int]) -> list[Exporte
 
 def exporter_command(exporter: Exporter, runtime: Runtime, service_dir: ServiceDir) -> Command:
     """``exporter``'s command as the service job runs it: in its image under Apptainer, else as is."""
-    assert exporter.command is not None, f"{exporter.name} is the service's own endpoint: nothing to run"
+    if exporter.command is None:
+        raise ValueError(f"exporter {exporter.name} is the service's own endpoint: there is nothing to run")
     argv0 = exporter.command.argv[0]
     if not runtime.containerized or argv0 not in IMAGES:
         return exporter.command

@@ -468,6 +468,10 @@ def _check_path_params(
         if problem is not None:
             where = _param_setter(name, path, "service_params", overrides, service.file)
             raise ConfigError(f"{where}: {problem}")
+    together = SERVICES.create(service.kind).params_problem(params)  # values right alone, wrong together
+    if together is not None:
+        name, why = together
+        raise ConfigError(f"{_param_setter(name, path, 'service_params', overrides, service.file)}: {why}")
 
 
 def load_experiment(path: Path, recipes_dir: Path) -> Experiment:

@@ -12,8 +12,8 @@ import pandas as pd
 from aibench.files import read_json
 from aibench.monitoring.server_metrics import is_server_series, server_rows
 from aibench.results.efficiency import efficiency_rows
-from aibench.rundir import PointDir
 from aibench.results.formulas import prometheus_window
+from aibench.rundir import PointDir
 
 BASE_COLUMNS = [
     "experiment", "point", "repeat", "status", "service", "client",

@@ -198,8 +198,8 @@ def compare(
     Rows are matched on experiment, point id without its repeat suffix, params, labels, metric, stat,
     unit and source. Only points with status ok count. ``metrics`` keeps those metric names (of any
     source); otherwise client, server-side and derived metrics, plus Prometheus series with
-    ``prometheus``. ``stats`` None keeps every stat. Columns: the keys, n_a, value_a (mean), ci_a (95% CI half-width), the same
-    for b, rel_change = (b - a) / a (NaN when a is 0), verdict (one of VERDICTS)."""
+    ``prometheus``. ``stats`` None keeps every stat. Columns: the keys, n_a, value_a (mean), ci_a (95% CI
+    half-width), the same for b, rel_change = (b - a) / a (NaN when a is 0), verdict (one of VERDICTS)."""
     sources = None if metrics or prometheus else DEFAULT_SOURCES
     a = _select(a, metrics, stats, sources, experiments)
     b = _select(b, metrics, stats, sources, experiments)

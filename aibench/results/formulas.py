@@ -26,5 +26,6 @@ def formula_id(text: str) -> str:
 
 
 def prometheus_window(series: str) -> str:
-    """The formula of a Prometheus row of the tidy table: a statistic of ``series`` over the point's window."""
+    """The formula of a Prometheus row of the tidy table: a statistic of ``series`` over the point's
+    window."""
     return formula("prometheus.window", series=series)

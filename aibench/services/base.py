@@ -90,6 +90,11 @@ class ServiceKind:
     #: how many ports ``exporters`` is given (the service job's port plan, aibench.serve.plan_ports)
     exporter_ports: ClassVar[int] = 1
 
+    def params_problem(self, params: dict[str, Any]) -> tuple[str, str] | None:
+        """(the parameter, why) when the kind's parameters are valid one by one but wrong together (the
+        schema cannot compare two values); else None. Checked when the workflow is parsed."""
+        return None
+
     def prepare_commands(self, ctx: ServiceContext) -> list[Command]:
         """Commands run before the service starts (e.g. initialising a data directory)."""
         return []

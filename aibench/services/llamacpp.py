@@ -53,7 +53,7 @@ def server_flags(ctx: ServiceContext, model: Path) -> list[str]:
         "--threads", str(p["n_threads"]),
         "--threads-batch", str(threads_batch),
         "--batch-size", str(p["n_batch"]),
-        "--ubatch-size", str(min(p["n_ubatch"], p["n_batch"])),
+        "--ubatch-size", str(p["n_ubatch"]),
         "--cont-batching" if p["cont_batching"] else "--no-cont-batching",
         "--n-gpu-layers", str(p["n_gpu_layers"]),
         "--metrics",
@@ -78,6 +78,14 @@ class LlamaCpp(ServiceKind):
         digest = sha256(model) if model.is_file() else None
         return {"model": model.name, "model_alias": params["model_alias"], "model_sha256": digest}
 
+    def params_problem(self, params: dict[str, Any]) -> tuple[str, str] | None:
+        if params["n_ubatch"] > params["n_batch"]:
+            return "n_ubatch", (
+                f"{params['n_ubatch']} is larger than n_batch ({params['n_batch']}): the physical batch "
+                "is a part of the logical one"
+            )
+        return None
+
     def make_secrets(self, params: dict[str, Any]) -> dict[str, str]:
         return {"LLM_API_KEY": generate_password()}
 
@@ -86,11 +94,19 @@ class LlamaCpp(ServiceKind):
         if not model.is_file():
             raise FileNotFoundError(f"model {model} not found: run `make setup-llm` (envs/install-llm.sh)")
         program = ["llama-server"] if ctx.containerized else [sys.executable, "-m", "aibench.llama_server"]
-        env = {"LLAMA_API_KEY": ctx.secrets["LLM_API_KEY"], "OMP_WAIT_POLICY": "passive"}
+        # with one key llama-server logs its last 4 characters (tools/server/server-http.cpp: "api_keys:
+        # ****<last4>"), with several only their count: a second random key, held by no one, keeps the
+        # run's key out of the log
+        keys = f"{ctx.secrets['LLM_API_KEY']},{generate_password()}"
+        env = {"LLAMA_API_KEY": keys, "OMP_WAIT_POLICY": "passive"}
         return Command([*program, *server_flags(ctx, model)], env=env)
 
     def endpoint_extra(self, ctx: ServiceContext) -> dict[str, Any]:
-        return {"model": ctx.params["model_alias"]}
+        """The model's name, and that clients must not reuse connections: llama-server closes its
+        connection after each streamed answer while sending ``Keep-Alive: timeout=5, max=100`` (seen
+        with b11549: curl finds the connection dead after a stream), so a closed loop's next request on
+        it fails before the close is noticed."""
+        return {"model": ctx.params["model_alias"], "reuse_connections": False}
 
     def container_binds(self, ctx: ServiceContext) -> list[Path]:
         return [model_path(ctx.params["model_path"]).parent]

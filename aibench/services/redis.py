@@ -86,8 +86,10 @@ class Redis(ServiceKind):
         return Command(["redis-server", str(conf)])
 
     def process_pattern(self, ctx: ServiceContext) -> str:
-        # redis-server retitles itself "redis-server <host>:<port>"
-        return re.escape(f"{ctx.host}:{ctx.port}")
+        """redis-server's command line at exec (its config file), or after it retitled itself
+        ("redis-server <host>:<port>"): the process exporter classifies a process once, when it first
+        sees it, so a server seen before its retitle must match too (on a loaded node it was not)."""
+        return f"(?:{re.escape(str(ctx.workdir / 'redis.conf'))}|{re.escape(f'{ctx.host}:{ctx.port}')})"
 
     def exporters(self, ctx: ServiceContext, ports: list[int]) -> list[Exporter]:
         """The process exporter, and redis_exporter on the node's loopback (as its own ACL user) behind

@@ -3,6 +3,7 @@ driven by the llm client; its own /metrics through the relay that holds its key.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import gzip
 import io
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import numpy as np
 import psutil
 import pytest
@@ -69,6 +71,9 @@ def test_api_key_required_and_kept_off_argv(llamacpp: Path) -> None:
     assert server.environ()["OMP_WAIT_POLICY"] == "passive"  # GNU OpenMP's threads do not spin
     for name in ("service.log", "spec.json", "ready.json"):
         assert key not in (llamacpp / name).read_text(), name
+    # llama-server logs the last 4 characters of a single key ("api_keys: ****<last4>"): it has two
+    assert f"****{key[-4:]}" not in (llamacpp / "service.log").read_text()
+    assert len(server.environ()["LLAMA_API_KEY"].split(",")) == 2
 
 
 def test_the_alias_is_served_and_the_slots_are_the_recipes(llamacpp: Path) -> None:
@@ -162,3 +167,32 @@ def test_the_kinds_server_queries_name_what_the_live_server_exports(llamacpp: Pa
     for raw, promql in queries.items():
         names = re.findall(r"llamacpp:[a-z_]+", promql)
         assert names and set(names) <= exported, (raw, promql, sorted(exported))
+
+
+def test_streams_on_fresh_connections_fail_none(llamacpp: Path, tmp_path: Path) -> None:
+    """llama-server closes its connection after each stream (while announcing keep-alive): the kind's
+    endpoint says so, and a closed loop, whose next request would reuse the dead connection at once,
+    loses no request."""
+    assert json.loads((llamacpp / "endpoint.json").read_text())["extra"]["reuse_connections"] is False
+    params = validate({"mode": "closed", "concurrency": 2, "requests": 10, "max_tokens": 4}, "kinds/llm", "t")
+    summary = run_point_against(llamacpp, tmp_path, client_kind="llm", params=params, timeout_s=300)
+    by = {(m["name"], m["stat"]): m["value"] for m in summary["metrics"]}
+    assert by[("error_rate", "mean")] == 0, [r["error"] for r in raw_rows(tmp_path)]
+
+
+def test_re_tokenizing_is_the_last_resort_and_uses_the_servers_tokenizer(llamacpp: Path) -> None:
+    """A stream without any count of the server's (source ``chunks``) is re-counted by llama.cpp's own
+    /tokenize; a stream that had usage is left alone."""
+    base, key = endpoint(llamacpp)
+    target = load.Target(base, "openai-chat", "smollm2", key, 8, 60)
+    text = "Hello world, this is it."
+    bare = load.Record(0, False, 0.0, chunks=[0.1, 0.2], text=text, output_tokens=2, token_source="chunks")
+    counted = load.Record(1, False, 0.0, chunks=[0.1], text=text, output_tokens=9, token_source="usage")
+
+    async def recount() -> None:
+        async with aiohttp.ClientSession() as session:
+            await load.count_tokens(session, target, [bare, counted])
+
+    asyncio.run(recount())
+    assert bare.token_source == "server-tokenize" and bare.output_tokens == 7  # SmolLM2's tokens of text
+    assert (counted.token_source, counted.output_tokens) == ("usage", 9)

@@ -154,6 +154,19 @@ def test_openai_sse_lines() -> None:
     assert protocols.parse_sse(b'data: {"choices":[{"delta":{"content":"Hi"}}]}').text == "Hi"
 
 
+def test_a_servers_own_count_outside_usage_is_kept_and_usage_wins() -> None:
+    """llama.cpp's counts besides usage: ``timings.predicted_n`` (OpenAI endpoints' last chunk) and
+    ``tokens_predicted`` (its /completion API); usage, when a stream has it, is what is recorded."""
+    timings = protocols.parse_sse(b'data: {"choices":[],"timings":{"predicted_n":31,"prompt_n":7}}')
+    assert timings.server_count == (31, "timings:predicted_n") and timings.output_tokens is None
+    native = protocols.parse_sse(b'data: {"content":"","stop":true,"tokens_predicted":12}')
+    assert native.server_count == (12, "tokens_predicted")
+    last = b'{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":32},"timings":{"predicted_n":32}}'
+    both = protocols.parse_sse(b"data: " + last)
+    assert both.output_tokens == 32 and both.server_count == (32, "timings:predicted_n")
+    assert protocols.parse_sse(b'data: {"choices":[],"timings":{"predicted_n":"31"}}').server_count is None
+
+
 def test_schedule_constant_and_poisson() -> None:
     assert np.allclose(load.schedule(4, 10, "constant", 0), [0, 0.1, 0.2, 0.3])
     gaps = np.diff(load.schedule(20001, 100, "poisson", 3))

@@ -64,6 +64,8 @@ def test_llama_server_image_serves_and_is_scraped_across_nodes(workspace: Path, 
     table = pd.read_csv(results / "summary.csv")
     client = table[(table["source"] == "client") & (table["metric"] == "output_token_throughput")]
     assert len(client) == 2 and (client["value"] > 0).all()
+    errors = table[(table["metric"] == "error_rate") & (table["stat"] == "mean")]["value"]
+    assert len(errors) == 2 and (errors == 0).all()  # every request answered, none lost
     server = table[table["source"] == "server"]
     by_point = server[server["metric"] == "server_requests_running"].groupby("point")["value"].max()
     assert len(by_point) == 2 and (by_point > 0).all(), server

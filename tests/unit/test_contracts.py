@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from aibench import serve
 from aibench.contracts import (
     DeploymentSpec,
     Endpoint,
@@ -28,7 +30,7 @@ from aibench.records import RecordError
 from aibench.rundir import ServiceDir
 from aibench.serve import plan_ports
 from aibench.services import SERVICES
-from aibench.services.base import ServiceContext
+from aibench.services.base import Exporter, ServiceContext
 
 SPEC = DeploymentSpec(
     "exp", "redis", {"maxclients": 10},
@@ -140,6 +142,22 @@ def test_each_kind_says_how_many_exporter_ports_it_uses(
     exporters = kind.exporters(ctx, ports)
     assert sorted({e.port for e in exporters if e.command is not None}) == ports
     assert all(e.port == ctx.port for e in exporters if e.command is None)
+
+
+def test_a_servers_own_metrics_endpoint_is_a_target_and_starts_nothing(tmp_path: Path) -> None:
+    """vLLM serves its /metrics itself: an exporter without a command is published as a target on the
+    service's own address and port, and no process is started for it."""
+    server = Exporter(name="server", port=41000, command=None)
+    spec = SimpleNamespace(targets_dir=tmp_path, labels={"experiment": "e"}, experiment="e", runtime=None)
+    job = SimpleNamespace(exporters=[server], spec=spec, dirs=None, procs=[], target_names=[],
+                          watch=SimpleNamespace(host="10.0.0.5"))  # fmt: skip
+    serve.start_exporters(job)
+    assert job.procs == [] and job.exporters == [server]
+    serve.publish_targets(job, "mel0001")
+    target = json.loads((tmp_path / "e--server.json").read_text())
+    assert target[0]["targets"] == ["10.0.0.5:41000"] and target[0]["labels"]["exporter"] == "server"
+    with pytest.raises(ValueError, match="the service's own endpoint"):
+        sidecars.exporter_command(server, None, None)
 
 
 def test_the_port_plan_follows_the_kind_and_the_sidecars() -> None:

@@ -125,3 +125,24 @@ def test_histogram_rows_count_only_the_windows_requests() -> None:
     assert got[("server_ttft", "p90")] == pytest.approx(1000 * (0.2 + 0.2 * (18 - 10) / 10))
     assert all(r["source"] == "server" and r["formula"].startswith("server.histogram") for r in
                server_rows(pd.DataFrame(rows)))  # fmt: skip
+
+
+def test_a_counter_reset_counts_from_zero_and_nan_samples_are_dropped() -> None:
+    """A restarted server's counter drops to 0 and counts again: the window's increase is 40 + 30,
+    never negative; NaN samples (a failed evaluation) give no row of their own."""
+    rows = frame({"server_output_tokens_total": [100, 140, 10, 30],
+                  "server_requests_running": [float("nan"), float("nan"), float("nan"), float("nan")],
+                  "server_requests_waiting": [1.0, float("nan"), 3.0, 2.0]})  # fmt: skip
+    got = by(server_rows(pd.DataFrame(rows)))
+    assert got[("server_output_token_throughput", "mean")] == pytest.approx(70 / 3)
+    assert ("server_requests_running", "mean") not in got
+    assert got[("server_requests_waiting", "mean")] == pytest.approx(2.0)
+
+
+def test_a_histogram_without_its_inf_bucket_gives_no_quantile() -> None:
+    assert math.isnan(histogram_quantile(0.5, np.array([0.1, 0.2]), np.array([5.0, 10.0])))
+    rows = frame({"server_tpot_seconds_bucket": [0, 10]}, labels="le=0.1")
+    rows += frame({"server_tpot_seconds_count": [0, 10], "server_tpot_seconds_sum": [0.0, 0.5]})
+    got = by(server_rows(pd.DataFrame(rows)))
+    assert got[("server_tpot", "mean")] == pytest.approx(50.0) and ("server_tpot", "median") not in got
+    assert [r["unit"] for r in server_rows(pd.DataFrame(rows)) if r["stat"] == "count"] == ["tokens"]

@@ -660,6 +660,19 @@ MALFORMED = [
         ["field 'sweep.search_high'", "at point search_high-0.5_r0", "not below search_high (0.5)"],
     ),
     (
+        "llama.cpp physical batch above its logical batch",
+        "services/llamacpp.yaml",
+        {"kind": "llamacpp", "params": {"n_batch": 256, "n_ubatch": 512}},
+        ["services/llamacpp.yaml: field 'params.n_ubatch'", "512 is larger than n_batch (256)"],
+    ),
+    (
+        "experiment's llama.cpp physical batch above the recipe's logical batch",
+        "experiments/redis-default.yaml",
+        {**LLM_EXPERIMENT, "service_params": {"n_ubatch": 1024}},
+        ["experiments/redis-default.yaml: field 'service_params.n_ubatch'",
+         "1024 is larger than n_batch (512)"],
+    ),
+    (
         "readiness interval longer than its timeout",
         "services/redis.yaml",
         {"kind": "redis", "readiness": {"timeout_s": 5, "interval_s": 30}},

@@ -215,6 +215,8 @@ def test_llm_experiment_end_to_end(make_config, workspace: Path, no_leftovers: f
     for metric in ("ttft", "tpot", "itl", "e2el", "output_tokens"):
         values = client[(client["metric"] == metric) & (client["stat"] == "p99")]["value"]
         assert len(values) == 2 and (values > 0).all(), metric
+    errors = client[(client["metric"] == "error_rate") & (client["stat"] == "mean")]["value"]
+    assert len(errors) == 2 and (errors == 0).all()  # a point with failed requests is still "ok"
     tokens = client[(client["metric"] == "output_token_throughput")]["formula"]
     assert tokens.str.contains("tokens_from=usage").all()  # llama-server streams its count
     # the server's own view per point, from its /metrics scraped through the key-holding relay

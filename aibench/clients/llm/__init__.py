@@ -22,6 +22,7 @@ def target_of(endpoint: dict[str, Any], secrets: dict[str, str], p: dict[str, An
         api_key=secrets.get("LLM_API_KEY"),
         max_tokens=p["max_tokens"], request_timeout_s=p["request_timeout_s"],
         extra={"options": temperature} if p["api"].startswith("ollama") else temperature,
+        reuse_connections=bool(endpoint.get("reuse_connections", True)),
     )  # fmt: skip
 
 

@@ -30,8 +30,6 @@ class Record:
     prompt_tokens: int | None = None
     output_tokens: int | None = None
     token_source: str = ""
-    #: how often the request was sent again after a reused connection turned out closed (``send``)
-    resent: int = 0
     timings: dict[str, int] = field(default_factory=dict)
     status: str = "ok"
     error: str = ""
@@ -51,87 +49,57 @@ class Target:
     max_tokens: int
     request_timeout_s: float
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-#: what a pooled connection the server had already closed gives (llama-server closes its connection
-#: after each streamed answer although it answers ``Keep-Alive: timeout=5, max=100``; a closed loop
-#: reuses it at once, before the close is seen): the request never reached the server
-STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
-MAX_RESENDS = 64
+    #: keep-alive connections reused across requests (the endpoint's ``reuse_connections``, its kind's)
+    reuse_connections: bool = True
 
 
 async def send(
     session: aiohttp.ClientSession, target: Target, prompt: str, record: Record, origin: float
 ) -> None:
-    """One streamed request into ``record``. A request that failed on a reused connection before any
-    answer came is sent again (``record.resent`` times) until a connection holds; its times are the
-    last send's."""
+    """One streamed request into ``record``; a failure is recorded, never retried."""
     path, body = protocols.request(target.api, target.model, prompt, target.max_tokens, dict(target.extra))
+    parse = protocols.parser(target.api)
     headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
     record.actual = time.perf_counter() - origin  # refined to the moment the headers are written
-    sent = SimpleNamespace(record=record, origin=origin, reused=False, answered=False)
+    sent = SimpleNamespace(record=record, origin=origin)
     try:
-        while True:
-            sent.reused = sent.answered = False
-            try:
-                await _stream(session, target, path, body, headers, sent)
-                break
-            except STALE_CONNECTION as exc:
-                # each closed connection leaves the pool as it fails: a fresh one comes within the pool's size
-                if not sent.reused or sent.answered or record.resent >= MAX_RESENDS:
-                    raise
-                record.resent += 1
-                record.error = f"resent after {type(exc).__name__} on a reused connection"
+        async with session.post(
+            target.base_url + path, json=body, headers=headers, trace_request_ctx=sent
+        ) as response:
+            if response.status != 200:
+                record.status, record.error = (
+                    "error",
+                    f"HTTP {response.status}: {(await response.text())[:200]}",
+                )
+                return
+            async for line in response.content:
+                now = time.perf_counter() - origin
+                event = parse(line)
+                if event is None:
+                    continue
+                if event.error:
+                    record.status, record.error = "error", event.error[:200]
+                    return
+                if event.text:
+                    record.chunks.append(now)
+                    record.text += event.text
+                if event.output_tokens is not None:
+                    record.prompt_tokens = event.prompt_tokens
+                    record.output_tokens = event.output_tokens
+                    record.token_source = "ollama:eval_count" if target.api.startswith("ollama") else "usage"
+                elif event.server_count is not None and record.token_source != "usage":
+                    record.output_tokens, record.token_source = event.server_count
+                record.timings.update(event.timings)
+                if event.done and target.api.startswith("ollama"):
+                    break
     except (TimeoutError, aiohttp.ClientError) as exc:
         record.status, record.error = "error", f"{type(exc).__name__}: {exc}"[:200]
     finally:
         record.end = time.perf_counter() - origin
-    if record.status == "ok":
-        record.error = ""
-        if not record.chunks:
-            record.status, record.error = "error", "no content received"
+    if record.status == "ok" and not record.chunks:
+        record.status, record.error = "error", "no content received"
     if record.output_tokens is None and record.chunks:
         record.output_tokens, record.token_source = len(record.chunks), "chunks"
-
-
-async def _stream(
-    session: aiohttp.ClientSession, target: Target, path: str, body: dict, headers: dict,
-    sent: SimpleNamespace,
-) -> None:  # fmt: skip
-    record, origin = sent.record, sent.origin
-    parse = protocols.parser(target.api)
-    async with session.post(
-        target.base_url + path, json=body, headers=headers, trace_request_ctx=sent
-    ) as response:
-        sent.answered = True
-        if response.status != 200:
-            record.status, record.error = "error", f"HTTP {response.status}: {(await response.text())[:200]}"
-            return
-        async for line in response.content:
-            now = time.perf_counter() - origin
-            event = parse(line)
-            if event is None:
-                continue
-            if event.error:
-                record.status, record.error = "error", event.error[:200]
-                return
-            if event.text:
-                record.chunks.append(now)
-                record.text += event.text
-            if event.output_tokens is not None:
-                record.prompt_tokens = event.prompt_tokens
-                record.output_tokens = event.output_tokens
-                record.token_source = "ollama:eval_count" if target.api.startswith("ollama") else "usage"
-            elif event.server_count is not None and record.token_source != "usage":
-                record.output_tokens, record.token_source = event.server_count
-            record.timings.update(event.timings)
-            if event.done and target.api.startswith("ollama"):
-                break
-
-
-async def _on_reused(session: Any, context: SimpleNamespace, params: Any) -> None:
-    if context.trace_request_ctx is not None:
-        context.trace_request_ctx.reused = True
 
 
 async def _on_headers_sent(session: Any, context: SimpleNamespace, params: Any) -> None:
@@ -146,7 +114,6 @@ async def _on_headers_sent(session: Any, context: SimpleNamespace, params: Any) 
 def tracing() -> aiohttp.TraceConfig:
     config = aiohttp.TraceConfig()
     config.on_request_headers_sent.append(_on_headers_sent)
-    config.on_connection_reuseconn.append(_on_reused)
     return config
 
 
@@ -166,7 +133,9 @@ async def run(
 ) -> tuple[list[Record], float]:
     """Run the load; returns the records and the wall-clock time of the origin."""
     limit = max(concurrency, 1) if mode == "closed" else 0
-    connector = aiohttp.TCPConnector(limit=limit, force_close=False)
+    # a server that closes its connection after each answer while announcing keep-alive (llama-server)
+    # gets a connection per request: reusing one fails before the close is seen
+    connector = aiohttp.TCPConnector(limit=limit, force_close=not target.reuse_connections)
     timeout = aiohttp.ClientTimeout(total=target.request_timeout_s)
     records: list[Record] = []
     total = warmup_requests + requests if requests else None
@@ -216,15 +185,16 @@ async def run(
 
 async def count_tokens(session: aiohttp.ClientSession, target: Target, records: list[Record]) -> None:
     """Output token counts for streams that carried neither usage nor a count of the server's own
-    (``send`` prefers those): the server's tokenizer (/extras/tokenize, llama-cpp-python's) counts the
-    received text, which can differ from what was generated (re-tokenizing 32 generated tokens gave
-    30-31). Where it cannot, the count of content chunks stays, recorded as source "chunks"."""
+    (``send`` prefers those): the server's tokenizer counts the received text (llama.cpp's
+    ``POST /tokenize {"content": ...}``, special tokens not added), which can differ from what was
+    generated (re-tokenizing 32 generated tokens gave 30-31). Where it cannot, the count of content
+    chunks stays, recorded as source "chunks"."""
     missing = [r for r in records if r.token_source == "chunks" and not target.api.startswith("ollama")]
     headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
     for record in missing:
         try:
             async with session.post(
-                f"{target.base_url}/extras/tokenize", json={"input": record.text, "model": target.model},
+                f"{target.base_url}/tokenize", json={"content": record.text, "add_special": False},
                 headers=headers,
             ) as response:  # fmt: skip
                 if response.status != 200:

