@@ -53,6 +53,7 @@ bench: setup
 	$(PY) bench/readiness_lag.py
 	$(PY) bench/llm_client_capacity.py
 	$(PY) bench/llm_measurement_error.py
+	$(PY) bench/llm_batching.py
 	$(PY) bench/chroma_client.py
 	$(PY) bench/setup_cost.py
 

@@ -92,7 +92,7 @@ class LlamaCpp(ServiceKind):
     def command(self, ctx: ServiceContext) -> Command:
         model = model_path(ctx.params["model_path"])
         if not model.is_file():
-            raise FileNotFoundError(f"model {model} not found: run `make setup-llm` (envs/install-llm.sh)")
+            raise FileNotFoundError(f"model {model} not found: run `make llm` (envs/install-llm.sh)")
         program = ["llama-server"] if ctx.containerized else [sys.executable, "-m", "aibench.llama_server"]
         # with one key llama-server logs its last 4 characters (tools/server/server-http.cpp: "api_keys:
         # ****<last4>"), with several only their count: a second random key, held by no one, keeps the
@@ -128,7 +128,7 @@ class LlamaCpp(ServiceKind):
 
     def server_queries(self) -> dict[str, str]:
         """llama.cpp b11549's /metrics (tools/server/server-task.cpp ``to_metrics``; the help strings in
-        xllamacpp 2026.10.11549's .so): no labels, no histograms, and no KV-cache usage since the
+        xllamacpp 2026.10.11549's .so): these carry no labels; no histograms, and no KV-cache usage since the
         kv_cache_usage_ratio gauge was removed upstream."""
         return {
             "server_requests_running": "sum(llamacpp:requests_processing{{{sel}}})",
