@@ -145,7 +145,7 @@ def histogram_quantile(q: float, bounds: np.ndarray, cumulative: np.ndarray) -> 
     rank = q * total
     index = int(np.searchsorted(cumulative, rank, side="left"))
     if index >= len(bounds) - 1:  # the +Inf bucket
-        return float(bounds[-2]) if len(bounds) > 1 else math.nan
+        return float(bounds[-2])
     upper = float(bounds[index])
     lower = 0.0 if index == 0 else float(bounds[index - 1])
     below = 0.0 if index == 0 else float(cumulative[index - 1])
@@ -167,7 +167,7 @@ def _histogram_rows(name: str, raw: str, frame: pd.DataFrame) -> list[dict[str, 
     buckets = frame[frame["series"] == f"{raw}_bucket"]
     count, _ = _increase(frame[frame["series"] == f"{raw}_count"])
     total, _ = _increase(frame[frame["series"] == f"{raw}_sum"])
-    if buckets.empty or not count or math.isnan(count) or count <= 0:
+    if buckets.empty or not count > 0:  # also NaN: fewer than two samples
         return []
     by_le = sorted(
         ((_le(labels), _increase(group)[0]) for labels, group in buckets.groupby("labels")),
@@ -206,7 +206,7 @@ def server_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     for name, rate in RATES.items():
         if rate.counter in present:
             increase, seconds = _increase(frame[frame["series"] == rate.counter])
-            if seconds and not math.isnan(seconds):
+            if seconds > 0:  # False for NaN too
                 rows.append(_row(name, "mean", increase / seconds, rate.unit,
                                  formula("server.counter_rate", counter=rate.counter)))  # fmt: skip
     histograms = {name for name, h in HISTOGRAMS.items() if f"{h.series}_bucket" in present}
@@ -215,7 +215,7 @@ def server_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
             continue
         numerator, _ = _increase(frame[frame["series"] == ratio.numerator])
         denominator, _ = _increase(frame[frame["series"] == ratio.denominator])
-        if denominator and not math.isnan(denominator) and denominator > 0:
+        if denominator > 0:  # False for NaN too
             how = formula("server.counter_ratio", numerator=ratio.numerator, denominator=ratio.denominator)
             rows.append(_row(name, "mean", ratio.scale * numerator / denominator, ratio.unit, how))
     for name in sorted(histograms):
