@@ -7,12 +7,21 @@ RESULTS ?= results
 
 MODELS ?= .cache/models
 
-.PHONY: setup system venv llm run report test lint unit bench embeddings paper clean
+.PHONY: setup setup-test system system-test venv llm run report test lint unit bench embeddings paper clean
 
-setup: system venv llm
+# apt and pip are independent: `make run` and `make test` fetch and install both at once
+setup:
+	@$(MAKE) --no-print-directory -j2 system llm
+
+setup-test:
+	@$(MAKE) --no-print-directory -j2 system-test llm
 
 system:
-	@envs/install-system.sh
+	@envs/install-system.sh envs/system-packages.txt
+
+# the tests' own Debian packages (Chromium for the report screenshot, the Apptainer stand-in's)
+system-test:
+	@envs/install-system.sh envs/system-packages.txt envs/test-packages.txt
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -36,7 +45,7 @@ run: setup
 	$(SNAKEMAKE) --profile profiles/local --config results=$(RESULTS) --report $(RESULTS)/report.html
 
 ## make test: set-up, then ruff, snakefmt --check, snakemake --lint, and pytest.
-test: setup lint
+test: setup-test lint
 	$(VENV)/bin/pytest -q -ra
 
 lint: venv

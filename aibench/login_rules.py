@@ -1,10 +1,11 @@
-"""The rules that talk to SLURM and start services: run in Snakemake's own process on the login node.
+"""The rules that talk to SLURM and start services: run on the login node, outside any container.
 
 deploy_service, wait_endpoint and stop_service (and their monitoring and Grafana variants) call
-sbatch/squeue/scancel, which the rule image does not hold. As `run:` rules they execute in the
-Snakemake process itself, outside any container whatever the software-deployment method (Snakemake
-containerizes only the shell commands of a `run:` block, and these have none). Each function takes the
-rule's own named input, output, params and log.
+sbatch/squeue/scancel, which the rule image does not hold. They are local rules with `container: None`
+whose scripts (scripts/deploy_service.py, wait_endpoint.py, stop_service.py) Snakemake runs with its
+own interpreter (snakemake/script/__init__.py, PythonScript.execute_script: ``sys.executable`` when the
+rule has no container), on the host it runs on. Each function takes the rule's own named input,
+output, params and log.
 """
 
 from __future__ import annotations

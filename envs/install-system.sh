@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Install the Debian packages listed in envs/system-packages.txt, only those missing.
+# Install the Debian packages listed in the given files (default: envs/system-packages.txt), only
+# those missing. Usage: envs/install-system.sh [LIST...]
 # Idempotent; needs root (or sudo) only when something is missing. Daemons are not started:
 # the workflow and the tests start their own private instances on 127.0.0.1.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-mapfile -t wanted < <(grep -Ev '^\s*(#|$)' "$here/system-packages.txt")
+[ $# -gt 0 ] || set -- "$here/system-packages.txt"
+mapfile -t wanted < <(grep -hEv '^\s*(#|$)' "$@")
 missing=()
 for pkg in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -5,7 +5,6 @@ import threading
 from aibench.clients.presentation import presentation_of
 from aibench.contracts import DeploymentSpec, Readiness
 from aibench.lifecycle import stop_all
-from aibench.login_rules import deploy_rule, stop_rule, wait_rule
 from aibench.recipes import load_plan, plan_summary
 from aibench.rundir import RunDir, discard_retired_state
 from aibench.slurm_settings import (

@@ -8,10 +8,15 @@ rule deploy_monitor:
     log:
         MONITOR.rule_log("deploy"),
     localrule: True
+    handover: True
+    container:
+        None
+    resources:
+        mem_mb=500,
     params:
         service=monitor_settings,
-    run:
-        deploy_rule(output, params, log)
+    script:
+        "../scripts/deploy_service.py"
 
 
 use rule wait_endpoint as wait_monitor with:
@@ -22,6 +27,7 @@ use rule wait_endpoint as wait_monitor with:
     log:
         MONITOR.rule_log("wait"),
     localrule: True
+    handover: True
     params:
         timeout_s=PLAN.monitoring["ready_timeout_s"],
         interval_s=lambda wc: PLAN.monitors["prometheus"].ready_interval_s,
@@ -51,6 +57,7 @@ use rule stop_service as stop_monitor with:
     log:
         MONITOR.rule_log("stop"),
     localrule: True
+    handover: True
 
 
 # Grafana (monitoring.grafana: true, e.g. on MeluXina): dashboards on the run's Prometheus, reached
@@ -63,10 +70,15 @@ rule deploy_grafana:
     log:
         RUN.grafana.rule_log("deploy"),
     localrule: True
+    handover: True
+    container:
+        None
+    resources:
+        mem_mb=500,
     params:
         service=grafana_settings,
-    run:
-        deploy_rule(output, params, log)
+    script:
+        "../scripts/deploy_service.py"
 
 
 use rule wait_endpoint as wait_grafana with:
@@ -77,6 +89,7 @@ use rule wait_endpoint as wait_grafana with:
     log:
         RUN.grafana.rule_log("wait"),
     localrule: True
+    handover: True
     params:
         timeout_s=lambda wc: grafana_readiness(PLAN)[0],
         interval_s=lambda wc: grafana_readiness(PLAN)[1],
@@ -92,3 +105,4 @@ use rule stop_service as stop_grafana with:
     log:
         RUN.grafana.rule_log("stop"),
     localrule: True
+    handover: True

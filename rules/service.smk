@@ -1,6 +1,10 @@
 # Service lifecycle: deploy -> wait until ready -> (points run) -> stop. These rules call
-# sbatch/squeue/scancel, which the rule image lacks: as `run:` rules they execute in Snakemake's own
-# process on the login node, outside any container (aibench.login_rules).
+# sbatch/squeue/scancel, which the rule image lacks: local rules with `container: None`, so their
+# scripts run on the login node with Snakemake's own Python, outside any container (aibench.login_rules).
+# Scripts, not `run:` blocks: Snakemake spawns a `run:` job as a new Snakemake process that parses the
+# whole workflow again (snakemake/executors/local.py, run_single_job), seconds per deployment step.
+# `handover: True` says what they do, hand work to another system (snakemake/workflow.py: "a local rule,
+# which might spawn jobs to a cluster"); with its own `resources` such a rule does not take all of them.
 # The handle and ready files are temporary: they describe a live deployment only.
 
 
@@ -12,10 +16,15 @@ rule deploy_service:
     log:
         SERVICE.rule_log("deploy"),
     localrule: True
+    handover: True
+    container:
+        None
+    resources:
+        mem_mb=500,
     params:
         service=service_settings,
-    run:
-        deploy_rule(output, params, log)
+    script:
+        "../scripts/deploy_service.py"
 
 
 rule wait_endpoint:
@@ -26,11 +35,16 @@ rule wait_endpoint:
     log:
         SERVICE.rule_log("wait"),
     localrule: True
+    handover: True
+    container:
+        None
+    resources:
+        mem_mb=500,
     params:
         timeout_s=lambda wc: experiment(wc).service.ready_timeout_s,
         interval_s=lambda wc: experiment(wc).service.ready_interval_s,
-    run:
-        wait_rule(input, params, log)
+    script:
+        "../scripts/wait_endpoint.py"
 
 
 rule stop_service:
@@ -42,5 +56,10 @@ rule stop_service:
     log:
         SERVICE.rule_log("stop"),
     localrule: True
-    run:
-        stop_rule(input, log)
+    handover: True
+    container:
+        None
+    resources:
+        mem_mb=500,
+    script:
+        "../scripts/stop_service.py"

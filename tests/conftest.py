@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -137,14 +139,31 @@ def make_config(workspace: Path) -> Callable[..., Path]:
     return make
 
 
+def run_to_end(argv: list[str], timeout: float, **popen: Any) -> subprocess.CompletedProcess:
+    """Run ``argv`` (text, output captured) in its own session. Past ``timeout``, or when the test
+    itself is cut short (pytest-timeout, Ctrl-C), it is interrupted as a user would (SIGINT to its
+    process group: Snakemake cancels its jobs and stops its services) and killed if still there 120 s
+    later, so a test that fails this way leaves nothing running."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, **popen)  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException as exc:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+        if not isinstance(exc, subprocess.TimeoutExpired):
+            raise
+        pytest.fail(f"{' '.join(argv[:3])} ... did not end within {timeout:g} s; interrupted.\n{err[-6000:]}")
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
 def snakemake(
     config: Path, *args: str, profile: str = "profiles/local", timeout: float = 600
 ) -> subprocess.CompletedProcess:
-    """The real workflow on ``config``; the run must end (or is killed) within ``timeout``."""
-    return subprocess.run(
-        [str(BIN / "snakemake"), "--profile", profile, "--configfile", str(config), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """The real workflow on ``config``; the run must end (or is interrupted) within ``timeout``."""
+    argv = [str(BIN / "snakemake"), "--profile", profile, "--configfile", str(config), *args]
+    return run_to_end(argv, timeout, cwd=ROOT)

@@ -27,7 +27,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import BIN, ROOT, wait_until
+from tests.conftest import BIN, ROOT, run_to_end, wait_until
 from tests.slurm.conftest import compute_nodes, queued_jobs
 
 pytestmark = [pytest.mark.workflow, pytest.mark.usefixtures("local_slurm", "apptainer_images")]
@@ -47,7 +47,7 @@ def run_meluxina_profile(workspace: Path, config: Path, **extra_env: str) -> sub
     }
     files = ["config/config.yaml", "config/meluxina.yaml", str(config)]
     argv = [str(BIN / "snakemake"), "--profile", "profiles/meluxina", "--configfile", *files, *FASTER]
-    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=2400)
+    return run_to_end(argv, 1500, cwd=ROOT, env=env)
 
 
 def sacct_of_run(since: str) -> list[dict[str, str]]:
@@ -59,6 +59,8 @@ def sacct_of_run(since: str) -> list[dict[str, str]]:
     return [dict(zip(keys, line.split("|"), strict=True)) for line in out.splitlines() if line]
 
 
+# all six default experiments through SLURM, and the rule image built first when it is not cached
+@pytest.mark.timeout(1800)
 def test_default_experiments_through_the_meluxina_profile(workspace: Path, no_leftovers: float) -> None:
     since = subprocess.run(["date", "+%Y-%m-%dT%H:%M:%S"], capture_output=True, text=True).stdout.strip()
     recipes = workspace / "recipes"
@@ -80,6 +82,8 @@ def test_default_experiments_through_the_meluxina_profile(workspace: Path, no_le
     done = run_meluxina_profile(workspace, config)
     assert done.returncode == 0, done.stderr[-6000:]
     results = workspace / "results"
+    for rule in ("deploy_service", "wait_endpoint", "stop_service"):  # on the login host, never sbatch'ed
+        assert done.stderr.count(f"localrule {rule}:") == len(EXPERIMENTS), rule
 
     # every point measured, in the common schema
     table = pd.read_csv(results / "summary.csv")
