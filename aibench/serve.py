@@ -1,9 +1,9 @@
 """The service job: what a launcher runs (as a local process group, or as a SLURM job's step).
 
-It runs in named stages (:func:`run`): prepare steps, the service, its token gateway, its exporters,
-set-up steps, then it publishes its endpoint (endpoint.json and the Prometheus file_sd targets) and
-waits. On SIGTERM/SIGINT, or when the service exits, it tears everything down: its targets removed,
-every process it started stopped. Usage: ``python -m aibench.serve SPEC_JSON``.
+It runs in named stages (:func:`run`): its Prometheus file_sd targets registered, prepare steps, the
+service, its token gateway, its exporters (the targets of those that could not start withdrawn), set-up
+steps, then it publishes its endpoint (endpoint.json) and waits. On SIGTERM/SIGINT, or when the
+service exits, it tears everything down: its targets removed, every process it started stopped. Usage: ``python -m aibench.serve SPEC_JSON``.
 """
 
 from __future__ import annotations
@@ -284,13 +284,22 @@ def run_setup_steps(job: ServiceJob) -> None:
         subprocess.run(job.containerize(setup, f"setup-{number}").argv, check=True, stdin=subprocess.DEVNULL)
 
 
-def publish_targets(job: ServiceJob, node: str) -> None:
-    """One file_sd target per scraped exporter, labelled with the node and job it runs in."""
+def target_name(job: ServiceJob, exporter: Exporter) -> str:
+    return f"{job.spec.experiment}--{exporter.name}"
+
+
+def register_targets(job: ServiceJob) -> None:
+    """One file_sd target per scraped exporter, labelled with the node and job it runs in; written
+    before anything starts, as the ports are planned. Prometheus passes new targets on to its scrapers
+    at most every 5 s (discovery/manager.go: ``updatert: 5 * time.Second``), so registering them while
+    the service starts, not after, keeps that tick out of the wait for the first point. Until an
+    exporter listens its scrapes fail (``up`` 0), and the first point waits for ``up``."""
     if job.spec.targets_dir is None:
         return
+    node = socket.gethostname()
     labels = {**job.spec.labels, "node": node, "job_id": os.environ.get("SLURM_JOB_ID", "local")}
     for exporter in (e for e in job.exporters if e.scraped):
-        name = f"{job.spec.experiment}--{exporter.name}"
+        name = target_name(job, exporter)
         write_target(
             job.spec.targets_dir,
             name,
@@ -300,11 +309,20 @@ def publish_targets(job: ServiceJob, node: str) -> None:
         job.target_names.append(name)
 
 
+def withdraw_unstarted_targets(job: ServiceJob) -> None:
+    """The targets of exporters that did not start (nobody waits for one that never ran)."""
+    if job.spec.targets_dir is None:
+        return
+    started = {target_name(job, e) for e in job.exporters}
+    gone = [name for name in job.target_names if name not in started]
+    remove_targets(job.spec.targets_dir, gone)
+    job.target_names = [name for name in job.target_names if name in started]
+
+
 def publish_endpoint(job: ServiceJob) -> Endpoint:
-    """The targets, then endpoint.json: from now on the service counts as started."""
+    """endpoint.json: from now on the service counts as started."""
     assert job.service is not None
     node = socket.gethostname()
-    publish_targets(job, node)
     endpoint = Endpoint(
         kind=job.spec.kind,
         host=job.ctx.host,
@@ -365,11 +383,13 @@ def tear_down(job: ServiceJob) -> None:
 
 def serve(job: ServiceJob) -> int:
     """The stages from the first prepare step to the service's end; the exit code."""
+    register_targets(job)
     if not run_prepare_steps(job):
         return STEP_FAILED
     start_service(job)
     start_gateway(job)
     start_exporters(job)
+    withdraw_unstarted_targets(job)
     run_setup_steps(job)
     endpoint = publish_endpoint(job)
     if job.kind.loopback_only and not ready_on_node(job, endpoint):

@@ -11,6 +11,7 @@ rule deploy_monitor:
     handover: True
     container:
         None
+    threads: 0
     resources:
         mem_mb=500,
     params:
@@ -73,6 +74,7 @@ rule deploy_grafana:
     handover: True
     container:
         None
+    threads: 0
     resources:
         mem_mb=500,
     params:

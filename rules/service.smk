@@ -5,6 +5,8 @@
 # whole workflow again (snakemake/executors/local.py, run_single_job), seconds per deployment step.
 # `handover: True` says what they do, hand work to another system (snakemake/workflow.py: "a local rule,
 # which might spawn jobs to a cluster"); with its own `resources` such a rule does not take all of them.
+# They wait rather than compute: `threads: 0` (a job without a core, snakemake/executors/local.py keeps
+# workers for such jobs), so a deployment never waits for a core behind the figures being drawn.
 # The handle and ready files are temporary: they describe a live deployment only.
 
 
@@ -19,6 +21,7 @@ rule deploy_service:
     handover: True
     container:
         None
+    threads: 0
     resources:
         mem_mb=500,
     params:
@@ -38,6 +41,7 @@ rule wait_endpoint:
     handover: True
     container:
         None
+    threads: 0
     resources:
         mem_mb=500,
     params:
@@ -59,6 +63,7 @@ rule stop_service:
     handover: True
     container:
         None
+    threads: 0
     resources:
         mem_mb=500,
     script:
