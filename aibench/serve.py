@@ -3,7 +3,8 @@
 It runs in named stages (:func:`run`): its Prometheus file_sd targets registered, prepare steps, the
 service, its token gateway, its exporters (the targets of those that could not start withdrawn), set-up
 steps, then it publishes its endpoint (endpoint.json) and waits. On SIGTERM/SIGINT, or when the
-service exits, it tears everything down: its targets removed, every process it started stopped. Usage: ``python -m aibench.serve SPEC_JSON``.
+service exits, it tears everything down: its targets removed, every process it started stopped.
+Usage: ``python -m aibench.serve SPEC_JSON``.
 """
 
 from __future__ import annotations

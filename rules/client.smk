@@ -1,5 +1,10 @@
 # One job per sweep point; points of one experiment share one deployment.
 # The load_slots resource (1 in the profiles) keeps loads from overlapping and distorting each other.
+# local_cpu is the CPU of the machine Snakemake runs on: a load takes all of it (the local profile has
+# 2, its cores) and a figure half, so on the local profile no figure is drawn while a load runs (on 2
+# cores a figure beside a load slowed llama.cpp's 4-slot point from 11 to 18 s); the SLURM profiles
+# do not limit it (loads run on compute nodes), and Snakemake limits only the resources a profile
+# lists (snakemake/scheduling/job_scheduler.py, update_available_resources). A ready load goes first.
 
 
 rule run_client:
@@ -12,6 +17,7 @@ rule run_client:
         summary=POINT.summary,
     log:
         POINT.client_log,
+    priority: 1
     # all points of an experiment share one SLURM allocation (profile: group-components)
     group:
         "points-{experiment}"
@@ -19,6 +25,7 @@ rule run_client:
         PLAN.config["container"]
     resources:
         load_slots=1,
+        local_cpu=2,
         slurm_extra=client_placement,
         slurm_account=slurm_account_of_run,
         slurm_partition=client_partition,

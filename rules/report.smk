@@ -1,4 +1,5 @@
-# All points -> one tidy table -> figures (each with a caption in the report).
+# All points -> one tidy table -> figures (each with a caption in the report). A figure takes half
+# the submit host's CPU (local_cpu, rules/client.smk): on the local profile none is drawn beside a load.
 
 
 # ttft_cdf.png and resources.png are their own figures, not swept parameters of those names
@@ -36,6 +37,8 @@ rule plot_sweep:
     log:
         RUN.log("plot_{experiment}_{param}"),
     localrule: True
+    resources:
+        local_cpu=1,
     params:
         point_dirs=lambda wc: point_dirs(wc.experiment),
         swept=lambda wc: list(experiment(wc).sweep),
@@ -59,6 +62,8 @@ rule plot_ttft_cdf:
     log:
         RUN.log("plot_{experiment}_ttft_cdf"),
     localrule: True
+    resources:
+        local_cpu=1,
     params:
         points=lambda wc: {
             p.id: str(RUN.point(wc.experiment, p.id).raw)
@@ -82,6 +87,8 @@ rule plot_resources:
     log:
         RUN.log("plot_{experiment}_resources"),
     localrule: True
+    resources:
+        local_cpu=1,
     params:
         points=lambda wc: {
             p.id: str(RUN.point(wc.experiment, p.id).metrics)
