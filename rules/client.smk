@@ -1,10 +1,10 @@
 # One job per sweep point; points of one experiment share one deployment.
 # The load_slots resource (1 in the profiles) keeps loads from overlapping and distorting each other.
 # local_cpu is the CPU of the machine Snakemake runs on: a load takes all of it (the local profile has
-# 2, its cores) and a figure half, so on the local profile no figure is drawn while a load runs (on 2
-# cores a figure beside a load slowed llama.cpp's 4-slot point from 11 to 18 s); the SLURM profiles
-# do not limit it (loads run on compute nodes), and Snakemake limits only the resources a profile
-# lists (snakemake/scheduling/job_scheduler.py, update_available_resources). A ready load goes first.
+# 2, the machine's CPUs) and a figure half, so on the local profile no figure is drawn while a load
+# runs; the SLURM profiles do not limit it (loads run on compute nodes), and Snakemake limits only the
+# resources a profile lists (snakemake/scheduling/job_scheduler.py, update_available_resources). A
+# ready load goes first.
 
 
 rule run_client:

@@ -5,8 +5,8 @@
 # whole workflow again (snakemake/executors/local.py, run_single_job), seconds per deployment step.
 # `handover: True` says what they do, hand work to another system (snakemake/workflow.py: "a local rule,
 # which might spawn jobs to a cluster"); with its own `resources` such a rule does not take all of them.
-# They wait rather than compute: `threads: 0` (a job without a core, snakemake/executors/local.py keeps
-# workers for such jobs), so a deployment never waits for a core behind the figures being drawn.
+# They wait rather than compute: `threads: 0` (snakemake/executors/local.py keeps workers for such
+# jobs); the local profile keeps a job slot free for them (see its `cores`).
 # The handle and ready files are temporary: they describe a live deployment only.
 
 

@@ -133,11 +133,14 @@ def scrape_point(
 
 
 def scrape_point_files(ready_json: str, summary_json: str, output_csv: str, interval_s: float) -> int:
-    """scrape_point from the files of a run; writes ``output_csv`` atomically, returns the row count."""
-    import pandas as pd
+    """scrape_point from the files of a run; writes ``output_csv`` atomically, returns the row count.
+    The csv module, not pandas (whose import alone takes seconds of CPU): the scrape runs beside the
+    next load. Written as pandas writes it (NaN as an empty field), so pandas.read_csv reads it back."""
+    import csv
+    import math
 
     from aibench.files import atomic_open, read_json
-    from aibench.monitoring.server_metrics import check_queries
+    from aibench.monitoring.server_series import check_queries
     from aibench.services import SERVICES
 
     summary = read_json(summary_json)
@@ -146,5 +149,9 @@ def scrape_point_files(ready_json: str, summary_json: str, output_csv: str, inte
     rows = scrape_point(read_json(ready_json), summary, queries, interval_s)
     columns = ["experiment", "point", "series", "timestamp", "value", "labels"]
     with atomic_open(output_csv, "w") as handle:
-        pd.DataFrame(rows, columns=columns).to_csv(handle, index=False)
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            values = (row.get(column) for column in columns)
+            writer.writerow(["" if isinstance(v, float) and math.isnan(v) else v for v in values])
     return len(rows)

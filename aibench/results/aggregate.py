@@ -10,7 +10,8 @@ from typing import Any
 import pandas as pd
 
 from aibench.files import read_json
-from aibench.monitoring.server_metrics import is_server_series, server_rows
+from aibench.monitoring.server_metrics import server_rows
+from aibench.monitoring.server_series import is_server_series
 from aibench.results.efficiency import efficiency_rows
 from aibench.results.formulas import prometheus_window
 from aibench.rundir import PointDir

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aibench import probes
-from aibench.monitoring.server_metrics import histogram_queries
+from aibench.monitoring.server_series import histogram_queries
 from aibench.paths import expand_env
 from aibench.secrets import generate_password
 from aibench.services import SERVICES

@@ -18,7 +18,8 @@ from aibench.clients.llm import LLMClient
 from aibench.clients.llm import metrics as llm_metrics
 from aibench.clients.redis_benchmark import parse_csv
 from aibench.clients.sysbench import parse_report
-from aibench.monitoring.server_metrics import GAUGES, HISTOGRAMS, RATES, RATIOS, server_rows
+from aibench.monitoring.server_metrics import server_rows
+from aibench.monitoring.server_series import GAUGES, HISTOGRAMS, RATES, RATIOS
 from aibench.recipes.validation import validate
 from aibench.results.aggregate import resource_rows
 from aibench.results.efficiency import efficiency_rows

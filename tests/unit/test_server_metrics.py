@@ -12,13 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aibench.monitoring.server_metrics import (
-    HISTOGRAMS,
-    RAW_SERIES,
-    check_queries,
-    histogram_quantile,
-    server_rows,
-)
+from aibench.monitoring.server_metrics import histogram_quantile, server_rows
+from aibench.monitoring.server_series import HISTOGRAMS, RAW_SERIES, check_queries
 from aibench.services import SERVICES
 
 VLLM_NAMES = Path(__file__).parent / "upstream" / "vllm-0.6.6-engine-metrics.txt"

@@ -197,7 +197,10 @@ def test_effective_profile_settings() -> None:
         _, meluxina = parse_args(["--profile", "profiles/meluxina"])
     finally:
         os.chdir(cwd)
-    assert local.latency_wait == 5 and local.cores == 2 and not local.executor
+    # 3 job slots over the machine's 2 CPUs, which are local_cpu (rules/client.smk): only the local
+    # profile limits it, so on SLURM a figure on the login node never waits for a compute node's load
+    assert local.latency_wait == 5 and local.cores == 3 and not local.executor
+    assert local.resources["local_cpu"].value == 2 and "local_cpu" not in meluxina.resources
     assert meluxina.latency_wait == 120 and meluxina.executor == "slurm" and meluxina.jobs == 20
     assert meluxina.workflow_profile is None
     resources = " ".join(str(r) for r in meluxina.default_resources)
