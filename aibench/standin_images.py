@@ -232,7 +232,7 @@ def _clean_stale_tmp() -> None:
         return
     for entry in tmp.iterdir():
         pid = entry.name.rsplit(".", 1)[-1]
-        if pid.isdigit() and Path(f"/proc/{pid}").exists() and int(pid) != os.getpid():
+        if pid.isdigit() and Path(f"/proc/{pid}").exists():  # a live build (this process's own too)
             continue
         shutil.rmtree(entry, ignore_errors=True)
 
@@ -270,11 +270,14 @@ class Builder:
         """The root filesystem of ``ref`` (a docker:// reference with a recipe), built if missing."""
         recipe = find_recipe(ref, self.recipes)
         key = recipe_key(recipe, self.recipes)
+        if Image(key).ready:
+            return Image.load(key)
+        # the base first, before this image's staging directory exists (its build is a whole build)
+        base = self.ensure(recipe.base_ref) if recipe.base_ref else None
 
         def build(work: Path, logfile: Path) -> dict[str, Any]:
-            base = self.ensure(recipe.base_ref) if recipe.base_ref else None
             meta = self._build_recipe(recipe, base, work, logfile)
-            meta.update(key=key, ref=recipe.ref, recipe=str(recipe.path.relative_to(ROOT)))
+            meta.update(key=key, ref=recipe.ref, recipe=_shown(recipe.path))
             return meta
 
         if self._build_once(key, f"{recipe.ref} (recipe {recipe.path.name})", build):
@@ -514,6 +517,11 @@ def _shebang_script(section: Section) -> str:
     if section.args:
         shebang += " " + section.args.split("#", 1)[0].strip()
     return f"{shebang}\n\n{script}\n"
+
+
+def _shown(path: Path) -> str:
+    """A recipe's path as image.json records it: relative to the project when inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def _tidy(rootfs: Path) -> None:

@@ -74,6 +74,9 @@ def job_script(argv: list[str], log: Path, job_name: str, options: Mapping[str, 
         "#SBATCH --ntasks=1",
         # the service job gets SIGTERM 60 s before the time limit: it stops cleanly and removes its targets
         "#SBATCH --signal=B:TERM@60",
+        # never rerun by SLURM after a node failure (JobRequeue=1 is slurm.conf's default): a requeued
+        # service job would start again, unwatched, after its run has failed and ended
+        "#SBATCH --no-requeue",
     ]
     for key, option in SBATCH_OPTIONS.items():
         if key in resources:

@@ -72,14 +72,33 @@ def queued_jobs(name_fragment: str = "") -> list[str]:
 
 
 def sacct_jobs(since: str) -> list[dict[str, str]]:
+    """The jobs submitted at or after ``since`` (sacct -S alone also lists an earlier test's job still
+    running, or still recorded as running: slurmdbd learns of a job's end a moment after squeue)."""
+    fields = "JobID,JobName,State,Partition,NodeList,Submit"
     out = subprocess.run(
-        ["sacct", "-n", "-X", "-P", "-S", since, "-o", "JobID,JobName,State,Partition,NodeList"],
+        ["sacct", "-n", "-X", "-P", "-S", since, "-o", fields],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    keys = ["id", "name", "state", "partition", "nodes"]
-    return [dict(zip(keys, line.split("|"), strict=True)) for line in out.splitlines() if line]
+    keys = ["id", "name", "state", "partition", "nodes", "submit"]
+    jobs = [dict(zip(keys, line.split("|"), strict=True)) for line in out.splitlines() if line]
+    return [job for job in jobs if job["submit"] >= since]  # both ISO 8601, local time
+
+
+@pytest.fixture(autouse=True)
+def no_slurm_job_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test on the cluster leaves no job queued or running (cancelled ones get 60 s to end); what is
+    left is cancelled, so one failure does not cascade into the next test's accounting."""
+    yield
+    if "local_slurm" not in request.fixturenames:
+        return
+    deadline = time.monotonic() + 60
+    while (left := queued_jobs()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if left:
+        subprocess.run(["scancel", *(line.split()[0] for line in left)], check=False)
+        pytest.fail(f"SLURM jobs left queued or running after the test: {left}")
 
 
 def stop_when_started(service_dir: Path, timeout: float = 120) -> threading.Thread:

@@ -98,3 +98,5 @@ def test_node_down_under_running_jobs(make_config, workspace: Path, no_leftovers
     ]
     assert measured and all(s["status"] == "ok" for s in measured)
     wait_for(lambda: not queued_jobs("aibench-nodedown"), timeout=120)
+    # nor is the client job put back in the queue (sbatch --no-requeue; the cluster has JobRequeue=1)
+    wait_for(lambda: not queued_jobs(), timeout=60)
