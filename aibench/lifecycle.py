@@ -143,6 +143,8 @@ def stop(service_dir: Where, grace_s: float | None = None) -> dict[str, Any]:
     handle = Handle.read(where.handle)
     how = get_launcher(handle.launcher).stop(handle.job, handle.grace_s if grace_s is None else grace_s)
     stopped = {"stopped_at": time.time(), "how": how, "handle": handle.to_json()}
+    if where.ready.is_file():  # the deployment's whole lifecycle stays on record once ready.json is forgotten
+        stopped["ready"] = read_json(where.ready)
     write_json(where.stopped, stopped)
     return stopped
 

@@ -52,6 +52,7 @@ rule scrape_metrics:
 use rule stop_service as stop_monitor with:
     input:
         handle=MONITOR.handle,
+        ready=MONITOR.ready,
         points=point_outputs(),
     output:
         stopped=MONITOR.stopped,

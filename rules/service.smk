@@ -54,6 +54,7 @@ rule wait_endpoint:
 rule stop_service:
     input:
         handle=SERVICE.handle,
+        ready=SERVICE.ready,  # kept until the stop, which records it in stopped.json
         points=experiment_point_outputs,
     output:
         stopped=SERVICE.stopped,

@@ -65,6 +65,7 @@ def test_deploy_ready_stop_leaves_no_process(tmp_path: Path, no_leftovers: float
     assert targets == ["exp--node.json", "exp--process.json", "exp--redis.json"]
     stopped = lifecycle.stop(service_dir)
     assert stopped["how"] == "SIGTERM"
+    assert stopped["ready"] == ready and ready["ready_at"] < stopped["stopped_at"]  # the lifecycle on record
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in procs)
     assert list((tmp_path / "targets").iterdir()) == []  # targets removed on exit
     assert "SIGTERM received" in (service_dir / "service.log").read_text()

@@ -1,9 +1,13 @@
 """The LLM load generator against a streaming server with a known schedule.
 
-The schedule's gaps are wide (tens of ms) and the checks allow a fraction of one gap at the median: a
-client that timestamps the wrong chunk, counts from the wrong instant or merges chunks is off by a whole
-gap, while scheduling noise on a shared 2-core machine is not. The precise figures (p99 of the client's
-own error) are bench/llm_measurement_error.py's job, not a test's."""
+The schedule's gaps are wide (tens of ms): a client that timestamps the wrong chunk, counts from the wrong
+instant or merges chunks is off by a whole gap, while scheduling noise on a shared 2-core machine is not.
+Differences between chunks (ITL, TPOT) are checked both ways to a sixth of a gap at the median. Latencies
+from the send (TTFT, E2EL) also carry the request's transit and the server's lateness, both one-sided: a
+chunk is never received before its scheduled time (the schedule counts from the request's arrival, after
+the send), so those are checked strictly below and to half a gap above (a loaded CI machine was seen
+5-9 ms late). The precise figures (p99 of the client's own error, against the server's write stamps) are
+bench/llm_measurement_error.py's job, not a test's."""
 
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ from aibench.recipes.validation import validate
 from tests.scheduled_llm_server import ScheduledServer
 
 TTFT, ITL = 120.0, 30.0  # the scheduled server's gaps, ms
-TOLERANCE = 5.0  # a sixth of the smallest gap
+TOLERANCE = 5.0  # a sixth of the smallest gap: for differences between chunks
+LATE = ITL / 2  # transit and server lateness allowed above the schedule, ms (a whole-gap mistake is ITL)
 
 
 def params(**overrides: object) -> dict:
@@ -58,19 +63,23 @@ def test_metrics_match_the_schedule(api: str, tmp_path) -> None:
     raw = [r for r in rows(tmp_path) if r["warmup"] == "0"]
     assert len(raw) == 12
     errors = {
-        "ttft": [float(r["ttft_ms"]) - TTFT for r in raw],
         "tpot": [float(r["tpot_ms"]) - ITL for r in raw],
-        "e2el": [float(r["e2el_ms"]) - (TTFT + 7 * ITL) for r in raw],
         "itl": [float(g) - ITL for r in raw for g in r["itl_ms"].split(";")],
     }
     for name, error in errors.items():
         assert np.median(np.abs(error)) <= TOLERANCE, (name, error)
+    lateness = {
+        "ttft": [float(r["ttft_ms"]) - TTFT for r in raw],
+        "e2el": [float(r["e2el_ms"]) - (TTFT + 7 * ITL) for r in raw],
+    }
+    for name, late in lateness.items():
+        assert min(late) >= 0 and np.median(late) <= LATE, (name, late)
     assert len(errors["itl"]) == 12 * 7
     for r in raw:
         assert r["output_tokens"] == "8"
         assert r["token_source"] == ("ollama:eval_count" if api.startswith("ollama") else "usage")
     by = {(m["name"], m["stat"]): m for m in summary["metrics"]}
-    assert abs(by[("ttft", "median")]["value"] - TTFT) <= TOLERANCE and by[("ttft", "p99")]["unit"] == "ms"
+    assert 0 <= by[("ttft", "median")]["value"] - TTFT <= LATE and by[("ttft", "p99")]["unit"] == "ms"
     assert abs(by[("itl", "median")]["value"] - ITL) <= TOLERANCE
     assert by[("requests", "count")]["value"] == 12
     assert by[("error_rate", "mean")]["value"] == 0
