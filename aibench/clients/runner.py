@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
@@ -11,6 +12,8 @@ from aibench.files import read_json
 from aibench.lifecycle import deployment, ensure_alive
 from aibench.monitoring.prometheus import wait_targets_up
 from aibench.results.schema import PointResult, summary_document, write_point
+
+LOG = logging.getLogger("aibench.client")  # the run_client rule's logger (snakemake_glue.script_logger)
 
 
 def run_point(
@@ -69,8 +72,9 @@ def run_point_against(
     targets = endpoint.scraped_exporters
     if monitor_ready and targets:
         experiment = settings.get("experiment", "adhoc")
-        wait_targets_up(read_json(monitor_ready), experiment, len(targets), deadline_s=60,
-                        deployment=endpoint.deployment)  # fmt: skip
+        waited = wait_targets_up(read_json(monitor_ready), experiment, len(targets), deadline_s=60,
+                                 deployment=endpoint.deployment)  # fmt: skip
+        LOG.info("Prometheus scrapes all %d exporters (waited %.2f s); the load starts", len(targets), waited)
     return run_point(endpoint=endpoint.for_clients(), secrets=secrets, out_dir=out_dir, **settings)
 
 
