@@ -6,8 +6,8 @@ Calibrates the request count so one load lasts about 5 s on this machine, runs
 Redis deployment, readiness, scrapes, stop, aggregation and the figures.
 
 It also prints the deployment's fixed cost, which every deployment of a service sweep pays again
-(issue 16), from the records the run leaves: deploy (spec.json written) -> ready (ready.json's
-ready_at) -> first point's window start, and last point's window end -> stopped (stopped_at).
+(issue 16), from the records the run leaves: deploy (spec.json written) -> ready (the ready record
+kept in stopped.json) -> first point's window start, and last point's window end -> stopped.
 """
 
 from __future__ import annotations
@@ -36,18 +36,15 @@ def calibrate() -> int:
     return int(ops * LOAD_S)
 
 
-def phases(results: Path) -> dict[str, float]:
+def phases(results: Path, windows: list[dict[str, float]]) -> dict[str, float]:
     """Seconds of the deployment's fixed cost, from its records (see the module docstring)."""
-    run = RunDir(results)
-    service = run.service("overhead")
-    windows = sorted((json.loads(p.summary.read_text())["window"] for p in run.measured_points()),
-                     key=lambda window: window["start"])  # fmt: skip
+    service = RunDir(results).service("overhead")
     stopped = json.loads(service.stopped.read_text())  # ready.json itself is forgotten after the stop
     ready_at, stopped_at = stopped["ready"]["ready_at"], stopped["stopped_at"]
     return {
         "deploy -> ready": ready_at - service.spec.stat().st_mtime,
-        "ready -> first point": windows[0]["start"] - ready_at,
-        "last point -> stopped": stopped_at - windows[-1]["end"],
+        "ready -> first point": min(window["start"] for window in windows) - ready_at,
+        "last point -> stopped": stopped_at - max(window["end"] for window in windows),
     }
 
 
@@ -72,9 +69,8 @@ def run_once(requests: int) -> tuple[float, list[float], dict[str, float]]:
     argv = [str(snakemake), "--profile", "profiles/local", "--configfile", str(config), "--quiet"]
     subprocess.run(argv, cwd=ROOT, check=True, capture_output=True)
     wall = time.monotonic() - start
-    points = RunDir(results).measured_points()
-    loads = [json.loads(p.summary.read_text())["window"]["duration_s"] for p in points]
-    return wall, loads, phases(results)
+    windows = [json.loads(p.summary.read_text())["window"] for p in RunDir(results).measured_points()]
+    return wall, [window["duration_s"] for window in windows], phases(results, windows)
 
 
 def main() -> None:
