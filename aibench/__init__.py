@@ -3,4 +3,4 @@
 __version__ = "0.1.0"
 
 #: Version of the results schema (summary.json, summary.csv, raw files); see docs/results-schema.md.
-RESULTS_SCHEMA_VERSION = "2.0"
+RESULTS_SCHEMA_VERSION = "2.1"

@@ -31,7 +31,7 @@ from typing import Any
 from aibench.errors import ConfigError
 from aibench.files import sha256_file
 from aibench.names import name_problem
-from aibench.rundir import SUMMARY_GLOB, PointDir, RunDir, is_record
+from aibench.rundir import SUMMARY_GLOB, PointDir, RunDir, is_record, summary_files
 
 TOP = "run"
 __all__ = ["SUMMARY_GLOB", "TOP", "RunPoint", "extract", "members", "pack", "read_points", "unpack"]
@@ -229,6 +229,8 @@ class RunPoint:
     client: str
     swept: tuple[str, ...]
     directory: Path
+    #: the service-sweep combination it ran on (None: its experiment had one deployment)
+    deployment: str | None = None
 
 
 def _read(path: Path, where: str) -> Any:
@@ -252,7 +254,11 @@ def _summary(path: Path, where: str) -> RunPoint:
         raise ConfigError(f"{where}: expected a JSON object, got {type(s).__name__}")
     experiment = _name("experiment", s.get("experiment"), where, "experiment")
     point = _name("point", s.get("point"), where, "point")
-    dirs = (("experiment", experiment, path.parents[2]), ("point", point, path.parent))
+    deployment = s.get("deployment")
+    dirs = [("experiment", experiment, path.parents[2]), ("point", point, path.parent)]
+    if deployment is not None:  # <experiment>/<deployment>/points/<point>/summary.json
+        deployment = _name("point", deployment, where, "deployment")
+        dirs[0:1] = [("experiment", experiment, path.parents[3]), ("deployment", deployment, path.parents[2])]
     for field, value, directory in dirs:
         if value != directory.name:
             raise ConfigError(
@@ -273,10 +279,10 @@ def _summary(path: Path, where: str) -> RunPoint:
     if not isinstance(swept, Mapping | list):
         raise ConfigError(f"{where}: field 'swept': expected an object (parameter: value), got {swept!r}")
     params = tuple(_name("parameter", p, where, "swept") for p in swept)
-    return RunPoint(experiment, point, kind, params, path.parent)
+    return RunPoint(experiment, point, kind, params, path.parent, deployment)
 
 
-def _manifest_order(path: Path, where: str) -> list[tuple[str, str]]:
+def _manifest_order(path: Path, where: str) -> list[tuple[str, str | None, str]]:
     manifest = _read(path, where)
     listed = manifest.get("points", []) if isinstance(manifest, Mapping) else None
     if not isinstance(listed, list):
@@ -286,7 +292,11 @@ def _manifest_order(path: Path, where: str) -> list[tuple[str, str]]:
         if not isinstance(entry, Mapping):
             raise ConfigError(f"{where}: field 'points[{i}]': expected an object, got {entry!r}")
         experiment = _name("experiment", entry.get("experiment"), where, f"points[{i}].experiment")
-        order.append((experiment, _name("point", entry.get("point"), where, f"points[{i}].point")))
+        deployment = entry.get("deployment")
+        if deployment is not None:
+            deployment = _name("point", deployment, where, f"points[{i}].deployment")
+        point = _name("point", entry.get("point"), where, f"points[{i}].point")
+        order.append((experiment, deployment, point))
     return order
 
 
@@ -303,8 +313,8 @@ def read_points(root: Path, label: str, prefix: str = "") -> list[RunPoint]:
     manifest = RunDir(root).manifest
     order = _manifest_order(manifest, where(manifest)) if manifest.is_file() else []
     found = {}
-    for path in sorted(root.glob(SUMMARY_GLOB)):
+    for path in summary_files(root):
         p = _summary(path, where(path))
-        found[(p.experiment, p.point)] = p
+        found[(p.experiment, p.deployment, p.point)] = p
     ordered = [found.pop(key) for key in order if key in found]
     return ordered + list(found.values())

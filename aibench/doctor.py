@@ -212,12 +212,13 @@ def check_partitions_and_qos(plan: Any) -> Iterator[Check]:
     config = plan.config
     wanted: dict[str, dict[str, int]] = {}
     experiments = list(plan.experiments.values())
-    for exp in experiments:
-        part = exp.service.resources.get("partition") or config["slurm"]["partition"]
+    for exp, deployment in ((e, d) for e in experiments for d in e.deployments):
+        resources = deployment.service.resources  # a service sweep may set them per deployment
+        part = resources.get("partition") or config["slurm"]["partition"]
         need = wanted.setdefault(part, {"minutes": 0, "gpus": 0})
         planned = service_minutes(exp, experiments, config["serial_experiments"])  # the job's --time
-        need["minutes"] = max(need["minutes"], exp.service.resources.get("time_min") or planned)
-        need["gpus"] = max(need["gpus"], exp.service.resources.get("gpus", 0))
+        need["minutes"] = max(need["minutes"], resources.get("time_min") or planned)
+        need["gpus"] = max(need["gpus"], resources.get("gpus", 0))
     for part, need in wanted.items():
         done = _run(["sinfo", "-h", "-p", part, "-o", "%l|%G"])
         rows = [r for r in done.stdout.splitlines() if r.strip()]

@@ -17,6 +17,7 @@ from aibench.archive import SUMMARY_GLOB, TOP, RunPoint, read_points, unpack
 from aibench.clients import CLIENTS
 from aibench.clients.presentation import presentation_of
 from aibench.errors import ConfigError
+from aibench.results.aggregate import deployment_columns
 from aibench.results.stats import current_stats
 from aibench.rundir import PointDir
 
@@ -26,7 +27,7 @@ class ArchivedExperiment:
     name: str
     client: str
     swept: list[str]
-    points: dict[str, Path] = field(default_factory=dict)  # point id -> its directory
+    points: dict[str, Path] = field(default_factory=dict)  # [deployment/]point id -> its directory
 
     @property
     def has_resources(self) -> bool:
@@ -79,7 +80,7 @@ def open_run(source: str | Path, workdir: Path) -> ArchivedRun:
                 f"{source}: {prefix}{summary}: field 'client.kind': {p.client!r}, but other points of "
                 f"experiment {p.experiment!r} have {exp.client!r}"
             )
-        exp.points[p.point] = p.directory
+        exp.points[p.point if p.deployment is None else f"{p.deployment}/{p.point}"] = p.directory
     if not experiments:
         raise ConfigError(f"{source}: no point results ({SUMMARY_GLOB}) in this run")
     return ArchivedRun(root, experiments)
@@ -116,7 +117,7 @@ def headline_table(tidy: pd.DataFrame, client: str, swept: list[str]) -> pd.Data
         column=lambda d: d["metric"] + " " + d["stat"] + " (" + d["unit"].astype(str) + ")"
     )
     labels = [c for c in ("command", "k", "batch_size") if c in data.columns and data[c].notna().any()]
-    index = ["point", *[f"param_{p}" for p in swept], *labels]
+    index = [*deployment_columns(data.columns), "point", *[f"param_{p}" for p in swept], *labels]
     table = data.pivot_table(index=index, columns="column", values="value", aggfunc="first", sort=True)
     order = [
         c

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from aibench.clients.presentation import Panel, Stats, Tradeoff, presentation_of
+from aibench.results.aggregate import DEPLOYMENT, SERVICE_PREFIX, deployment_columns
 from aibench.results.stats import current_stats
 
 
@@ -103,8 +104,8 @@ def _panel(
     ax.set_visible(True)
     labels = [c for c in ("command",) if c in subset.columns and subset[c].notna().any()]
     group_keys = (["metric"] if panel.also else []) + ["stat"] + labels
-    group_keys += [f"param_{p}" for p in swept if p != param]
-    names = [k.removeprefix("param_") for k in group_keys]
+    group_keys += [f"param_{p}" for p in swept if p != param] + _deployment_keys(subset)
+    names = [k.removeprefix("param_").removeprefix(SERVICE_PREFIX) for k in group_keys]
     for keys, group in subset.groupby(group_keys, dropna=False):
         stats_by_x = group.groupby(column)["value"].agg(["mean", "min", "max"]).sort_index()
         yerr = [stats_by_x["mean"] - stats_by_x["min"], stats_by_x["max"] - stats_by_x["mean"]]
@@ -120,6 +121,11 @@ def _panel(
     ax.legend(fontsize="x-small")
 
 
+def _deployment_keys(data: pd.DataFrame) -> list[str]:
+    """A service sweep's value columns (``service.io_threads``): a line per deployment."""
+    return [c for c in deployment_columns(data.columns) if c != DEPLOYMENT and data[c].notna().any()]
+
+
 def _mean_by(data: pd.DataFrame, column: str, metric: str, stat: str) -> pd.Series:
     """``stat`` of ``metric`` per value of ``column``, the mean over repeats."""
     return data[Stats(metric, (stat,)).rows(data)].groupby(column)["value"].mean()
@@ -129,15 +135,21 @@ def _tradeoff_panel(
     ax: plt.Axes, data: pd.DataFrame, param: str, throughput: str, tradeoff: Tradeoff
 ) -> None:
     column = f"param_{param}"
-    x = _mean_by(data, column, throughput, "mean")
-    for metric, stat in tradeoff.series:
-        y = _mean_by(data, column, metric, stat)
-        both = pd.concat([x.rename("x"), y.rename("y")], axis=1, join="inner").sort_index()
-        if both.empty:
-            continue
-        ax.plot(both["x"], both["y"], marker="o", label=f"{metric} {stat}")
-        for value, row in both.iterrows():
-            ax.annotate(f"{param}={value}", (row["x"], row["y"]), fontsize="x-small", alpha=0.7)
+    keys = _deployment_keys(data)
+    groups = data.groupby(keys, dropna=False) if keys else [((), data)]
+    for values, group in groups:
+        values = values if isinstance(values, tuple) else (values,)
+        deployed = _label(values, [k.removeprefix(SERVICE_PREFIX) for k in keys]) if keys else ""
+        x = _mean_by(group, column, throughput, "mean")
+        for metric, stat in tradeoff.series:
+            y = _mean_by(group, column, metric, stat)
+            both = pd.concat([x.rename("x"), y.rename("y")], axis=1, join="inner").sort_index()
+            if both.empty:
+                continue
+            label = f"{metric} {stat}" + (f", {deployed}" if deployed else "")
+            ax.plot(both["x"], both["y"], marker="o", label=label)
+            for value, row in both.iterrows():
+                ax.annotate(f"{param}={value}", (row["x"], row["y"]), fontsize="x-small", alpha=0.7)
     ax.set_xlabel(f"{throughput} (mean)")
     ax.set_ylabel(tradeoff.ylabel)
     ax.set_title(tradeoff.title)

@@ -175,7 +175,8 @@ def point_records(run: RunDir, point_dirs: list[Path] | None = None) -> list[dic
             continue
         s = read_json(summary_file)
         p = s.get("provenance", {})
-        out.append({"experiment": s["experiment"], "point": s["point"], "status": s["status"],
+        out.append({"experiment": s["experiment"], "deployment": s.get("deployment"), "point": s["point"],
+                    "status": s["status"],
                     "host": p.get("host"), "slurm_job_id": p.get("slurm_job_id"),
                     "window": s.get("window")})  # fmt: skip
     return out

@@ -121,12 +121,21 @@ class PointDir(_Directory):
         return target
 
 
-#: the point summaries of a run, relative to its root (what marks a point measured)
+#: the point summaries of a run, relative to its root (what marks a point measured): an experiment's
+#: points, and those of each deployment of an experiment with a service sweep (``<experiment>/<id>/``)
 SUMMARY_GLOB = f"*/{POINTS}/*/{PointDir.SUMMARY}"
+DEPLOYMENT_SUMMARY_GLOB = f"*/*/{POINTS}/*/{PointDir.SUMMARY}"
+
+
+def summary_files(root: str | os.PathLike[str]) -> list[Path]:
+    """Every point summary of the run at ``root``, sorted."""
+    base = Path(root)
+    return sorted([*base.glob(SUMMARY_GLOB), *base.glob(DEPLOYMENT_SUMMARY_GLOB)])
 
 
 class ServiceDir(_Directory):
-    """One deployment's directory: ``<experiment>/service``, or the run's ``monitoring``/``grafana``."""
+    """One deployment's directory: ``<experiment>/service`` (``<experiment>/<id>/service`` for each
+    deployment of a service sweep), or the run's ``monitoring``/``grafana``."""
 
     SPEC, HANDLE, ENDPOINT = "spec.json", "handle.json", "endpoint.json"
     READY, STOPPED, PREPARED = "ready.json", "stopped.json", "prepared.json"
@@ -223,7 +232,7 @@ class ServiceDir(_Directory):
 
     @property
     def experiment_points(self) -> list[PointDir]:
-        """The measured points of this deployment's experiment (none for monitoring and Grafana)."""
+        """The measured points of this deployment (none for monitoring and Grafana)."""
         return [PointDir(p.parent) for p in sorted(self.path.parent.glob(f"{POINTS}/*/{PointDir.SUMMARY}"))]
 
     def clear_per_deployment(self) -> None:
@@ -323,21 +332,24 @@ class RunDir:
     def experiment(self, name: str) -> Path:
         return self.root / name
 
-    def service(self, experiment: str) -> ServiceDir:
-        return ServiceDir(self.root / experiment / SERVICE)
+    # ``unit`` below: a deployment's directory relative to the root, ``<experiment>`` or, for each
+    # deployment of a service sweep, ``<experiment>/<id>`` (recipes.loader.Deployment.unit)
+    def service(self, unit: str) -> ServiceDir:
+        return ServiceDir(self.root / unit / SERVICE)
 
-    def point(self, experiment: str, point: str) -> PointDir:
-        return PointDir(self.root / experiment / POINTS / point)
+    def point(self, unit: str, point: str) -> PointDir:
+        return PointDir(self.root / unit / POINTS / point)
 
     def service_dirs(self) -> list[ServiceDir]:
         """Every service directory of this run, the monitoring services (Prometheus, Grafana) included."""
         dirs = [d for d in (self.monitoring, self.grafana) if d.path.is_dir()]
-        dirs += [ServiceDir(p) for p in sorted(self.root.glob(f"*/{SERVICE}")) if p.is_dir()]
+        found = [*self.root.glob(f"*/{SERVICE}"), *self.root.glob(f"*/*/{SERVICE}")]
+        dirs += [ServiceDir(p) for p in sorted(found) if p.is_dir()]
         return dirs
 
     def measured_points(self) -> list[PointDir]:
         """Every point with a summary, sorted by path."""
-        return [PointDir(p.parent) for p in sorted(self.root.glob(SUMMARY_GLOB))]
+        return [PointDir(p.parent) for p in summary_files(self.root)]
 
 
 def service_of(path: str | os.PathLike[str]) -> ServiceDir:
@@ -354,10 +366,12 @@ def is_record(relative: PurePath) -> bool:
         return False
     if parts[0] == PROVENANCE or (len(parts) == 1 and parts[0] in RunDir.RECORDS):
         return True
-    if len(parts) >= 4 and parts[1] == POINTS:
-        return parts[-1] in PointDir.RECORDS or parts[-1].endswith(".log")
+    # a deployment of a service sweep nests its service/ and points/ one level deeper
+    for depth in (1, 2):
+        if len(parts) >= depth + 3 and parts[depth] == POINTS:
+            return parts[-1] in PointDir.RECORDS or parts[-1].endswith(".log")
     monitor = len(parts) == 2 and parts[0] in (MONITORING, GRAFANA)
-    deployment = (len(parts) == 3 and parts[1] == SERVICE) or monitor
+    deployment = any(len(parts) == depth + 2 and parts[depth] == SERVICE for depth in (1, 2)) or monitor
     return deployment and (parts[-1] in ServiceDir.RECORDS or parts[-1].endswith(".log"))
 
 

@@ -69,19 +69,26 @@ def planned_minutes(experiment: Any) -> int:
     return math.ceil(seconds / 60) + JOB_MARGIN_MIN
 
 
+def _deployments(experiment: Any) -> int:
+    return len(getattr(experiment, "deployments", ())) or 1
+
+
 def service_minutes(experiment: Any, experiments: list[Any], serial: bool) -> int:
-    """--time of an experiment's service job without a `time_min` of its own. Serial: its own plan.
-    Side by side (serial_experiments off), the loads still run one at a time (every profile has one
-    `load_slots`), so its points may wait for every other experiment's: all of them are planned."""
-    if serial:
+    """--time of one of an experiment's service jobs without a `time_min` of its own. Serial, one
+    deployment at a time: its own plan. Deployments side by side (parallel_deployments) or experiments
+    side by side (serial_experiments off): the loads still run one at a time (every profile has one
+    `load_slots`), so its points may wait for every other deployment's: all of them are planned."""
+    if serial and getattr(experiment, "parallel_deployments", 1) == 1:
         return planned_minutes(experiment)
-    return sum(planned_minutes(e) for e in experiments) + JOB_MARGIN_MIN
+    if serial:
+        return planned_minutes(experiment) * _deployments(experiment) + JOB_MARGIN_MIN
+    return sum(planned_minutes(e) * _deployments(e) for e in experiments) + JOB_MARGIN_MIN
 
 
 def monitoring_minutes(experiments: list[Any], serial: bool) -> int:
     """Prometheus and Grafana run for the whole run: every deployment's plan, one after another (the
     loads run one at a time either way), plus a margin."""
-    return sum(planned_minutes(e) for e in experiments) + JOB_MARGIN_MIN
+    return sum(planned_minutes(e) * _deployments(e) for e in experiments) + JOB_MARGIN_MIN
 
 
 def with_time_limit(resources: dict[str, Any], minutes: int) -> dict[str, Any]:
@@ -89,13 +96,13 @@ def with_time_limit(resources: dict[str, Any], minutes: int) -> dict[str, Any]:
     return {**resources, "time_min": resources.get("time_min") or minutes}
 
 
-def client_partition_for(config: dict[str, Any], experiment: Any) -> str:
-    """The partition of an experiment's client jobs: the service's own partition when the client must
-    share its node (a node belongs to its partitions only: sbatch refuses a --nodelist outside the
-    partition asked for), else the run's."""
+def client_partition_for(config: dict[str, Any], experiment: Any, service: Any = None) -> str:
+    """The partition of an experiment's client jobs: the service's own partition (of ``service``, one
+    deployment's, else the experiment's) when the client must share its node (a node belongs to its
+    partitions only: sbatch refuses a --nodelist outside the partition asked for), else the run's."""
     run_partition = config["slurm"]["partition"] or ""
     if experiment.placement == "same-node":
-        return experiment.service.resources.get("partition") or run_partition
+        return (service or experiment.service).resources.get("partition") or run_partition
     return run_partition
 
 

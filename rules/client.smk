@@ -1,4 +1,5 @@
-# One job per sweep point; points of one experiment share one deployment.
+# One job per sweep point; the points of an experiment run on each of its deployments (one, or
+# one per service-sweep combination).
 # The load_slots resource (1 in the profiles) keeps loads from overlapping and distorting each other.
 # local_cpu is the CPU of the machine Snakemake runs on: a load takes all of it (the local profile has
 # 2, the machine's CPUs) and a figure half, so on the local profile no figure is drawn while a load
@@ -18,9 +19,9 @@ rule run_client:
     log:
         POINT.client_log,
     priority: 1
-    # all points of an experiment share one SLURM allocation (profile: group-components)
+    # all points of a deployment share one SLURM allocation (profile: group-components)
     group:
-        "points-{experiment}"
+        "points-{deployment}"
     container:
         PLAN.config["container"]
     resources:

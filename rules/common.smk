@@ -36,10 +36,12 @@ PLAN = load_plan(
 if workflow.is_main_process:
     print(f"aibench: {plan_summary(PLAN)}", file=sys.stderr)
 RESULTS = str(PLAN.results)
-# every path of the run comes from its RunDir; "{experiment}" and "{point}" make them patterns
+# every path of the run comes from its RunDir; "{deployment}" and "{point}" make them patterns. A
+# deployment is an experiment's (its unit: "<experiment>") or one of its service sweep's
+# ("<experiment>/<id>"); figures are per "{experiment}".
 RUN = RunDir(RESULTS)
-SERVICE = RUN.service("{experiment}")
-POINT = RUN.point("{experiment}", "{point}")
+SERVICE = RUN.service("{deployment}")
+POINT = RUN.point("{deployment}", "{point}")
 if PLAN.config["launcher"] == "slurm":
     account(
         PLAN.config
@@ -63,22 +65,49 @@ def run_minutes():
 
 wildcard_constraints:
     experiment="|".join(re.escape(name) for name in PLAN.experiments),
+    deployment="|".join(re.escape(unit) for unit in PLAN.deployments),
     point=r"[A-Za-z0-9.+_-]+",
     param=r"[a-z][a-z0-9_]*",
 
 
 def experiment(wildcards):
-    return PLAN.experiments[wildcards.experiment]
+    """The experiment of a figure's wildcards, or of a deployment's."""
+    if "experiment" in wildcards.keys():
+        return PLAN.experiments[wildcards.experiment]
+    return PLAN.experiments[deployment(wildcards).experiment]
+
+
+def deployment(wildcards):
+    return PLAN.deployments[wildcards.deployment]
 
 
 def points_of(name=None):
-    """The PointDirs of one experiment, or of all, in the run's order."""
+    """The PointDirs of one experiment (every deployment's), or of all, in the run's order."""
     names = [name] if name else list(PLAN.experiments)
     return [
-        RUN.point(exp, point.id)
+        point
         for exp in names
-        for point in PLAN.experiments[exp].points
+        for unit in PLAN.experiments[exp].deployments
+        for point in deployment_points(unit)
     ]
+
+
+def deployment_points(unit):
+    """The PointDirs of one Deployment."""
+    exp = PLAN.experiments[unit.experiment]
+    return [RUN.point(unit.unit, point.id) for point in exp.points]
+
+
+def point_names(name):
+    """An experiment's points by name in its figures' legends: "<deployment>/<point>" in a service sweep."""
+    exp = PLAN.experiments[name]
+    return {
+        (point.id if unit.id is None else f"{unit.id}/{point.id}"): RUN.point(
+            unit.unit, point.id
+        )
+        for unit in exp.deployments
+        for point in exp.points
+    }
 
 
 def point_dirs(name=None):
@@ -94,18 +123,35 @@ def point_outputs(name=None):
     return [str(p.metrics if MONITORING else p.summary) for p in points_of(name)]
 
 
-def previous_experiment_stopped(wildcards):
-    """With serial_experiments, an experiment deploys after the one before it has stopped."""
+def previous_deployment_stopped(wildcards):
+    """An experiment's deployments run one after another, or parallel_deployments at a time: the
+    n-th deploys once the (n - parallel_deployments)-th has stopped. With serial_experiments, its first
+    ones deploy after every deployment of the experiment before it has stopped."""
+    unit = deployment(wildcards)
+    exp = PLAN.experiments[unit.experiment]
+    index = exp.deployments.index(unit)
+    if index >= exp.parallel_deployments:
+        return [
+            str(
+                RUN.service(
+                    exp.deployments[index - exp.parallel_deployments].unit
+                ).stopped
+            )
+        ]
     names = list(PLAN.experiments)
-    index = names.index(wildcards.experiment)
-    if not PLAN.config["serial_experiments"] or index == 0:
+    position = names.index(exp.name)
+    if not PLAN.config["serial_experiments"] or position == 0:
         return []
-    return [str(RUN.service(names[index - 1]).stopped)]
+    before = PLAN.experiments[names[position - 1]].deployments
+    return [str(RUN.service(d.unit).stopped) for d in before]
 
 
-def experiment_point_outputs(wildcards):
-
-    return point_outputs(wildcards.experiment)
+def deployment_point_outputs(wildcards):
+    """What marks each point of a deployment finished (its stop waits for them)."""
+    return [
+        str(p.metrics if MONITORING else p.summary)
+        for p in deployment_points(deployment(wildcards))
+    ]
 
 
 def monitor_ready(wildcards):
@@ -131,7 +177,7 @@ def figures():
 
 def stopped_files():
     """Every deployment's stopped.json: the run is over once all exist."""
-    files = [str(RUN.service(name).stopped) for name in PLAN.experiments]
+    files = [str(RUN.service(unit).stopped) for unit in PLAN.deployments]
     if MONITORING:
         files.append(str(MONITOR.stopped))
     if GRAFANA:
@@ -155,20 +201,20 @@ def all_targets():
 # The deploy rules' params are DeploymentSpecs as plain JSON: Snakemake's params rerun trigger compares
 # only builtin values, and a changed recipe must still redeploy (aibench.login_rules.deploy_rule).
 def service_settings(wildcards):
-    exp = experiment(wildcards)
+    exp, service = experiment(wildcards), deployment(wildcards).service
     minutes = service_minutes(
         exp, list(PLAN.experiments.values()), PLAN.config["serial_experiments"]
     )
-    resources = with_time_limit(exp.service.resources, minutes)
+    resources = with_time_limit(service.resources, minutes)
     return DeploymentSpec(
         experiment=exp.name,
-        kind=exp.service.kind,
-        params=exp.service.params,
+        kind=service.kind,
+        params=service.params,
         placement=launch_settings(resources),
         targets_dir=str(RUN.targets) if MONITORING else None,
-        grace_s=exp.service.stop_grace_s,
-        image=exp.service.image,
-        readiness=Readiness(exp.service.ready_timeout_s, exp.service.ready_interval_s),
+        grace_s=service.stop_grace_s,
+        image=service.image,
+        readiness=Readiness(service.ready_timeout_s, service.ready_interval_s),
     ).to_json()
 
 
@@ -197,10 +243,11 @@ def grafana_settings(wildcards, input):
 
 
 def point_settings(wildcards):
-    exp = experiment(wildcards)
+    exp, unit = experiment(wildcards), deployment(wildcards)
     point = exp.point(wildcards.point)
     return {
         "experiment": exp.name,
+        "deployment": unit.id,
         "point": point.id,
         "repeat": point.repeat,
         "params": point.params,
@@ -208,7 +255,11 @@ def point_settings(wildcards):
         "client_kind": exp.client.kind,
         "client_recipe": exp.client.name,
         "timeout_s": exp.client.timeout_s,
-        "service": {"kind": exp.service.kind, "recipe": exp.service.name},
+        "service": {
+            "kind": exp.service.kind,
+            "recipe": exp.service.name,
+            "swept": unit.swept,
+        },
     }
 
 
@@ -230,7 +281,9 @@ def slurm_qos_of_run(wildcards):
 
 def client_partition(wildcards):
     """A same-node client job asks for its service's partition (its node is in no other one)."""
-    return client_partition_for(PLAN.config, experiment(wildcards))
+    return client_partition_for(
+        PLAN.config, experiment(wildcards), deployment(wildcards).service
+    )
 
 
 def stop_leftover_services():

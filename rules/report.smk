@@ -66,8 +66,7 @@ rule plot_ttft_cdf:
         local_cpu=1,
     params:
         points=lambda wc: {
-            p.id: str(RUN.point(wc.experiment, p.id).raw)
-            for p in experiment(wc).points
+            name: str(p.raw) for name, p in point_names(wc.experiment).items()
         },
     script:
         "../scripts/plot_ttft_cdf.py"
@@ -91,8 +90,7 @@ rule plot_resources:
         local_cpu=1,
     params:
         points=lambda wc: {
-            p.id: str(RUN.point(wc.experiment, p.id).metrics)
-            for p in experiment(wc).points
+            name: str(p.metrics) for name, p in point_names(wc.experiment).items()
         },
     script:
         "../scripts/plot_resources.py"

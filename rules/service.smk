@@ -12,7 +12,7 @@
 
 rule deploy_service:
     input:
-        previous=previous_experiment_stopped,
+        previous=previous_deployment_stopped,
     output:
         handle=temp(SERVICE.handle),
     log:
@@ -45,8 +45,8 @@ rule wait_endpoint:
     resources:
         mem_mb=500,
     params:
-        timeout_s=lambda wc: experiment(wc).service.ready_timeout_s,
-        interval_s=lambda wc: experiment(wc).service.ready_interval_s,
+        timeout_s=lambda wc: deployment(wc).service.ready_timeout_s,
+        interval_s=lambda wc: deployment(wc).service.ready_interval_s,
     script:
         "../scripts/wait_endpoint.py"
 
@@ -55,7 +55,7 @@ rule stop_service:
     input:
         handle=SERVICE.handle,
         ready=SERVICE.ready,  # kept until the stop, which records it in stopped.json
-        points=experiment_point_outputs,
+        points=deployment_point_outputs,
     output:
         stopped=SERVICE.stopped,
     log:

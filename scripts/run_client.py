@@ -8,7 +8,7 @@ from aibench.snakemake_glue import script_logger
 
 log = script_logger(snakemake.log, "client")
 point = PointDir(Path(snakemake.output.summary).parent)
-log.info("%s %s: started", snakemake.wildcards.experiment, point.path.name)
+log.info("%s %s: started", snakemake.wildcards.deployment, point.path.name)
 summary = run_point_against(
     service_of(snakemake.input.ready),
     point,

@@ -30,6 +30,7 @@ def run_point(
     swept: dict[str, Any] | None = None,
     service: dict[str, Any] | None = None,
     client_recipe: str | None = None,
+    deployment: str | None = None,
 ) -> dict[str, Any]:
     """Run the load, write its raw records and summary into ``out_dir`` (a PointDir); return the summary."""
     client = CLIENTS.create(client_kind)
@@ -50,6 +51,7 @@ def run_point(
         client={"kind": client_kind, "recipe": client_recipe},
         window={"start": start_wall, "end": start_wall + duration, "duration_s": duration},
         result=result,
+        deployment=deployment,
     )
     write_point(out_dir, summary, result.raw_csv)
     return summary

@@ -18,8 +18,8 @@ from typing import Any
 from aibench.clients import CLIENTS
 from aibench.errors import ConfigError
 from aibench.names import name_problem
-from aibench.paths import PROJECT_ENTRIES, PROJECT_ROOT, env_problem
-from aibench.recipes.sweep import Point, expand, point_id
+from aibench.paths import PROJECT_ENTRIES, PROJECT_ROOT, env_problem, schema_path
+from aibench.recipes.sweep import Point, combinations, deployment_id, expand
 from aibench.recipes.validation import (
     MAX_NODES,
     check,
@@ -71,6 +71,27 @@ class ClientRecipe:
 
 
 @dataclass(frozen=True)
+class Deployment:
+    """One combination of an experiment's service sweep: the service deployed with these values, the
+    experiment's whole client sweep run against it, the service stopped. An experiment without a
+    service sweep has one, with no id."""
+
+    experiment: str
+    #: None for an experiment's only deployment, else its readable id (``io_threads-2``)
+    id: str | None
+    #: the service with this deployment's parameters and resources
+    service: ServiceRecipe
+    #: the service parameters and resources the sweep set for it
+    swept: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def unit(self) -> str:
+        """Its directory in the results, relative to their root: ``<experiment>`` or
+        ``<experiment>/<id>`` (rundir.RunDir.service and .point take it)."""
+        return self.experiment if self.id is None else f"{self.experiment}/{self.id}"
+
+
+@dataclass(frozen=True)
 class Experiment:
     name: str
     file: Path
@@ -81,6 +102,11 @@ class Experiment:
     points: list[Point]
     description: str = ""
     placement: str = "same-node"
+    service_sweep: dict[str, list[Any]] = field(default_factory=dict)
+    link: list[list[str]] = field(default_factory=list)
+    #: one per service-sweep combination, in sweep order (one, with no id, without a service sweep)
+    deployments: list[Deployment] = field(default_factory=list)
+    parallel_deployments: int = 1
 
     def point(self, point_id: str) -> Point:
         for p in self.points:
@@ -107,6 +133,12 @@ class Plan:
     @property
     def monitoring(self) -> dict[str, Any]:
         return self.config["monitoring"]
+
+    @property
+    def deployments(self) -> dict[str, Deployment]:
+        """Every deployment of the run by its unit (``<experiment>`` or ``<experiment>/<id>``), in
+        the run's order."""
+        return {d.unit: d for exp in self.experiments.values() for d in exp.deployments}
 
 
 def _defines(path: Path, field: list[Any], value: Any) -> bool:
@@ -404,34 +436,117 @@ def _check_sweep(sweep: dict[str, list[Any]], base: dict[str, Any], client: Clie
         for index, value in enumerate(values):
             error = check({**base, name: value}, schema)
             if error is not None:
-                other = field_path(error)  # a rule tying this parameter to another one
-                detail = (
-                    describe(error)
-                    if other == name
-                    else f"with this value, field '{other}': {describe(error)}"
-                )
-                raise ConfigError(f"{path}: field 'sweep.{name}[{index}]': {detail}")
+                raise ConfigError(f"{path}: field 'sweep.{name}[{index}]': {_swept_detail(error, name)}")
 
 
-def _check_points(sweep: dict[str, list[Any]], repeats: int, path: Path) -> None:
-    """Sweep values must give distinct point ids, and not too many points."""
+def _swept_detail(error: Any, field_name: str) -> str:
+    """What is wrong with a swept value: the schema's word on it, or on the other field a rule ties it to."""
+    other = field_path(error)
+    return describe(error) if other == field_name else f"with this value, field '{other}': {describe(error)}"
+
+
+def _check_ids(sweep: dict[str, list[Any]], path: Path, section: str = "sweep") -> None:
+    """Sweep values must give distinct ids (of points, or of deployments for the service sweep)."""
+    what = "deployment" if section == "service_sweep" else "point"
     for name, values in sweep.items():
         seen: dict[str, Any] = {}
         for value in values:
-            token = point_id({name: value}, 0).removesuffix("_r0")
+            token = deployment_id({name: value})
             if token in seen:
                 raise ConfigError(
-                    f"{path}: field 'sweep.{name}': values {seen[token]!r} and {value!r} give the same "
-                    f"point id {token!r} (ids keep letters, digits, '.', '+' and '-'); make them differ there"
+                    f"{path}: field '{section}.{name}': values {seen[token]!r} and {value!r} give the "
+                    f"same {what} id {token!r} (ids keep letters, digits, '.', '+' and '-'); make them "
+                    "differ there"
                 )
             seen[token] = value
-    count = math.prod(len(values) for values in sweep.values()) * repeats
+
+
+def _check_points(sweep: dict[str, list[Any]], repeats: int, deployments: int, path: Path) -> None:
+    """Sweep values must give distinct point ids, and not too many points."""
+    _check_ids(sweep, path)
+    count = math.prod(len(values) for values in sweep.values()) * repeats * deployments
     if count > MAX_POINTS:
         sizes = " x ".join(f"{len(values)} {name}" for name, values in sweep.items())
+        times = f" x {deployments} deployments" if deployments > 1 else ""
         raise ConfigError(
-            f"{path}: field 'sweep': {sizes} x {repeats} repeats make {count} points, more than the "
-            f"{MAX_POINTS} one experiment may have"
+            f"{path}: field 'sweep': {sizes} x {repeats} repeats{times} make {count} points, more than "
+            f"the {MAX_POINTS} one experiment may have"
         )
+
+
+def _resource_names() -> list[str]:
+    """The resources a service recipe may ask for (its schema's ``resources``)."""
+    schema = load_yaml(schema_path("service"))
+    return sorted(schema["properties"]["resources"]["properties"])
+
+
+def _check_link(sweep: dict[str, list[Any]], link: list[list[str]], path: Path) -> None:
+    """Every linked parameter is swept, in one group only, and a group's lists are of equal length."""
+    owner: dict[str, int] = {}
+    for index, group in enumerate(link):
+        for name in group:
+            if name not in sweep:
+                raise ConfigError(
+                    f"{path}: field 'link[{index}]': {name!r} is not in service_sweep (swept: "
+                    f"{', '.join(sweep) or 'nothing'}); only swept parameters can be linked"
+                )
+            if name in owner:
+                raise ConfigError(
+                    f"{path}: field 'link[{index}]': {name!r} is linked in link[{owner[name]}] already; "
+                    "a parameter belongs to one group (merge the groups)"
+                )
+            owner[name] = index
+        lengths = {name: len(sweep[name]) for name in group}
+        if len(set(lengths.values())) > 1:
+            sizes = ", ".join(f"service_sweep.{name} has {n}" for name, n in lengths.items())
+            raise ConfigError(
+                f"{path}: field 'link[{index}]': linked lists must be of equal length, but {sizes} values"
+            )
+
+
+def _check_service_sweep(
+    sweep: dict[str, list[Any]], service: ServiceRecipe, params: dict[str, Any], path: Path
+) -> None:
+    """Each swept name is a parameter of the service kind or a resource of its recipe, each value valid
+    for it (with the experiment's other parameters)."""
+    schema = SERVICES.get(service.kind).params_schema
+    resources = _resource_names()
+    for name, values in sweep.items():
+        if name not in params and name not in resources:
+            raise ConfigError(
+                f"{path}: field 'service_sweep.{name}': not a parameter of service kind {service.kind!r} "
+                f"(known: {', '.join(sorted(params)) or 'none'}) nor a resource of its recipe "
+                f"({', '.join(resources)})"
+            )
+        for index, value in enumerate(values):
+            if name in params:
+                error, field_name = check({**params, name: value}, schema), name
+            else:
+                recipe = {"kind": service.kind, "resources": {**service.resources, name: value}}
+                error, field_name = check(recipe, "service"), f"resources.{name}"
+            if error is not None:
+                detail = _swept_detail(error, field_name)
+                raise ConfigError(f"{path}: field 'service_sweep.{name}[{index}]': {detail}")
+
+
+def _deployments(
+    name: str, data: dict[str, Any], service: ServiceRecipe, params: dict[str, Any], path: Path
+) -> list[Deployment]:
+    """The experiment's deployments: one per service-sweep combination (one, with no id, without a
+    service sweep), each with its parameters and resources checked together."""
+    sweep, link = data["service_sweep"], data["link"]
+    _check_service_sweep(sweep, service, params, path)
+    _check_link(sweep, link, path)
+    _check_ids(sweep, path, "service_sweep")
+    deployments = []
+    for swept in combinations(sweep, link):
+        merged = {**params, **{k: v for k, v in swept.items() if k in params}}
+        resources = {**service.resources, **{k: v for k, v in swept.items() if k not in params}}
+        recipe = ServiceRecipe(**{**service.__dict__, "params": merged, "resources": resources})
+        ident = deployment_id(swept) if swept else None
+        _check_path_params(recipe, data["service_params"], merged, path, swept, ident)
+        deployments.append(Deployment(name, ident, recipe, swept))
+    return deployments
 
 
 def _param_setter(name: str, path: Path, section: str, overrides: dict[str, Any], recipe: Path) -> str:
@@ -459,19 +574,33 @@ def _check_point_params(points: list[Point], data: dict[str, Any], client: Clien
 
 
 def _check_path_params(
-    service: ServiceRecipe, overrides: dict[str, Any], params: dict[str, Any], path: Path
+    service: ServiceRecipe,
+    overrides: dict[str, Any],
+    params: dict[str, Any],
+    path: Path,
+    swept: dict[str, Any] | None = None,
+    deployment: str | None = None,
 ) -> None:
-    """A path parameter's environment variables must be set (else they would stay literal names)."""
+    """A path parameter's environment variables must be set (else they would stay literal names);
+    the parameters must make sense together (of a service-sweep ``deployment``: its ``swept`` values
+    are then named)."""
+
+    def where(name: str) -> str:
+        if swept and name in swept:
+            return f"{path}: field 'service_sweep.{name}': at deployment {deployment}"
+        return _param_setter(name, path, "service_params", overrides, service.file)
+
     for name in SERVICES.get(service.kind).path_params:
         value = params.get(name)
         problem = env_problem(value) if isinstance(value, str) else None
         if problem is not None:
-            where = _param_setter(name, path, "service_params", overrides, service.file)
-            raise ConfigError(f"{where}: {problem}")
-    together = SERVICES.create(service.kind).params_problem(params)  # values right alone, wrong together
+            raise ConfigError(f"{where(name)}: {problem}")
+    kind = SERVICES.create(service.kind)
+    together = kind.params_problem(params)  # values right alone, wrong together
+    together = together or kind.resources_problem(params, service.resources)
     if together is not None:
         name, why = together
-        raise ConfigError(f"{_param_setter(name, path, 'service_params', overrides, service.file)}: {why}")
+        raise ConfigError(f"{where(name)}: {why}")
 
 
 def load_experiment(path: Path, recipes_dir: Path) -> Experiment:
@@ -497,13 +626,13 @@ def load_experiment(path: Path, recipes_dir: Path) -> Experiment:
             "its node's loopback only; its clients must run on the same node (placement: same-node)"
         )
 
-    _check_points(data["sweep"], data["repeats"], path)
+    deployments = _deployments(path.stem, data, service, service_params, path)
+    _check_points(data["sweep"], data["repeats"], len(deployments), path)
     try:
         points = expand(client_params, data["sweep"], data["repeats"])
     except ValueError as exc:  # ids colliding across swept parameters
         raise ConfigError(f"{path}: field 'sweep': {exc}") from None
     _check_point_params(points, data, client, path)
-    _check_path_params(service, data["service_params"], service_params, path)
     return Experiment(
         name=path.stem,
         file=path,
@@ -514,6 +643,10 @@ def load_experiment(path: Path, recipes_dir: Path) -> Experiment:
         points=points,
         description=data.get("description", ""),
         placement=data["placement"],
+        service_sweep=data["service_sweep"],
+        link=data["link"],
+        deployments=deployments,
+        parallel_deployments=data["parallel_deployments"],
     )
 
 
@@ -553,27 +686,37 @@ def load_plan(
 
 
 def _check_launcher_fit(exp: Experiment, config: dict[str, Any]) -> None:
-    gpus = exp.service.resources.get("gpus", 0)
+    gpus = max(d.service.resources.get("gpus", 0) for d in exp.deployments)
     if gpus and config["launcher"] == "local":
+        where = (
+            f"{exp.file}: field 'service_sweep.gpus'"
+            if "gpus" in exp.service_sweep
+            else (f"{exp.service.file}: field 'resources.gpus'")
+        )
         raise ConfigError(
-            f"{exp.service.file}: field 'resources.gpus': {gpus} GPU(s) asked for, but the local launcher "
+            f"{where}: {gpus} GPU(s) asked for, but the local launcher "
             "neither allocates nor isolates GPUs (the service would share whatever this machine has); "
             "run it with launcher: slurm, or set gpus: 0"
         )
 
 
 def planned_seconds(exp: Experiment) -> float:
-    """The longest an experiment's points may take in all (each at its own duration or time limit)."""
+    """The longest an experiment's points may take in all (each at its own duration or time limit), on
+    every deployment."""
     kind = CLIENTS.create(exp.client.kind)
-    return sum(kind.planned_seconds(p.params, exp.client.timeout_s) for p in exp.points)
+    one = sum(kind.planned_seconds(p.params, exp.client.timeout_s) for p in exp.points)
+    return one * len(exp.deployments)
 
 
 def plan_summary(plan: Plan) -> str:
     """One line for the user before anything starts: what the run will do, and its longest duration."""
-    points = sum(len(e.points) for e in plan.experiments.values())
+    points = sum(len(e.points) * len(e.deployments) for e in plan.experiments.values())
     hours = sum(planned_seconds(e) for e in plan.experiments.values()) / 3600
+    deployments = len(plan.deployments)
+    counted = f", {deployments} deployments" if deployments > len(plan.experiments) else ""
     return (
-        f"{len(plan.experiments)} experiments, {points} points; the loads take at most {hours:.2f} h in all "
+        f"{len(plan.experiments)} experiments{counted}, {points} points; the loads take at most "
+        f"{hours:.2f} h in all "
         f"(budget: max_planned_hours {plan.config['max_planned_hours']:g} h)"
     )
 
@@ -588,10 +731,11 @@ def _check_budget(
         return
     largest = max(planned, key=lambda name: planned[name])
     exp = plan.experiments[largest]
-    count = sum(len(e.points) for e in plan.experiments.values())
+    count = sum(len(e.points) * len(e.deployments) for e in plan.experiments.values())
     setter = _setter(["max_planned_hours"], plan.config["max_planned_hours"], source, files, overrides)
     raise ConfigError(
-        f"{exp.file}: field 'sweep': its {len(exp.points)} points take up to {planned[largest]:.1f} h (each "
+        f"{exp.file}: field 'sweep': its {len(exp.points) * len(exp.deployments)} points take up to "
+        f"{planned[largest]:.1f} h (each "
         f"at its load's duration or timeout_s); the run's {count} points plan {total:.1f} h, more than "
         f"the budget max_planned_hours = {budget:g} h ({setter}): "
         "shrink the sweep or raise the budget"
@@ -612,6 +756,8 @@ def load_any(path: Path, recipes_dir: Path | None = None) -> str:
         recipes_dir = beside if (beside / "services").is_dir() else PROJECT_ROOT / "recipes"
     if folder == "experiments" or (folder not in ("services", "clients") and {"service", "client"} & fields):
         exp = load_experiment(path, recipes_dir)
+        if len(exp.deployments) > 1:
+            return f"{path}: experiment, {len(exp.deployments)} deployments x {len(exp.points)} points"
         return f"{path}: experiment, {len(exp.points)} points"
     is_service = folder == "services" or (
         folder != "clients" and "kind" in fields and data["kind"] in SERVICES.names()

@@ -1,10 +1,12 @@
-"""Sweep expansion: the cartesian product of swept parameters, times repeats, as named points."""
+"""Sweep expansion: the cartesian product of swept parameters (linked lists varying together), times
+repeats, as named points; the service sweep's combinations as named deployments."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,12 +38,32 @@ def point_id(swept: dict[str, Any], repeat: int) -> str:
     return f"{body}_r{repeat}"
 
 
+def combinations(sweep: dict[str, list[Any]], link: Sequence[Sequence[str]] = ()) -> list[dict[str, Any]]:
+    """Every combination of ``sweep``'s values, the first parameter varying slowest: the cartesian
+    product, except that the parameters of each ``link`` group take their i-th values together (their
+    lists are of equal length; the loader checks). A group varies where its first parameter stands."""
+    grouped = {name: tuple(group) for group in link for name in group}
+    axes = list(dict.fromkeys(grouped.get(name, (name,)) for name in sweep))
+    choices = [
+        [dict(zip(group, values, strict=True)) for values in zip(*(sweep[n] for n in group), strict=True)]
+        for group in axes
+    ]
+    result = []
+    for parts in itertools.product(*choices):
+        merged = {k: v for part in parts for k, v in part.items()}
+        result.append({name: merged[name] for name in sweep})
+    return result
+
+
+def deployment_id(swept: dict[str, Any]) -> str:
+    """A readable, filesystem- and wildcard-safe id of one service-sweep combination: ``io_threads-2``."""
+    return point_id(swept, 0).removesuffix("_r0")
+
+
 def expand(base: dict[str, Any], sweep: dict[str, list[Any]], repeats: int) -> list[Point]:
     """Points of an experiment, in sweep order (first swept parameter varies slowest)."""
-    names = list(sweep)
     points: list[Point] = []
-    for values in itertools.product(*(sweep[n] for n in names)):
-        swept = dict(zip(names, values, strict=True))
+    for swept in combinations(sweep):
         for repeat in range(repeats):
             points.append(
                 Point(id=point_id(swept, repeat), repeat=repeat, swept=swept, params={**base, **swept})

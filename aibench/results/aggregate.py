@@ -22,6 +22,17 @@ BASE_COLUMNS = [
 ]
 
 
+#: columns of a service sweep's points: the deployment's id and each service value it set
+DEPLOYMENT, SERVICE_PREFIX = "deployment", "service."
+
+
+def deployment_columns(columns: Iterable[str]) -> list[str]:
+    """The deployment column and the service-sweep value columns among ``columns``, in table order."""
+    columns = list(columns)
+    swept = sorted(c for c in columns if c.startswith(SERVICE_PREFIX))
+    return ([DEPLOYMENT] if DEPLOYMENT in columns else []) + swept
+
+
 def _unit(series: str) -> str:
     for suffix, unit in (("_cores", "cores"), ("_bytes", "bytes"), ("_per_s", "1/s"), ("_pct", "%"),
                          ("_w", "W"), ("_count", "count")):  # fmt: skip
@@ -59,6 +70,9 @@ def point_rows(summary: dict[str, Any], metrics_csv: Path | None = None) -> list
         "client": summary["client"].get("kind"),
         **{f"param_{k}": v for k, v in summary["params"].items()},
     }
+    if summary.get("deployment") is not None:  # a service sweep's: its id and the service values it set
+        common[DEPLOYMENT] = summary["deployment"]
+        common.update({f"{SERVICE_PREFIX}{k}": v for k, v in summary["service"].get("swept", {}).items()})
     rows = []
     for metric in summary["metrics"]:
         rows.append(
@@ -84,8 +98,9 @@ def tidy_table(point_dirs: Iterable[str | os.PathLike[str]], resources: bool = T
     if frame.empty:
         return pd.DataFrame(columns=BASE_COLUMNS)
     params = sorted(c for c in frame.columns if c.startswith("param_"))
-    labels = sorted(c for c in frame.columns if c not in BASE_COLUMNS and c not in params)
-    return frame[BASE_COLUMNS[:6] + params + labels + BASE_COLUMNS[6:]]
+    deployed = deployment_columns(frame.columns)
+    labels = sorted(c for c in frame.columns if c not in BASE_COLUMNS and c not in params + deployed)
+    return frame[BASE_COLUMNS[:6] + deployed + params + labels + BASE_COLUMNS[6:]]
 
 
 def write_summary_csv(

@@ -21,7 +21,7 @@ import pandas as pd
 
 from aibench.archive import extract, read_points
 from aibench.errors import AibenchError
-from aibench.results.aggregate import BASE_COLUMNS, tidy_table
+from aibench.results.aggregate import BASE_COLUMNS, DEPLOYMENT, SERVICE_PREFIX, deployment_columns, tidy_table
 from aibench.results.stats import VOCABULARY, current_stats
 from aibench.rundir import SUMMARY_GLOB
 
@@ -249,15 +249,23 @@ def _swept(df: pd.DataFrame, params: list[str]) -> dict[str, list[str]]:
     }
 
 
-def _join(row: pd.Series, columns: Iterable[str], strip: str = "") -> str:
-    return " ".join(f"{c.removeprefix(strip)}={row[c]}" for c in columns if row[c] != "")
+def _join(row: pd.Series, columns: Iterable[str], strip: tuple[str, ...] = ()) -> str:
+    def name(column: str) -> str:
+        for prefix in strip:
+            column = column.removeprefix(prefix)
+        return column
+
+    return " ".join(f"{name(c)}={row[c]}" for c in columns if row[c] != "")
 
 
 def _key_columns(df: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """The param and label columns of a compare() table: those between point and metric."""
+    """The param and label columns of a compare() table: those between point and metric. A service
+    sweep's values count as params (shown first), its deployment id as neither (they name it)."""
     columns = list(df.columns)
     middle = columns[columns.index("point") + 1 : columns.index("metric")]
-    return [c for c in middle if c.startswith("param_")], [c for c in middle if not c.startswith("param_")]
+    deployed = deployment_columns(middle)
+    params = [c for c in deployed if c != DEPLOYMENT] + [c for c in middle if c.startswith("param_")]
+    return params, [c for c in middle if not c.startswith("param_") and c not in deployed]
 
 
 def _rows(df: pd.DataFrame) -> list[tuple[str, ...]]:
@@ -271,7 +279,7 @@ def _rows(df: pd.DataFrame) -> list[tuple[str, ...]]:
             (
                 "*" if row["verdict"] == "changed" else "",
                 row["experiment"],
-                _join(row, swept[row["experiment"]], strip="param_") or row["point"],
+                _join(row, swept[row["experiment"]], strip=("param_", SERVICE_PREFIX)) or row["point"],
                 row["metric"] + (f"{{{label_text}}}" if label_text else ""),
                 row["stat"],
                 row["unit"],

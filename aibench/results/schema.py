@@ -66,10 +66,13 @@ def summary_document(
     client: dict[str, Any],
     window: dict[str, float],
     result: PointResult,
+    deployment: str | None = None,
 ) -> dict[str, Any]:
     return {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "experiment": experiment,
+        # the service-sweep combination the point ran on (None: the experiment has one deployment)
+        "deployment": deployment,
         "point": point,
         "repeat": repeat,
         "params": params,

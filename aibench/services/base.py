@@ -95,6 +95,11 @@ class ServiceKind:
         schema cannot compare two values); else None. Checked when the workflow is parsed."""
         return None
 
+    def resources_problem(self, params: dict[str, Any], resources: dict[str, Any]) -> tuple[str, str] | None:
+        """(the parameter or resource, why) when the parameters need resources the job does not ask
+        for (e.g. more GPUs); else None. Checked when the workflow is parsed, for every deployment."""
+        return None
+
     def prepare_commands(self, ctx: ServiceContext) -> list[Command]:
         """Commands run before the service starts (e.g. initialising a data directory)."""
         return []

@@ -42,6 +42,17 @@ class VLLM(ServiceKind):
     def make_secrets(self, params: dict[str, Any]) -> dict[str, str]:
         return {"LLM_API_KEY": generate_password()}
 
+    def resources_problem(self, params: dict[str, Any], resources: dict[str, Any]) -> tuple[str, str] | None:
+        # one GPU per tensor-parallel rank (vLLM's distributed-serving guide: tensor_parallel_size=4
+        # on a node with 4 GPUs); the job's --gres must hold them all
+        tp, gpus = params["tensor_parallel_size"], resources.get("gpus", 0)
+        if tp > gpus:
+            return "tensor_parallel_size", (
+                f"tensor_parallel_size {tp} shards the model over {tp} GPUs, but the service job asks for "
+                f"{gpus} (resources.gpus); sweep gpus with it (link: [[tensor_parallel_size, gpus]])"
+            )
+        return None
+
     def command(self, ctx: ServiceContext) -> Command:
         p = ctx.params
         cache = expand_env(p["model_cache"], "model_cache")

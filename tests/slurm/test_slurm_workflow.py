@@ -69,3 +69,41 @@ def test_hung_service_fails_the_run_and_is_cancelled(
     states = {j["id"]: j["state"] for j in sacct_jobs(since)}
     assert states[job_id].startswith("CANCELLED"), states
     assert not (workspace / "results/redis-hung/points").exists()  # no client job was submitted
+
+
+def test_service_sweep_through_slurm(make_config, workspace: Path, no_leftovers: float) -> None:
+    """Redis io_threads [1, 2] x clients [10, 50] on the cluster: k = 2 deployments cost 2 service jobs
+    and 2 client allocations (sacct), not one per point; the second service job is submitted after the
+    first has stopped; each deployment's points run in one allocation on its service's node."""
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 2))
+    swept = {**SWEEP, "client_params": {"tests": "get", "requests": 20000}, "sweep": {"clients": [10, 50]},
+             "service_sweep": {"io_threads": [1, 2]}}  # fmt: skip
+    config = make_config(swept, name="redis-io")
+    done = snakemake(config, profile="profiles/slurm-test", timeout=900)
+    assert done.returncode == 0, done.stderr[-5000:]
+    results = workspace / "results"
+    table = pd.read_csv(results / "summary.csv")
+    ops = table[(table["metric"] == "throughput") & (table["stat"] == "mean")]
+    assert sorted(zip(ops["deployment"], ops["service.io_threads"], ops["point"], strict=True)) == [
+        (f"io_threads-{n}", n, f"clients-{c}_r0") for n in (1, 2) for c in (10, 50)
+    ]
+    jobs = {j["id"]: j for j in sacct_jobs(since)}
+    monitor = json.loads((results / "monitoring/stopped.json").read_text())["handle"]["job_id"]
+    stopped, allocations = {}, {}
+    for n in (1, 2):
+        deployment = results / "redis-io" / f"io_threads-{n}"
+        stopped[n] = json.loads((deployment / "service" / "stopped.json").read_text())
+        service_job = jobs[stopped[n]["handle"]["job_id"]]
+        assert service_job["state"].startswith("CANCELLED")  # stopped by stop_service
+        summaries = [json.loads(p.read_text()) for p in deployment.glob("points/*/summary.json")]
+        ids = {s["provenance"]["slurm_job_id"] for s in summaries}
+        assert len(summaries) == 2 and len(ids) == 1, ids  # the deployment's points: one allocation
+        allocations[n] = jobs[ids.pop()]
+        assert allocations[n]["state"] == "COMPLETED"
+        assert allocations[n]["nodes"] == service_job["nodes"]  # placement: same node
+    assert stopped[1]["stopped_at"] <= stopped[2]["ready"]["ready_at"]  # one after the other
+    assert jobs[stopped[1]["handle"]["job_id"]]["submit"] <= jobs[stopped[2]["handle"]["job_id"]]["submit"]
+    counted = {stopped[1]["handle"]["job_id"], stopped[2]["handle"]["job_id"], monitor}
+    counted |= {allocations[1]["id"], allocations[2]["id"]}
+    assert set(jobs) == counted, jobs  # 2 service jobs + 2 client allocations + the run's Prometheus
+    assert not queued_jobs()

@@ -101,6 +101,37 @@ def test_summary_naming_another_experiment_than_its_directory_is_refused(tmp_pat
         open_run(archive, tmp_path / "work")
 
 
+def a_swept_run() -> dict[str, bytes]:
+    """A run whose experiment has a service sweep: each deployment's points under <experiment>/<id>/."""
+    files = {"run/manifest.json": manifest(("exp-a", "p1"))}
+    for deployment in ("io_threads-1", "io_threads-2"):
+        document = json.loads(summary("exp-a", "p1"))
+        files[f"run/exp-a/{deployment}/points/p1/summary.json"] = json.dumps(
+            {**document, "deployment": deployment}
+        ).encode()
+    return files
+
+
+def test_a_service_sweeps_points_are_read_per_deployment(tmp_path: Path) -> None:
+    run = open_run(build(tmp_path / "swept.tar.gz", a_swept_run()), tmp_path / "work")
+    assert sorted(run.experiments["exp-a"].points) == ["io_threads-1/p1", "io_threads-2/p1"]
+
+
+@pytest.mark.parametrize(
+    ("deployment", "expected"),
+    [("../../x", "field 'deployment': '../../x' is not a valid point name"),
+     ("io_threads-9", "field 'deployment': 'io_threads-9' is not the name of its directory, 'io_threads-1'")],
+)  # fmt: skip
+def test_a_bad_deployment_in_a_summary_is_refused(tmp_path: Path, deployment: str, expected: str) -> None:
+    files = a_swept_run()
+    name = "run/exp-a/io_threads-1/points/p1/summary.json"
+    files[name] = json.dumps({**json.loads(files[name]), "deployment": deployment}).encode()
+    archive = build(tmp_path / "evil.tar.gz", files)
+    with pytest.raises(ConfigError, match=re.escape(f"{name.removeprefix('run/')}: {expected}")):
+        open_run(archive, tmp_path / "work")
+    assert nothing_in(tmp_path / "work")
+
+
 @pytest.mark.parametrize("param", ["a|b", "x/y", "../up", "c.*", "(a)"])
 def test_swept_parameter_with_a_regex_metacharacter_or_slash_is_refused(tmp_path: Path, param: str) -> None:
     files = a_run()

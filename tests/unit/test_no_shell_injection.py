@@ -59,6 +59,7 @@ FREE_STRINGS = {
     "targets_dir": "the prometheus kind's file_sd directory, set by the workflow; goes to yaml.safe_dump",
     "prometheus_url": "the grafana kind's datasource URL, set by the deploy rule; goes to yaml.safe_dump",
     "sweep.*[]": "each swept value is checked against the client kind's own schema",
+    "service_sweep.*[]": "each value is checked against the service kind's schema or the recipe's resources",
 }
 #: metacharacters a field's syntax needs, and why that is safe
 ALLOWED = {

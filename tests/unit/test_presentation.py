@@ -117,3 +117,31 @@ def test_efficiency_divides_each_kinds_own_throughput() -> None:
         assert derived["metric"] == f"{throughput}_per_core"
         assert (derived["value"], derived["unit"]) == (5.0, "x/s per core")
     assert efficiency_rows("not-a-kind", [row("p", "throughput", "mean", 1.0, "x/s"), *prometheus]) == []
+
+
+def swept_chroma_table() -> pd.DataFrame:
+    """The chroma table measured on two deployments of a service sweep (hnsw_m 16 and 64)."""
+    frames = []
+    for m, scale in ((16, 1.0), (64, 0.5)):
+        frame = chroma_table().assign(deployment=f"hnsw_m-{m}", **{"service.hnsw_m": m})
+        frame.loc[frame["metric"] == "queries_per_s", "value"] *= scale
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_a_service_sweep_draws_a_line_per_deployment(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[plt.Figure] = []
+    monkeypatch.setattr(plots, "_save", lambda fig, outputs: drawn.append(fig))
+    plots.sweep_figure(swept_chroma_table(), "e", "ef_search", ["ef_search"], [], "chroma")
+    queries, _, _, tradeoff = drawn[0].axes
+    assert queries.get_legend_handles_labels()[1] == ["stat=mean, hnsw_m=16", "stat=mean, hnsw_m=64"]
+    assert [list(line.get_ydata()) for line in queries.get_lines()[::3]] == [[900.0, 400.0], [450.0, 200.0]]
+    assert tradeoff.get_legend_handles_labels()[1] == ["recall mean, hnsw_m=16", "recall mean, hnsw_m=64"]
+    assert [list(line.get_xdata()) for line in tradeoff.get_lines()] == [[900.0, 400.0], [450.0, 200.0]]
+    plt.close("all")
+
+
+def test_the_headline_table_keeps_each_deployments_rows() -> None:
+    table = headline_table(swept_chroma_table(), "chroma", ["ef_search"])
+    assert list(table.columns[:4]) == ["deployment", "service.hnsw_m", "point", "ef_search"]
+    assert table["deployment"].tolist() == ["hnsw_m-16", "hnsw_m-16", "hnsw_m-64", "hnsw_m-64"]

@@ -141,6 +141,27 @@ def test_service_dirs_monitoring_first(tmp_path: Path) -> None:
     ]
 
 
+def test_a_service_sweeps_deployments_nest_in_their_experiment(tmp_path: Path) -> None:
+    """Each deployment of a service sweep: <experiment>/<id>/service and its own points/, found by
+    every walk over the run (service_dirs, measured_points), its stop superseding its points only."""
+    run = RunDir(tmp_path)
+    for unit in ("plain", "sweep/io_threads-1", "sweep/io_threads-2"):
+        run.service(unit).path.mkdir(parents=True)
+        measured(run.point(unit, "clients-1_r0"))
+    assert run.service("sweep/io_threads-2").path == tmp_path / "sweep" / "io_threads-2" / "service"
+    assert [d.path.relative_to(tmp_path).as_posix() for d in run.service_dirs()] == [
+        "plain/service", "sweep/io_threads-1/service", "sweep/io_threads-2/service"
+    ]
+    assert [p.path.relative_to(tmp_path).as_posix() for p in run.measured_points()] == [
+        "plain/points/clients-1_r0", "sweep/io_threads-1/points/clients-1_r0",
+        "sweep/io_threads-2/points/clients-1_r0",
+    ]  # fmt: skip
+    kept = run.service("sweep/io_threads-1").supersede_points()
+    kept_paths = [k.relative_to(tmp_path).as_posix() for k in kept]
+    assert kept_paths == ["sweep/io_threads-1/points/clients-1_r0/attempts/1"]
+    assert not run.point("sweep/io_threads-2", "clients-1_r0").attempts.exists()
+
+
 def measured(point: PointDir, status: str = "ok") -> None:
     point.path.mkdir(parents=True, exist_ok=True)
     point.raw.write_bytes(b"raw")
@@ -191,7 +212,10 @@ def test_retired_state_is_discarded(tmp_path: Path) -> None:
      ("e/points/p/attempts/1/raw.csv.gz", True),
      ("e/service/spec.json", True), ("e/service/deploy.log", True), ("monitoring/endpoint.json", True),
      ("e/service/secrets.env", False), ("e/service/data/dump.rdb", False), ("monitoring/data/x", False),
-     ("figures/e/clients.png", False), ("e/service/redis.conf", False), ("report.html", False)],
+     ("figures/e/clients.png", False), ("e/service/redis.conf", False), ("report.html", False),
+     ("e/io_threads-2/points/p/summary.json", True), ("e/io_threads-2/points/p/attempts/1/raw.csv.gz", True),
+     ("e/io_threads-2/service/stopped.json", True), ("e/io_threads-2/service/stop.log", True),
+     ("e/io_threads-2/service/secrets.env", False), ("e/io_threads-2/service/data/dump.rdb", False)],
 )  # fmt: skip
 def test_which_files_are_records(relative: str, kept: bool) -> None:
     assert is_record(PurePosixPath(relative)) is kept

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aibench.recipes import expand, point_id
+from aibench.recipes.sweep import combinations, deployment_id
 
 
 def test_cartesian_product_times_repeats() -> None:
@@ -36,3 +37,20 @@ def test_ids_are_wildcard_safe() -> None:
 def test_colliding_values_are_rejected() -> None:
     with pytest.raises(ValueError, match="collide"):
         expand({}, {"tests": ["get,set", "get;set"]}, 1)
+
+
+def test_linked_lists_vary_together_within_the_product() -> None:
+    sweep = {"tensor_parallel_size": [1, 2, 4], "max_num_seqs": [64, 256], "gpus": [1, 2, 4]}
+    combos = combinations(sweep, [["tensor_parallel_size", "gpus"]])
+    assert len(combos) == 3 * 2  # the linked pair is one axis of three values
+    pairs = [(c["tensor_parallel_size"], c["gpus"]) for c in combos]
+    assert pairs == [(1, 1), (1, 1), (2, 2), (2, 2), (4, 4), (4, 4)]
+    assert [c["max_num_seqs"] for c in combos[:2]] == [64, 256]
+    assert all(list(c) == list(sweep) for c in combos)  # keys in the sweep's order
+    assert len(combinations(sweep)) == 3 * 2 * 3  # unlinked: the full product
+    assert combinations({}) == [{}]
+
+
+def test_deployment_ids_are_point_ids_without_repeat() -> None:
+    assert deployment_id({"io_threads": 2}) == "io_threads-2"
+    assert deployment_id({"tensor_parallel_size": 2, "gpus": 2}) == "tensor_parallel_size-2_gpus-2"

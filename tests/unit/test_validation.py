@@ -31,7 +31,8 @@ def write(path: Path, data: object) -> Path:
     return path
 
 
-def test_every_shipped_file_is_valid() -> None:
+def test_every_shipped_file_is_valid(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AIBENCH_SCRATCH", str(tmp_path))  # MeluXina's scratch, in the vllm recipe's paths
     files = [ROOT / "config" / "config.yaml", *sorted((ROOT / "recipes").glob("*/*.yaml"))]
     assert len(files) >= 5
     for path in files:
@@ -162,6 +163,57 @@ MALFORMED = [
         "experiments/redis-default.yaml",
         {"service": "redis"},
         ["experiments/redis-default.yaml: field '(top level)'", "'client' is a required property"],
+    ),
+    (
+        "service sweep of an unknown parameter",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "service_sweep": {"bogus": [1, 2]}},
+        ["field 'service_sweep.bogus'", "not a parameter of service kind 'redis'", "io_threads", "gpus"],
+    ),
+    (
+        "service sweep value outside the kind's schema",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "service_sweep": {"io_threads": [1, 0]}},
+        ["field 'service_sweep.io_threads[1]'", "0 is less than the minimum of 1"],
+    ),
+    (
+        "service sweep of a resource beyond its schema",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "service_sweep": {"cpus": [1, 999]}},
+        ["field 'service_sweep.cpus[1]'", "999 is greater than the maximum of 256"],
+    ),
+    (
+        "service sweep asking the local launcher for GPUs",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "service_sweep": {"gpus": [0, 1]}},
+        ["field 'service_sweep.gpus'", "1 GPU(s) asked for, but the local launcher"],
+    ),
+    (
+        "linked lists of unequal length",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "service_sweep": {"io_threads": [1, 2], "cpus": [1, 2, 4]},
+         "link": [["io_threads", "cpus"]]},
+        ["field 'link[0]'", "service_sweep.io_threads has 2, service_sweep.cpus has 3 values",
+         "equal length"],
+    ),
+    (
+        "link of a parameter not swept",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "service_sweep": {"io_threads": [1, 2]}, "link": [["io_threads", "maxclients"]]},
+        ["field 'link[0]'", "'maxclients' is not in service_sweep"],
+    ),
+    (
+        "parameter in two links",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "service_sweep": {"io_threads": [1, 2], "cpus": [1, 2], "mem_mb": [500, 900]},
+         "link": [["io_threads", "cpus"], ["mem_mb", "io_threads"]]},
+        ["field 'link[1]'", "'io_threads' is linked in link[0] already"],
+    ),
+    (
+        "no deployment at once",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "parallel_deployments": 0},
+        ["field 'parallel_deployments'", "0 is less than the minimum of 1"],
     ),
     (
         "negative sweep value",
@@ -938,3 +990,70 @@ def test_prepared_data_parameters_cannot_be_swept(recipes: Path) -> None:
     path = write(recipes / "experiments" / "db.yaml", experiment)
     with pytest.raises(ConfigError, match=r"field 'sweep.table_size'.*cannot be swept"):
         load_experiment(path, recipes)
+
+
+def test_service_sweep_makes_one_deployment_per_combination(recipes: Path) -> None:
+    """io_threads linked with the job's cpus, times two maxclients: four deployments, each with its
+    parameters and resources; the client sweep is the same on each; the budget counts them all."""
+    write(
+        recipes / "experiments" / "redis-io.yaml",
+        {**GOOD_EXPERIMENT, "service_sweep": {"io_threads": [1, 4], "maxclients": [100, 1000],
+                                              "cpus": [1, 4]},
+         "link": [["io_threads", "cpus"]], "parallel_deployments": 2},
+    )  # fmt: skip (written with sorted keys: cpus, io_threads, maxclients)
+    plan = load_plan({"experiments": ["redis-io"], "recipes": str(recipes)}, "config", recipes.parent)
+    exp = plan.experiments["redis-io"]
+    units = list(plan.deployments)
+    assert units == [
+        "redis-io/cpus-1_io_threads-1_maxclients-100",
+        "redis-io/cpus-1_io_threads-1_maxclients-1000",
+        "redis-io/cpus-4_io_threads-4_maxclients-100",
+        "redis-io/cpus-4_io_threads-4_maxclients-1000",
+    ]
+    last = exp.deployments[-1]
+    assert last.swept == {"cpus": 4, "io_threads": 4, "maxclients": 1000}
+    assert last.service.params["io_threads"] == 4 and last.service.params["maxclients"] == 1000
+    assert "cpus" not in last.service.params and last.service.resources["cpus"] == 4
+    assert exp.deployments[0].service.resources["cpus"] == 1
+    assert exp.service.params["io_threads"] == 1  # the recipe's own, untouched
+    assert len(exp.points) == 2 and exp.parallel_deployments == 2
+    from aibench.recipes.loader import plan_summary
+
+    assert "1 experiments, 4 deployments, 8 points" in plan_summary(plan)
+    single = load_plan({"experiments": ["redis-default"], "recipes": str(recipes)}, "config", recipes.parent)
+    assert [(d.unit, d.id) for d in single.deployments.values()] == [("redis-default", None)]
+
+
+def test_a_service_sweep_counts_in_the_run_budget(recipes: Path) -> None:
+    write(
+        recipes / "experiments" / "redis-io.yaml",
+        {**GOOD_EXPERIMENT, "service_sweep": {"io_threads": list(range(1, 41))}},
+    )
+    config = {"experiments": ["redis-io"], "recipes": str(recipes), "max_planned_hours": 0.5}
+    with pytest.raises(ConfigError, match=r"redis-io.yaml: field 'sweep': its 80 points take up to"):
+        load_plan(config, "config", recipes.parent)
+
+
+def test_a_tensor_parallel_sweep_needs_its_gpus(recipes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """vLLM's TP size sweeps with the job's GPUs (linked); swept alone, TP 2 on the recipe's one GPU is
+    refused at the swept field, before anything is submitted."""
+    monkeypatch.setenv("AIBENCH_SCRATCH", str(recipes.parent))  # the vllm recipe's model cache
+    config = {"experiments": ["llm-tp-sweep-gpu"], "recipes": str(recipes), "launcher": "slurm"}
+    plan = load_plan(config, "config", recipes.parent)
+    deployments = plan.experiments["llm-tp-sweep-gpu"].deployments
+    shapes = [
+        (d.id, d.service.params["tensor_parallel_size"], d.service.resources["gpus"]) for d in deployments
+    ]
+    assert shapes == [
+        ("tensor_parallel_size-1_gpus-1", 1, 1), ("tensor_parallel_size-2_gpus-2", 2, 2),
+        ("tensor_parallel_size-4_gpus-4", 4, 4),
+    ]  # fmt: skip
+    path = recipes / "experiments" / "llm-tp-sweep-gpu.yaml"
+    data = yaml.safe_load(path.read_text())
+    write(path, {**data, "service_sweep": {"tensor_parallel_size": [1, 2]}, "link": []})
+    with pytest.raises(ConfigError) as info:
+        load_plan(config, "config", recipes.parent)
+    assert str(info.value).startswith(
+        f"{path}: field 'service_sweep.tensor_parallel_size': at deployment tensor_parallel_size-2: "
+        "tensor_parallel_size 2 shards the model over 2 GPUs, but the service job asks for 1"
+    ), info.value

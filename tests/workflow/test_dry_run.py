@@ -3,6 +3,7 @@ nothing: each rule's parameters are evaluated only for the jobs that exist."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,45 @@ def test_dry_run_plans_every_monitoring_shape(
     if not monitoring["enabled"]:
         assert "rule deploy_monitor:" not in output
     assert not (workspace / "results").exists()
+
+
+def _deploy_waits_for_a_stop(dag: str) -> dict[str, bool]:
+    """From `snakemake --dag`: per deployment, whether its deploy_service job depends on a stop_service."""
+    labels = dict(re.findall(r'^\s*(\d+)\[label = "([^"]*)"', dag, re.M))
+    edges = re.findall(r"^\s*(\d+) -> (\d+)", dag, re.M)
+    stops = {n for n, label in labels.items() if label.startswith("stop_service")}
+    return {
+        label.split("deployment: ")[1]: any(a in stops and b == n for a, b in edges)
+        for n, label in labels.items()
+        if label.startswith("deploy_service")
+    }
+
+
+@pytest.mark.parametrize(("parallel", "waits"), [(1, True), (2, False)])
+def test_a_service_sweep_plans_one_deployment_chain_per_combination(
+    workspace: Path, make_config: object, parallel: int, waits: bool
+) -> None:
+    """io_threads [1, 2] x clients [10, 50]: two deploy/wait/prepare/stop chains, four loads; the second
+    deployment waits for the first one's stop unless parallel_deployments lets both run at once."""
+    config = make_config(  # type: ignore[operator]
+        {"service": "redis", "client": "redis-benchmark", "service_sweep": {"io_threads": [1, 2]},
+         "sweep": {"clients": [10, 50]}, "parallel_deployments": parallel}
+    )  # fmt: skip
+    done = snakemake(config, "-n", timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", output, re.M))
+    assert {k: counts[k] for k in ("deploy_service", "wait_endpoint", "prepare_client", "stop_service",
+                                   "run_client")} == {"deploy_service": "2", "wait_endpoint": "2",
+                                                      "prepare_client": "2", "stop_service": "2",
+                                                      "run_client": "4"}  # fmt: skip
+    results = workspace / "results"
+    for unit in ("io_threads-1", "io_threads-2"):
+        for point in ("clients-10_r0", "clients-50_r0"):
+            assert f"{results}/redis-e2e/{unit}/points/{point}/summary.json" in output
+    assert "1 experiments, 2 deployments, 4 points" in output
+    dag = snakemake(config, "--dag", timeout=300)
+    assert dag.returncode == 0, dag.stderr[-3000:]
+    waiting = _deploy_waits_for_a_stop(dag.stdout)
+    assert waiting == {"redis-e2e/io_threads-1": False, "redis-e2e/io_threads-2": waits}
+    assert not results.exists()

@@ -136,6 +136,40 @@ def test_end_to_end(make_config, workspace: Path, no_leftovers: float) -> None:
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 
+def test_service_sweep_end_to_end(make_config, workspace: Path, no_leftovers: float) -> None:
+    """Redis io_threads [1, 2] x clients [10, 50]: each io-threads value its own Redis, deployed after
+    the other has stopped, the whole client sweep run against each; summary.csv names the deployment
+    and its value on every row; a rerun has nothing to do."""
+    swept = {"service_sweep": {"io_threads": [1, 2]}, "sweep": {"clients": [10, 50]}}
+    config = make_config({**SMALL, "client_params": {"tests": "get", "requests": 20000}, **swept})
+    done = snakemake(config)
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = workspace / "results"
+    table = pd.read_csv(results / "summary.csv")
+    client = table[(table["source"] == "client") & (table["metric"] == "throughput")]
+    measured = sorted(zip(client["deployment"], client["service.io_threads"], client["point"], strict=True))
+    assert measured == [(f"io_threads-{n}", n, f"clients-{c}_r0") for n in (1, 2) for c in (10, 50)]
+    assert set(table["status"]) == {"ok"} and (client["value"] > 1000).all()
+    stopped, served = {}, {}
+    for threads in (1, 2):
+        service = results / "redis-e2e" / f"io_threads-{threads}" / "service"
+        assert f"io-threads {threads}\n" in (service / "redis.conf").read_text()  # what Redis ran
+        stopped[threads] = json.loads((service / "stopped.json").read_text())
+        windows = [json.loads(p.read_text())["window"] for p in service.parent.glob("points/*/summary.json")]
+        assert len(windows) == 2
+        served[threads] = (min(w["start"] for w in windows), max(w["end"] for w in windows))
+        # each point ran while its own deployment was up
+        assert stopped[threads]["ready"]["ready_at"] <= served[threads][0]
+        assert served[threads][1] <= stopped[threads]["stopped_at"]
+    assert stopped[1]["stopped_at"] <= stopped[2]["ready"]["ready_at"]  # one after the other
+    assert stopped[1]["handle"] != stopped[2]["handle"]
+    resources = table[(table["source"] == "prometheus") & (table["metric"] == "cpu_cores")]
+    assert set(resources["deployment"]) == {"io_threads-1", "io_threads-2"}  # each watched on its own
+    assert (results / "figures" / "redis-e2e" / "clients.png").read_bytes().startswith(b"\x89PNG")
+    again = snakemake(config, "-n")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
 def test_dry_run_starts_nothing_and_rulegraph_renders(
     make_config, workspace: Path, no_leftovers: float
 ) -> None:
