@@ -286,7 +286,9 @@ def run_setup_steps(job: ServiceJob) -> None:
 
 
 def target_name(job: ServiceJob, exporter: Exporter) -> str:
-    return f"{job.spec.experiment}--{exporter.name}"
+    """The file_sd file of an exporter: per deployment (two deployments of one experiment's service
+    sweep may run at once, parallel_deployments), per exporter."""
+    return f"{job.spec.experiment}--{job.spec.deployment}--{exporter.name}"
 
 
 def register_targets(job: ServiceJob) -> None:

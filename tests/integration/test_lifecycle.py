@@ -62,7 +62,8 @@ def test_deploy_ready_stop_leaves_no_process(tmp_path: Path, no_leftovers: float
             if conn.status == psutil.CONN_LISTEN:
                 assert conn.laddr.ip == "127.0.0.1", (proc.cmdline(), conn)
     targets = sorted(p.name for p in (tmp_path / "targets").iterdir())
-    assert targets == ["exp--node.json", "exp--process.json", "exp--redis.json"]
+    deployment = endpoint["deployment"]  # this start's id: two deployments of exp never share a file
+    assert targets == [f"exp--{deployment}--{name}.json" for name in ("node", "process", "redis")]
     stopped = lifecycle.stop(service_dir)
     assert stopped["how"] == "SIGTERM"
     assert stopped["ready"] == ready and ready["ready_at"] < stopped["stopped_at"]  # the lifecycle on record

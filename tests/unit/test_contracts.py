@@ -148,14 +148,15 @@ def test_a_servers_own_metrics_endpoint_is_a_target_and_starts_nothing(tmp_path:
     """vLLM serves its /metrics itself: an exporter without a command is published as a target on the
     service's own address and port, and no process is started for it."""
     server = Exporter(name="server", port=41000, command=None)
-    spec = SimpleNamespace(targets_dir=tmp_path, labels={"experiment": "e"}, experiment="e", runtime=None)
+    spec = SimpleNamespace(targets_dir=tmp_path, labels={"experiment": "e"}, experiment="e", deployment="d1",
+                           runtime=None)
     job = SimpleNamespace(exporters=[server], spec=spec, dirs=None, procs=[], target_names=[],
                           watch=SimpleNamespace(host="10.0.0.5"))  # fmt: skip
     serve.register_targets(job)
     serve.start_exporters(job)
     serve.withdraw_unstarted_targets(job)
     assert job.procs == [] and job.exporters == [server]
-    target = json.loads((tmp_path / "e--server.json").read_text())
+    target = json.loads((tmp_path / "e--d1--server.json").read_text())
     assert target[0]["targets"] == ["10.0.0.5:41000"] and target[0]["labels"]["exporter"] == "server"
     with pytest.raises(ValueError, match="the service's own endpoint"):
         sidecars.exporter_command(server, None, None)
@@ -169,19 +170,19 @@ def test_targets_are_registered_before_the_service_and_withdrawn_for_exporters_t
     waits for its `up`."""
     present = Exporter(name="node", port=42001, command=Command(["true"]))
     missing = Exporter(name="ghost", port=42002, command=Command(["aibench-no-such-exporter"]))
-    spec = SimpleNamespace(targets_dir=tmp_path, labels={"experiment": "e"}, experiment="e",
+    spec = SimpleNamespace(targets_dir=tmp_path, labels={"experiment": "e"}, experiment="e", deployment="d1",
                            runtime=SimpleNamespace(containerized=False))  # fmt: skip
     job = SimpleNamespace(exporters=[present, missing], spec=spec, dirs=ServiceDir(tmp_path / "svc"),
                           procs=[], target_names=[], watch=SimpleNamespace(host="10.0.0.5"))  # fmt: skip
     job.dirs.path.mkdir()
     serve.register_targets(job)
-    assert {p.name for p in tmp_path.glob("*.json")} == {"e--node.json", "e--ghost.json"}
+    assert {p.name for p in tmp_path.glob("*.json")} == {"e--d1--node.json", "e--d1--ghost.json"}
     serve.start_exporters(job)
     serve.withdraw_unstarted_targets(job)
     for proc in job.procs:
         proc.wait(timeout=10)
-    assert job.exporters == [present] and job.target_names == ["e--node"]
-    assert {p.name for p in tmp_path.glob("*.json")} == {"e--node.json"}
+    assert job.exporters == [present] and job.target_names == ["e--d1--node"]
+    assert {p.name for p in tmp_path.glob("*.json")} == {"e--d1--node.json"}
 
 
 def test_the_port_plan_follows_the_kind_and_the_sidecars() -> None:
