@@ -334,8 +334,14 @@ class RunDir:
 
     # ``unit`` below: a deployment's directory relative to the root, ``<experiment>`` or, for each
     # deployment of a service sweep, ``<experiment>/<id>`` (recipes.loader.Deployment.unit)
-    def service(self, unit: str) -> ServiceDir:
-        return ServiceDir(self.root / unit / SERVICE)
+    def service(self, unit: str, replica: int | None = None) -> ServiceDir:
+        """A deployment's service job: ``<unit>/service``, or replica ``n`` of several: ``service-r<n>``."""
+        return ServiceDir(self.root / unit / (SERVICE if replica is None else f"{SERVICE}-r{replica}"))
+
+    def service_job(self, relative: str) -> ServiceDir:
+        """A service job's directory by its path from the root (what :meth:`service` gives, or a
+        pattern: ``"{service}"``)."""
+        return ServiceDir(self.root / relative)
 
     def point(self, unit: str, point: str) -> PointDir:
         return PointDir(self.root / unit / POINTS / point)
@@ -343,7 +349,8 @@ class RunDir:
     def service_dirs(self) -> list[ServiceDir]:
         """Every service directory of this run, the monitoring services (Prometheus, Grafana) included."""
         dirs = [d for d in (self.monitoring, self.grafana) if d.path.is_dir()]
-        found = [*self.root.glob(f"*/{SERVICE}"), *self.root.glob(f"*/*/{SERVICE}")]
+        found = [path for depth in ("*", "*/*") for name in (SERVICE, f"{SERVICE}-r*")
+                 for path in self.root.glob(f"{depth}/{name}")]  # fmt: skip
         dirs += [ServiceDir(p) for p in sorted(found) if p.is_dir()]
         return dirs
 
@@ -371,8 +378,13 @@ def is_record(relative: PurePath) -> bool:
         if len(parts) >= depth + 3 and parts[depth] == POINTS:
             return parts[-1] in PointDir.RECORDS or parts[-1].endswith(".log")
     monitor = len(parts) == 2 and parts[0] in (MONITORING, GRAFANA)
-    deployment = any(len(parts) == depth + 2 and parts[depth] == SERVICE for depth in (1, 2)) or monitor
+    deployment = any(len(parts) == depth + 2 and _is_service(parts[depth]) for depth in (1, 2)) or monitor
     return deployment and (parts[-1] in ServiceDir.RECORDS or parts[-1].endswith(".log"))
+
+
+def _is_service(name: str) -> bool:
+    """A service job's directory name: ``service``, or a replica's ``service-r<n>``."""
+    return name == SERVICE or (name.startswith(f"{SERVICE}-r") and name[len(SERVICE) + 2 :].isdigit())
 
 
 def discard_retired_state(service_dirs: Iterable[ServiceDir]) -> list[Path]:

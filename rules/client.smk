@@ -10,8 +10,8 @@
 
 rule run_client:
     input:
-        ready=SERVICE.ready,
-        prepared=SERVICE.prepared,
+        ready=deployment_ready,  # every replica's, when the deployment has several
+        prepared=deployment_prepared,
         monitor=monitor_ready,
     output:
         raw=POINT.raw,

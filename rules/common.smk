@@ -40,8 +40,14 @@ RESULTS = str(PLAN.results)
 # deployment is an experiment's (its unit: "<experiment>") or one of its service sweep's
 # ("<experiment>/<id>"); figures are per "{experiment}".
 RUN = RunDir(RESULTS)
-SERVICE = RUN.service("{deployment}")
 POINT = RUN.point("{deployment}", "{point}")
+# a deployment's service jobs: "<unit>/service", or with replicas "<unit>/service-r<n>" each
+SERVICE_JOBS = {
+    str(RUN.service(unit.unit, replica).path.relative_to(RUN.root)): (unit, replica)
+    for unit in PLAN.deployments.values()
+    for replica in unit.replica_numbers
+}
+SERVICE = RUN.service_job("{service}")
 if PLAN.config["launcher"] == "slurm":
     account(
         PLAN.config
@@ -66,6 +72,7 @@ def run_minutes():
 wildcard_constraints:
     experiment="|".join(re.escape(name) for name in PLAN.experiments),
     deployment="|".join(re.escape(unit) for unit in PLAN.deployments),
+    service="|".join(re.escape(path) for path in SERVICE_JOBS),
     point=r"[A-Za-z0-9.+_-]+",
     param=r"[a-z][a-z0-9_]*",
 
@@ -78,7 +85,23 @@ def experiment(wildcards):
 
 
 def deployment(wildcards):
-    return PLAN.deployments[wildcards.deployment]
+    """The Deployment of a point's wildcards, or of one of its service jobs'."""
+    if "deployment" in wildcards.keys():
+        return PLAN.deployments[wildcards.deployment]
+    return SERVICE_JOBS[wildcards.service][0]
+
+
+def service_jobs(unit):
+    """The ServiceDirs of a Deployment's service jobs (its replicas)."""
+    return [RUN.service(unit.unit, replica) for replica in unit.replica_numbers]
+
+
+def deployment_ready(wildcards):
+    return [str(s.ready) for s in service_jobs(deployment(wildcards))]
+
+
+def deployment_prepared(wildcards):
+    return [str(s.prepared) for s in service_jobs(deployment(wildcards))]
 
 
 def points_of(name=None):
@@ -131,19 +154,14 @@ def previous_deployment_stopped(wildcards):
     exp = PLAN.experiments[unit.experiment]
     index = exp.deployments.index(unit)
     if index >= exp.parallel_deployments:
-        return [
-            str(
-                RUN.service(
-                    exp.deployments[index - exp.parallel_deployments].unit
-                ).stopped
-            )
-        ]
+        earlier = exp.deployments[index - exp.parallel_deployments]
+        return [str(s.stopped) for s in service_jobs(earlier)]
     names = list(PLAN.experiments)
     position = names.index(exp.name)
     if not PLAN.config["serial_experiments"] or position == 0:
         return []
     before = PLAN.experiments[names[position - 1]].deployments
-    return [str(RUN.service(d.unit).stopped) for d in before]
+    return [str(s.stopped) for d in before for s in service_jobs(d)]
 
 
 def deployment_point_outputs(wildcards):
@@ -177,7 +195,7 @@ def figures():
 
 def stopped_files():
     """Every deployment's stopped.json: the run is over once all exist."""
-    files = [str(RUN.service(unit).stopped) for unit in PLAN.deployments]
+    files = [str(RUN.service_job(path).stopped) for path in SERVICE_JOBS]
     if MONITORING:
         files.append(str(MONITOR.stopped))
     if GRAFANA:
@@ -267,7 +285,8 @@ def client_placement(wildcards, input):
     """sbatch options placing a point's client on the service's node, or away from it."""
     if PLAN.config["launcher"] != "slurm":
         return ""
-    return placement_option(input.ready, experiment(wildcards).placement)
+    # replicas: the client goes to the first one's node (or away from it)
+    return placement_option(input.ready[0], experiment(wildcards).placement)
 
 
 def slurm_account_of_run(wildcards):

@@ -10,7 +10,7 @@ log = script_logger(snakemake.log, "client")
 point = PointDir(Path(snakemake.output.summary).parent)
 log.info("%s %s: started", snakemake.wildcards.deployment, point.path.name)
 summary = run_point_against(
-    service_of(snakemake.input.ready),
+    [service_of(ready) for ready in snakemake.input.ready],  # one, or each replica's
     point,
     monitor_ready=snakemake.input.monitor[0] if snakemake.input.monitor else None,
     **snakemake.params.point,

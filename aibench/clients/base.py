@@ -41,6 +41,9 @@ class ClientKind:
     tools: ClassVar[tuple[str, ...]] = ()
     #: how the kind's metrics are shown (figures, paper tables) and which is its headline throughput
     presentation: ClassVar[Presentation]
+    #: whether the load spreads its requests over several replicas of the service (an endpoint's
+    #: ``replicas``: round robin, each request's replica recorded)
+    spreads_over_replicas: ClassVar[bool] = False
 
     def own_duration_s(self, params: dict[str, Any]) -> float | None:
         """How long a point's load runs by its own parameters (a timed load), None when it runs until

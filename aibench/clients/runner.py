@@ -58,26 +58,39 @@ def run_point(
 
 
 def run_point_against(
-    service_dir: str | os.PathLike[str],
+    service_dir: str | os.PathLike[str] | list[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     monitor_ready: str | os.PathLike[str] | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
-    """Run a point against the deployment in ``service_dir`` (its endpoint and secrets).
+    """Run a point against the deployment in ``service_dir`` (its endpoint and secrets), or against
+    the replicas in a list of them (the client spreads its requests over their endpoints; summary.json
+    lists each under ``service.replicas``).
 
     With ``monitor_ready`` (the run's Prometheus), the load starts only once Prometheus scrapes
     every exporter of the service, so the point's window is watched from its first second.
     """
-    ensure_alive(service_dir)
-    endpoint, secrets = deployment(service_dir)
+    dirs = service_dir if isinstance(service_dir, list) else [service_dir]
+    for where in dirs:
+        ensure_alive(where)
+    found = [deployment(where) for where in dirs]
+    (endpoint, secrets), ids = found[0], [e.deployment for e, _ in found]
     settings["service"] = {**settings.get("service", {}), "deployment": endpoint.deployment}
-    targets = endpoint.scraped_exporters
+    client_endpoint = endpoint.for_clients()
+    if len(found) > 1:
+        settings["service"]["replicas"] = [
+            {"deployment": e.deployment, "endpoint": f"{e.host}:{e.port}"} for e, _ in found
+        ]
+        client_endpoint = {**client_endpoint, "replicas": [
+            {"endpoint": e.for_clients(), "secrets": s} for e, s in found
+        ]}  # fmt: skip
+    targets = sum(len(e.scraped_exporters) for e, _ in found)
     if monitor_ready and targets:
         experiment = settings.get("experiment", "adhoc")
-        waited = wait_targets_up(read_json(monitor_ready), experiment, len(targets), deadline_s=60,
-                                 deployment=endpoint.deployment)  # fmt: skip
-        LOG.info("Prometheus scrapes all %d exporters (waited %.2f s); the load starts", len(targets), waited)
-    return run_point(endpoint=endpoint.for_clients(), secrets=secrets, out_dir=out_dir, **settings)
+        waited = wait_targets_up(read_json(monitor_ready), experiment, targets, deadline_s=60,
+                                 deployment=ids if len(ids) > 1 else ids[0])  # fmt: skip
+        LOG.info("Prometheus scrapes all %d exporters (waited %.2f s); the load starts", targets, waited)
+    return run_point(endpoint=client_endpoint, secrets=secrets, out_dir=out_dir, **settings)
 
 
 def prepare_against(

@@ -32,14 +32,15 @@ class PrometheusClient:
     def query_range(self, promql: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
         return self._get("/api/v1/query_range", query=promql, start=start, end=end, step=step)["result"]
 
-    def target_states(self, experiment: str, deployment: str | None = None) -> str:
+    def target_states(self, experiment: str, deployment: str | list[str] | None = None) -> str:
         """What Prometheus knows of the experiment's targets: exporter, health, last error."""
         try:
             targets = self._get("/api/v1/targets", state="active")["activeTargets"]
         except (requests.RequestException, RuntimeError, ValueError) as exc:
             return f"targets unknown: {exc}"
-        wanted = {"experiment": experiment, **({"deployment": deployment} if deployment else {})}
-        mine = [t for t in targets if all(t["labels"].get(k) == v for k, v in wanted.items())]
+        ids = deployment if isinstance(deployment, list) else [deployment] if deployment else None
+        mine = [t for t in targets if t["labels"].get("experiment") == experiment
+                and (ids is None or t["labels"].get("deployment") in ids)]  # fmt: skip
         if not mine:
             return "Prometheus has discovered none of them yet"
         return "; ".join(f"{t['labels'].get('exporter', t['scrapeUrl'])}: {t['health']}"
@@ -92,13 +93,26 @@ def scrape_window(
     return rows
 
 
-def selector_of(experiment: str, deployment: str | None = None) -> str:
-    """Label selector of an experiment's series, of one deployment of it when given."""
+def selector_of(experiment: str, deployment: str | list[str] | None = None) -> str:
+    """Label selector of an experiment's series, of one deployment of it (or of several: the replicas
+    serving one load) when given."""
+    if isinstance(deployment, list):
+        return f'experiment="{experiment}",deployment=~"{"|".join(deployment)}"'
     return f'experiment="{experiment}"' + (f',deployment="{deployment}"' if deployment else "")
 
 
+def summary_deployments(summary: dict[str, Any]) -> str | list[str] | None:
+    """The service deployment(s) a point's summary ran against: its replicas' ids, else its one."""
+    replicas = summary["service"].get("replicas")
+    return [r["deployment"] for r in replicas] if replicas else summary["service"].get("deployment")
+
+
 def wait_targets_up(
-    prometheus: dict[str, Any], experiment: str, count: int, deadline_s: float, deployment: str | None = None
+    prometheus: dict[str, Any],
+    experiment: str,
+    count: int,
+    deadline_s: float,
+    deployment: str | list[str] | None = None,
 ) -> float:
     """Wait until Prometheus has scraped ``count`` targets of ``experiment`` (``deployment``) successfully."""
     client = PrometheusClient(f"http://{prometheus['host']}:{prometheus['port']}")
@@ -124,7 +138,7 @@ def scrape_point(
     Waits (polling, with a deadline) until Prometheus has scraped past the window's end.
     """
     client = PrometheusClient(f"http://{prometheus['host']}:{prometheus['port']}")
-    selector = selector_of(summary["experiment"], summary["service"].get("deployment"))
+    selector = selector_of(summary["experiment"], summary_deployments(summary))
     window = summary["window"]
     client.wait_scraped_past(selector, window["end"], deadline_s=10 * interval_s + 10, interval_s=0.2)
     queries = {"targets_up": "sum(up{{{sel}}})", **queries}

@@ -39,6 +39,8 @@ RESERVED_NAMES = RunDir.ENTRIES
 NAME_MAX, PATH_MAX = 255, 4096
 #: most points one experiment may expand to (each is a workflow job and a load run)
 MAX_POINTS = 10000
+#: the experiment field (and service-sweep name) of how many service jobs serve one deployment
+REPLICAS = "replicas"
 #: system directories a results directory may neither be nor lie in
 SYSTEM_DIRS = tuple(
     Path(d) for d in ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc",
@@ -83,12 +85,19 @@ class Deployment:
     service: ServiceRecipe
     #: the service parameters and resources the sweep set for it
     swept: dict[str, Any] = field(default_factory=dict)
+    #: how many service jobs of this configuration serve its points (``replicas``)
+    replicas: int = 1
 
     @property
     def unit(self) -> str:
         """Its directory in the results, relative to their root: ``<experiment>`` or
         ``<experiment>/<id>`` (rundir.RunDir.service and .point take it)."""
         return self.experiment if self.id is None else f"{self.experiment}/{self.id}"
+
+    @property
+    def replica_numbers(self) -> list[int | None]:
+        """Its service jobs: one (None: ``<unit>/service``), or replicas 0..N-1 (``service-r<n>``)."""
+        return [None] if self.replicas == 1 else list(range(self.replicas))
 
 
 @dataclass(frozen=True)
@@ -512,14 +521,19 @@ def _check_service_sweep(
     schema = SERVICES.get(service.kind).params_schema
     resources = _resource_names()
     for name, values in sweep.items():
-        if name not in params and name not in resources:
+        if name not in params and name not in resources and name != REPLICAS:
             raise ConfigError(
                 f"{path}: field 'service_sweep.{name}': not a parameter of service kind {service.kind!r} "
                 f"(known: {', '.join(sorted(params)) or 'none'}) nor a resource of its recipe "
-                f"({', '.join(resources)})"
+                f"({', '.join(resources)}) nor {REPLICAS!r}"
             )
         for index, value in enumerate(values):
-            if name in params:
+            if name == REPLICAS:
+                error, field_name = (
+                    check({"service": "s", "client": "c", REPLICAS: value}, "experiment"),
+                    name,
+                )
+            elif name in params:
                 error, field_name = check({**params, name: value}, schema), name
             else:
                 recipe = {"kind": service.kind, "resources": {**service.resources, name: value}}
@@ -530,7 +544,12 @@ def _check_service_sweep(
 
 
 def _deployments(
-    name: str, data: dict[str, Any], service: ServiceRecipe, params: dict[str, Any], path: Path
+    name: str,
+    data: dict[str, Any],
+    service: ServiceRecipe,
+    params: dict[str, Any],
+    path: Path,
+    client_kind: str,
 ) -> list[Deployment]:
     """The experiment's deployments: one per service-sweep combination (one, with no id, without a
     service sweep), each with its parameters and resources checked together."""
@@ -541,12 +560,30 @@ def _deployments(
     deployments = []
     for swept in combinations(sweep, link):
         merged = {**params, **{k: v for k, v in swept.items() if k in params}}
-        resources = {**service.resources, **{k: v for k, v in swept.items() if k not in params}}
+        resources = {
+            **service.resources,
+            **{k: v for k, v in swept.items() if k not in params and k != REPLICAS},
+        }
         recipe = ServiceRecipe(**{**service.__dict__, "params": merged, "resources": resources})
         ident = deployment_id(swept) if swept else None
         _check_path_params(recipe, data["service_params"], merged, path, swept, ident)
-        deployments.append(Deployment(name, ident, recipe, swept))
+        replicas = swept.get(REPLICAS, data[REPLICAS])
+        if replicas > 1:
+            _check_replicable(service, client_kind, path, REPLICAS in swept)
+        deployments.append(Deployment(name, ident, recipe, swept, replicas))
     return deployments
+
+
+def _check_replicable(service: ServiceRecipe, client: str, path: Path, swept: bool) -> None:
+    """Replicas need a stateless service kind and a client that spreads its load over them."""
+    where = f"{path}: field '{'service_sweep.' if swept else ''}{REPLICAS}'"
+    if not SERVICES.get(service.kind).stateless:
+        raise ConfigError(
+            f"{where}: service kind {service.kind!r} keeps data of its own, so replicas would not serve "
+            "one load alike; replicas are for stateless kinds (the LLM servers)"
+        )
+    if not CLIENTS.get(client).spreads_over_replicas:
+        raise ConfigError(f"{where}: client kind {client!r} cannot spread a load over replicas")
 
 
 def _param_setter(name: str, path: Path, section: str, overrides: dict[str, Any], recipe: Path) -> str:
@@ -626,7 +663,7 @@ def load_experiment(path: Path, recipes_dir: Path) -> Experiment:
             "its node's loopback only; its clients must run on the same node (placement: same-node)"
         )
 
-    deployments = _deployments(path.stem, data, service, service_params, path)
+    deployments = _deployments(path.stem, data, service, service_params, path, client.kind)
     _check_points(data["sweep"], data["repeats"], len(deployments), path)
     try:
         points = expand(client_params, data["sweep"], data["repeats"])

@@ -53,14 +53,22 @@ class Exporter:
     needs: str | None = None
 
 
-#: node-level series from the sidecars (aibench.monitoring.sidecars): every kind gets them
+#: node-level series from the sidecars (aibench.monitoring.sidecars): every kind gets them. Every
+#: service job runs its own node exporter, so replicas sharing a node export it twice: each node's
+#: series is counted once (``max by (node, ...)``, the targets' node label) before the sum over nodes
 NODE_QUERIES = {
-    "node_cpu_busy_cores": 'sum(rate(node_cpu_seconds_total{{{sel},mode!~"idle|iowait"}}[5s]))',
-    "node_memory_used_bytes": (
-        "sum(node_memory_MemTotal_bytes{{{sel}}} - node_memory_MemAvailable_bytes{{{sel}}})"
+    "node_cpu_busy_cores": (
+        'sum(max by (node, cpu, mode) (rate(node_cpu_seconds_total{{{sel},mode!~"idle|iowait"}}[5s])))'
     ),
-    "net_rx_bytes_per_s": 'sum(rate(node_network_receive_bytes_total{{{sel},device!="lo"}}[5s]))',
-    "net_tx_bytes_per_s": 'sum(rate(node_network_transmit_bytes_total{{{sel},device!="lo"}}[5s]))',
+    "node_memory_used_bytes": (
+        "sum(max by (node) (node_memory_MemTotal_bytes{{{sel}}} - node_memory_MemAvailable_bytes{{{sel}}}))"
+    ),
+    "net_rx_bytes_per_s": (
+        'sum(max by (node, device) (rate(node_network_receive_bytes_total{{{sel},device!="lo"}}[5s])))'
+    ),
+    "net_tx_bytes_per_s": (
+        'sum(max by (node, device) (rate(node_network_transmit_bytes_total{{{sel},device!="lo"}}[5s])))'
+    ),
     "gpu_utilization_pct": "avg(DCGM_FI_DEV_GPU_UTIL{{{sel}}})",
     "gpu_memory_used_bytes": "sum(DCGM_FI_DEV_FB_USED{{{sel}}}) * 1048576",
     "gpu_power_w": "sum(DCGM_FI_DEV_POWER_USAGE{{{sel}}})",
@@ -84,6 +92,9 @@ class ServiceKind:
     #: when the workflow is parsed (aibench.paths.env_problem), not stay a literal directory name
     path_params: ClassVar[tuple[str, ...]] = ()
     loopback_only: ClassVar[bool] = False
+    #: a server whose answers do not depend on earlier requests (no data of its own): several
+    #: deployments of one configuration may serve one load (an experiment's ``replicas``)
+    stateless: ClassVar[bool] = False
     #: a kind whose server has no authentication of its own binds 127.0.0.1:ctx.backend_port and is
     #: reached through aibench.token_gateway, which holds the secret named by ``gateway_secret``
     gateway_secret: ClassVar[str | None] = None

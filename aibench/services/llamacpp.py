@@ -68,6 +68,7 @@ class LlamaCpp(ServiceKind):
     binaries = ()  # locally a Python module of the project's own environment
     image = IMAGE
     path_params = ("model_path",)
+    stateless = True
     #: the process exporter and the relay of the server's own /metrics
     exporter_ports = 2
 

@@ -26,6 +26,7 @@ class Ollama(ServiceKind):
     binaries = ("ollama",)
     image = "docker://ollama/ollama:0.5.7"
     path_params = ("models_dir",)
+    stateless = True
     #: no authentication exists: never bind anything but the node's loopback
     loopback_only = True
 

@@ -38,6 +38,7 @@ class VLLM(ServiceKind):
     binaries = ("vllm",)
     image = "docker://vllm/vllm-openai:v0.6.6"
     path_params = ("model_cache",)
+    stateless = True
 
     def make_secrets(self, params: dict[str, Any]) -> dict[str, str]:
         return {"LLM_API_KEY": generate_password()}

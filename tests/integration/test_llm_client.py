@@ -252,3 +252,23 @@ def test_receive_delay_against_server_write_stamps(api: str) -> None:
     assert np.median(delays) <= TOLERANCE, delays
     for name, error in truth.items():
         assert np.median(np.abs(error)) <= TOLERANCE, (name, error)
+
+
+def test_requests_are_spread_over_replicas_round_robin(tmp_path) -> None:
+    """Two replicas, each with its own API key: request i goes to replica i mod 2 with that replica's
+    key (a request to the other one would be refused, 401), each request's replica recorded."""
+    with ScheduledServer(ttft_ms=5, itl_ms=2, api_key="key-a") as a, ScheduledServer(
+        ttft_ms=5, itl_ms=2, api_key="key-b"
+    ) as b:
+        replicas = [{"endpoint": {"host": "127.0.0.1", "port": s.port}, "secrets": {"LLM_API_KEY": k}}
+                    for s, k in ((a, "key-a"), (b, "key-b"))]  # fmt: skip
+        endpoint = {"host": "127.0.0.1", "port": a.port, "replicas": replicas}
+        summary = run_point(client_kind="llm", endpoint=endpoint, secrets={"LLM_API_KEY": "key-a"},
+                            out_dir=tmp_path, timeout_s=60,
+                            params=params(mode="closed", concurrency=3, requests=9, warmup_requests=2,
+                                          max_tokens=3))  # fmt: skip
+    assert summary["status"] == "ok", summary["error"]
+    records = rows(tmp_path)
+    assert [int(r["replica"]) for r in records] == [i % 2 for i in range(11)]
+    assert all(r["status"] == "ok" for r in records)
+    assert summary["client"]["tool"]["replicas"] == 2

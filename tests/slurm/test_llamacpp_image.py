@@ -13,6 +13,7 @@ server's own /metrics through the relay that holds the key, so each point has it
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -73,3 +74,38 @@ def test_llama_server_image_serves_and_is_scraped_across_nodes(workspace: Path, 
     assert len(tokens) == 2 and (tokens["value"] > 0).all()
     relay_log = (service / "exporter-server.log").read_text()
     assert key not in relay_log and key not in (results / "summary.csv").read_text()
+
+
+def test_two_replicas_serve_one_load_as_two_service_jobs(workspace: Path, no_leftovers: float) -> None:
+    """replicas: 2 under the MeluXina profile: two service jobs (sacct), each its image's llama-server on
+    its node's address with its own key; the point's requests alternate between them, every one
+    answered; the stop ends both jobs."""
+    from tests.slurm.conftest import sacct_jobs
+
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 2))
+    recipes = workspace / "recipes"
+    experiment = {**EXPERIMENT, "replicas": 2, "sweep": {"concurrency": [2]}}
+    (recipes / "experiments" / "llamacpp-replicas.yaml").write_text(yaml.safe_dump(experiment))
+    config = workspace / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "experiments": ["llamacpp-replicas"], "results": str(workspace / "results"), "recipes": str(recipes),
+        "monitoring": {"enabled": False},
+    }))  # fmt: skip
+    done = run_meluxina_profile(workspace, config)
+    assert done.returncode == 0, done.stderr[-6000:]
+    results = workspace / "results" / "llamacpp-replicas"
+    stopped = [json.loads((results / f"service-r{n}" / "stopped.json").read_text()) for n in (0, 1)]
+    ids = [s["handle"]["job_id"] for s in stopped]
+    jobs = {j["id"]: j for j in sacct_jobs(since)}
+    assert len(set(ids)) == 2 and all(jobs[i]["state"].startswith("CANCELLED") for i in ids)
+    endpoints = [json.loads((results / f"service-r{n}" / "endpoint.json").read_text()) for n in (0, 1)]
+    assert all(e["node"] in compute_nodes() for e in endpoints)
+    keys = {read_secrets(results / f"service-r{n}" / "secrets.env")["LLM_API_KEY"] for n in (0, 1)}
+    assert len(keys) == 2
+    (point,) = list(results.glob("points/*"))
+    raw = pd.read_csv(point / "raw.csv.gz")
+    assert raw["replica"].tolist() == [i % 2 for i in range(len(raw))] and (raw["status"] == "ok").all()
+    summary = json.loads((point / "summary.json").read_text())
+    assert [r["endpoint"] for r in summary["service"]["replicas"]] == [
+        f"{e['host']}:{e['port']}" for e in endpoints
+    ]

@@ -156,6 +156,11 @@ def test_a_service_sweeps_deployments_nest_in_their_experiment(tmp_path: Path) -
         "plain/points/clients-1_r0", "sweep/io_threads-1/points/clients-1_r0",
         "sweep/io_threads-2/points/clients-1_r0",
     ]  # fmt: skip
+    replica = run.service("sweep/io_threads-2", 1)
+    assert replica.path == tmp_path / "sweep" / "io_threads-2" / "service-r1"
+    replica.path.mkdir()
+    assert replica in run.service_dirs()
+    assert replica.experiment_points == run.service("sweep/io_threads-2").experiment_points
     kept = run.service("sweep/io_threads-1").supersede_points()
     kept_paths = [k.relative_to(tmp_path).as_posix() for k in kept]
     assert kept_paths == ["sweep/io_threads-1/points/clients-1_r0/attempts/1"]
@@ -215,7 +220,9 @@ def test_retired_state_is_discarded(tmp_path: Path) -> None:
      ("figures/e/clients.png", False), ("e/service/redis.conf", False), ("report.html", False),
      ("e/io_threads-2/points/p/summary.json", True), ("e/io_threads-2/points/p/attempts/1/raw.csv.gz", True),
      ("e/io_threads-2/service/stopped.json", True), ("e/io_threads-2/service/stop.log", True),
-     ("e/io_threads-2/service/secrets.env", False), ("e/io_threads-2/service/data/dump.rdb", False)],
+     ("e/io_threads-2/service/secrets.env", False), ("e/io_threads-2/service/data/dump.rdb", False),
+     ("e/service-r1/stopped.json", True), ("e/d-1/service-r0/spec.json", True),
+     ("e/service-r1/secrets.env", False), ("e/service-rx/spec.json", False)],
 )  # fmt: skip
 def test_which_files_are_records(relative: str, kept: bool) -> None:
     assert is_record(PurePosixPath(relative)) is kept

@@ -216,6 +216,24 @@ MALFORMED = [
         ["field 'parallel_deployments'", "0 is less than the minimum of 1"],
     ),
     (
+        "replicas of a service that keeps data",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "replicas": 2},
+        ["field 'replicas'", "service kind 'redis' keeps data of its own", "stateless"],
+    ),
+    (
+        "swept replicas of a service that keeps data",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "service_sweep": {"replicas": [1, 2]}},
+        ["field 'service_sweep.replicas'", "service kind 'redis' keeps data of its own"],
+    ),
+    (
+        "no replica",
+        "experiments/llm-concurrency.yaml",
+        {**LLM_EXPERIMENT, "service_sweep": {"replicas": [2, 0]}},
+        ["field 'service_sweep.replicas[1]'", "0 is less than the minimum of 1"],
+    ),
+    (
         "negative sweep value",
         "experiments/redis-default.yaml",
         {**GOOD_EXPERIMENT, "sweep": {"clients": [1, -5]}},
@@ -1057,3 +1075,19 @@ def test_a_tensor_parallel_sweep_needs_its_gpus(recipes: Path, monkeypatch: pyte
         f"{path}: field 'service_sweep.tensor_parallel_size': at deployment tensor_parallel_size-2: "
         "tensor_parallel_size 2 shards the model over 2 GPUs, but the service job asks for 1"
     ), info.value
+
+
+def test_replicas_of_tp_1_against_one_of_tp_4(recipes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped comparison: replicas, TP size and GPUs linked; five service jobs in all."""
+    monkeypatch.setenv("AIBENCH_SCRATCH", str(recipes.parent))
+    config = {"experiments": ["llm-replicas-vs-tp-gpu"], "recipes": str(recipes), "launcher": "slurm"}
+    plan = load_plan(config, "config", recipes.parent)
+    shapes = [(d.id, d.replicas, d.replica_numbers, d.service.resources["gpus"], d.swept)
+              for d in plan.deployments.values()]  # fmt: skip
+    assert shapes == [
+        ("replicas-4_tensor_parallel_size-1_gpus-1", 4, [0, 1, 2, 3], 1,
+         {"replicas": 4, "tensor_parallel_size": 1, "gpus": 1}),
+        ("replicas-1_tensor_parallel_size-4_gpus-4", 1, [None], 4,
+         {"replicas": 1, "tensor_parallel_size": 4, "gpus": 4}),
+    ]  # fmt: skip
+    assert all("replicas" not in d.service.params for d in plan.deployments.values())

@@ -262,6 +262,43 @@ def test_llm_experiment_end_to_end(make_config, workspace: Path, no_leftovers: f
     secret_found_nowhere_else(results, "llm-e2e")
 
 
+def test_two_replicas_share_one_load(make_config, workspace: Path, no_leftovers: float) -> None:
+    """replicas: 2 of the local LLM server: two llama-server processes on their own ports, each with
+    its own API key; the point's requests alternate between them (recorded per request), and
+    Prometheus watched the exporters of both."""
+    experiment = {
+        "service": "llamacpp",
+        "client": "llm",
+        "replicas": 2,
+        "client_params": {"mode": "closed", "concurrency": 2, "requests": 6, "max_tokens": 4,
+                          "warmup_requests": 2},
+    }  # fmt: skip
+    config = make_config(experiment, name="llm-replicas")
+    done = snakemake(config)
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = workspace / "results" / "llm-replicas"
+    services = [results / f"service-r{n}" for n in (0, 1)]
+    endpoints = [json.loads((s / "endpoint.json").read_text()) for s in services]
+    assert endpoints[0]["port"] != endpoints[1]["port"]
+    keys = [read_secrets(s / "secrets.env")["LLM_API_KEY"] for s in services]
+    assert keys[0] != keys[1]  # credentials per service job
+    (point,) = list(results.glob("points/*"))
+    summary = json.loads((point / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["client"]["tool"]["replicas"] == 2
+    assert [r["deployment"] for r in summary["service"]["replicas"]] == [e["deployment"] for e in endpoints]
+    raw = pd.read_csv(point / "raw.csv.gz")
+    assert raw["replica"].tolist() == [0, 1] * 4 and (raw["status"] == "ok").all()
+    scraped = sum(sum(x["scraped"] for x in e["exporters"]) for e in endpoints)
+    up = pd.read_csv(point / "metrics.csv").query("series == 'targets_up'")["value"]
+    assert len(up) and (up == scraped).all()  # every exporter of both replicas, over the window
+    for service in services:
+        assert json.loads((service / "stopped.json").read_text())["how"] == "SIGTERM"
+    for key in keys:  # neither replica's key left its 0600 file
+        for path in results.rglob("*"):
+            if path.is_file() and path.name != "secrets.env":
+                assert key.encode() not in path.read_bytes(), path
+
+
 def test_chroma_experiment_end_to_end(make_config, workspace: Path, no_leftovers: float) -> None:
     """Chroma behind its token gateway through the whole DAG: real text embeddings, ef_search swept,
     recall and QPS per point in the table, the recall-vs-QPS figure, the token in no result file."""

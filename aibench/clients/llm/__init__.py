@@ -14,6 +14,12 @@ from aibench.results.formulas import formula
 from aibench.results.schema import Metric, PointResult
 
 
+def targets_of(endpoint: dict[str, Any], secrets: dict[str, str], p: dict[str, Any]) -> list[load.Target]:
+    """The load's targets: the endpoint, or each of its ``replicas`` with its own credentials."""
+    replicas = endpoint.get("replicas") or [{"endpoint": endpoint, "secrets": secrets}]
+    return [target_of(r["endpoint"], r["secrets"], p) for r in replicas]
+
+
 def target_of(endpoint: dict[str, Any], secrets: dict[str, str], p: dict[str, Any]) -> load.Target:
     base = f"http://{endpoint['host']}:{endpoint['port']}"
     temperature = {"temperature": p["temperature"]}
@@ -39,6 +45,7 @@ class LLMClient(ClientKind):
     params_schema = "kinds/llm"
     services = ("llamacpp", "ollama", "vllm")
     secret_names = ("LLM_API_KEY",)
+    spreads_over_replicas = True
     presentation = Presentation(
         throughput="output_token_throughput",
         panels=(
@@ -85,7 +92,7 @@ class LLMClient(ClientKind):
         self, endpoint: dict[str, Any], secrets: dict[str, str], params: dict[str, Any], timeout_s: float
     ) -> PointResult:
         p = params
-        target, texts = target_of(endpoint, secrets, p), prompt_set(p)
+        targets, texts = targets_of(endpoint, secrets, p), prompt_set(p)
         deadline = time.monotonic() + timeout_s
 
         def run_load(rate: float, concurrency: int) -> list[load.Record]:
@@ -93,7 +100,7 @@ class LLMClient(ClientKind):
             if left <= 0:
                 raise TimeoutError(f"the client's time limit of {timeout_s:g} s is used up")
             running = load.run(
-                target, texts, mode=p["mode"], concurrency=concurrency, rate=rate, arrival=p["arrival"],
+                targets, texts, mode=p["mode"], concurrency=concurrency, rate=rate, arrival=p["arrival"],
                 seed=p["seed"], requests=p["requests"], duration_s=p["duration_s"],
                 warmup_requests=p["warmup_requests"],
             )  # fmt: skip
@@ -112,7 +119,8 @@ class LLMClient(ClientKind):
         return PointResult(
             metrics=result,
             raw_csv=metrics.raw_csv(records),
-            tool={"name": "aibench-llm", "api": p["api"], "model": target.model},
+            tool={"name": "aibench-llm", "api": p["api"], "model": targets[0].model,
+                  "replicas": len(targets)},
             status="ok" if result and failed < measured else "failed",
             error=None if failed == 0 else f"{failed} of {measured} requests failed: {failures[0].error}",
         )

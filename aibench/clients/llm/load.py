@@ -38,6 +38,7 @@ class Record:
     origin: float = 0.0  # perf_counter() of the load's time origin (times above are relative to it)
     trial: int = 0  # SLO search: which load this request belonged to
     trial_value: float = 0.0
+    replica: int = 0  # which of the service's replicas served it (round robin by index)
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def tracing() -> aiohttp.TraceConfig:
 
 
 async def run(
-    target: Target,
+    target: Target | list[Target],
     prompts: list[str],
     *,
     mode: str,
@@ -131,12 +132,19 @@ async def run(
     warmup_requests: int,
     ramp_up_s: float = 0.0,
 ) -> tuple[list[Record], float]:
-    """Run the load; returns the records and the wall-clock time of the origin."""
+    """Run the load; returns the records and the wall-clock time of the origin. With several targets
+    (the replicas of one service), request ``i`` goes to target ``i mod n`` (round robin)."""
+    targets = target if isinstance(target, list) else [target]
+
+    def target_of(record: Record) -> Target:
+        record.replica = record.index % len(targets)
+        return targets[record.replica]
+
     limit = max(concurrency, 1) if mode == "closed" else 0
     # a server that closes its connection after each answer while announcing keep-alive (llama-server)
     # gets a connection per request: reusing one fails before the close is seen
-    connector = aiohttp.TCPConnector(limit=limit, force_close=not target.reuse_connections)
-    timeout = aiohttp.ClientTimeout(total=target.request_timeout_s)
+    connector = aiohttp.TCPConnector(limit=limit, force_close=not all(t.reuse_connections for t in targets))
+    timeout = aiohttp.ClientTimeout(total=targets[0].request_timeout_s)
     records: list[Record] = []
     total = warmup_requests + requests if requests else None
     async with aiohttp.ClientSession(
@@ -159,7 +167,7 @@ async def run(
                         index, index < warmup_requests, intended=now, closed_loop=True, origin=origin
                     )
                     records.append(record)
-                    await send(session, target, prompts[index % len(prompts)], record, origin)
+                    await send(session, target_of(record), prompts[index % len(prompts)], record, origin)
 
             await asyncio.gather(*(worker(n) for n in range(concurrency)))
         else:
@@ -175,11 +183,11 @@ async def run(
                     await asyncio.sleep(delay)
                 record = Record(index, index < warmup_requests, intended=float(offset), origin=origin)
                 records.append(record)
-                tasks.append(
-                    asyncio.create_task(send(session, target, prompts[index % len(prompts)], record, origin))
-                )
+                prompt = prompts[index % len(prompts)]
+                tasks.append(asyncio.create_task(send(session, target_of(record), prompt, record, origin)))
             await asyncio.gather(*tasks)
-        await count_tokens(session, target, records)
+        for number, one in enumerate(targets):
+            await count_tokens(session, one, [r for r in records if r.replica == number])
     return sorted(records, key=lambda r: r.index), origin_wall
 
 
