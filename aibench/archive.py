@@ -231,6 +231,8 @@ class RunPoint:
     directory: Path
     #: the service-sweep combination it ran on (None: its experiment had one deployment)
     deployment: str | None = None
+    #: the service parameters (and resources, replicas) its service sweep set
+    service_swept: tuple[str, ...] = ()
 
 
 def _read(path: Path, where: str) -> Any:
@@ -279,7 +281,12 @@ def _summary(path: Path, where: str) -> RunPoint:
     if not isinstance(swept, Mapping | list):
         raise ConfigError(f"{where}: field 'swept': expected an object (parameter: value), got {swept!r}")
     params = tuple(_name("parameter", p, where, "swept") for p in swept)
-    return RunPoint(experiment, point, kind, params, path.parent, deployment)
+    service = s.get("service")
+    service_swept = service.get("swept", {}) if isinstance(service, Mapping) else {}
+    if not isinstance(service_swept, Mapping):
+        raise ConfigError(f"{where}: field 'service.swept': expected an object, got {service_swept!r}")
+    served = tuple(_name("parameter", p, where, "service.swept") for p in service_swept)
+    return RunPoint(experiment, point, kind, params, path.parent, deployment, served)
 
 
 def _manifest_order(path: Path, where: str) -> list[tuple[str, str | None, str]]:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from aibench.archive import SUMMARY_GLOB, TOP, RunPoint, read_points, unpack
 from aibench.clients import CLIENTS
-from aibench.clients.presentation import presentation_of
+from aibench.clients.presentation import SCALING, presentation_of
 from aibench.errors import ConfigError
 from aibench.results.aggregate import deployment_columns
 from aibench.results.stats import current_stats
@@ -28,6 +28,8 @@ class ArchivedExperiment:
     client: str
     swept: list[str]
     points: dict[str, Path] = field(default_factory=dict)  # [deployment/]point id -> its directory
+    #: what its service sweep varied (the scaling figure's parameter among them)
+    service_swept: set[str] = field(default_factory=set)
 
     @property
     def has_resources(self) -> bool:
@@ -81,6 +83,7 @@ def open_run(source: str | Path, workdir: Path) -> ArchivedRun:
                 f"experiment {p.experiment!r} have {exp.client!r}"
             )
         exp.points[p.point if p.deployment is None else f"{p.deployment}/{p.point}"] = p.directory
+        exp.service_swept.update(p.service_swept)
     if not experiments:
         raise ConfigError(f"{source}: no point results ({SUMMARY_GLOB}) in this run")
     return ArchivedRun(root, experiments)
@@ -88,7 +91,9 @@ def open_run(source: str | Path, workdir: Path) -> ArchivedRun:
 
 #: the paper's own outputs a name would collide with: tables/summary.csv and the figures of each experiment
 RESERVED_EXPERIMENTS = {"summary"}
-RESERVED_PARAMETERS = {"resources", *(f for k in CLIENTS.names() for f in presentation_of(k).raw_figures)}
+RESERVED_PARAMETERS = {
+    "resources", SCALING, *(f for k in CLIENTS.names() for f in presentation_of(k).raw_figures)
+}
 
 
 def _check_paper_names(point: RunPoint, where: str) -> None:

@@ -126,6 +126,51 @@ def _deployment_keys(data: pd.DataFrame) -> list[str]:
     return [c for c in deployment_columns(data.columns) if c != DEPLOYMENT and data[c].notna().any()]
 
 
+def scaling_figure(
+    table: pd.DataFrame, experiment: str, scale: str, swept: list[str], outputs: list[str | os.PathLike[str]],
+    client: str,
+) -> None:
+    """Throughput and p99 latency against ``scale`` (a service-sweep value: replicas): a line per value
+    of the client's swept parameters, each beside its ideal, linear from the smallest scale measured
+    (dashed). The latency is the kind's first client panel with a p99 (TTFT for LLM loads)."""
+    table = current_stats(table)
+    mine = (table["experiment"] == experiment) & (table["status"] == "ok")
+    data = table[mine & (table["source"] == "client")]
+    column = f"{SERVICE_PREFIX}{scale}"
+    shown = presentation_of(client)
+    latency = next(p.metric for p in shown.panels if p.source == "client" and "p99" in p.stats
+                   and p.metric != shown.throughput)  # fmt: skip
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.6, 4), constrained_layout=True)
+    keys = [f"param_{p}" for p in swept]
+    groups = data.groupby(keys, dropna=False) if keys else [((), data)]
+    for values, group in groups:
+        values = values if isinstance(values, tuple) else (values,)
+        label = _label(values, swept) if keys else "all points"
+        throughput = _mean_by(group, column, shown.throughput, "mean").sort_index()
+        if throughput.empty:
+            continue
+        x = throughput.index.to_numpy(dtype=float)
+        (line,) = left.plot(x, throughput.to_numpy(), marker="o", label=label)
+        ideal = throughput.iloc[0] * x / x[0]
+        left.plot(x, ideal, linestyle="--", color=line.get_color(), alpha=0.6,
+                  label=f"ideal (linear from {scale}={x[0]:g})")  # fmt: skip
+        tail = _mean_by(group, column, latency, "p99").sort_index()
+        right.plot(tail.index.to_numpy(dtype=float), tail.to_numpy(), marker="o", label=label)
+    units = {m: data[data["metric"] == m]["unit"].iloc[0] for m in (shown.throughput, latency)
+             if (data["metric"] == m).any()}  # fmt: skip
+    for ax, metric, title in ((left, shown.throughput, "Throughput"), (right, latency, f"{latency} p99")):
+        _x_axis(ax, data[column], scale)
+        measured = sorted(pd.to_numeric(data[column], errors="coerce").dropna().unique())
+        ax.set_xticks(measured, [f"{v:g}" for v in measured])  # counts: only those measured
+        ax.set_title(f"{title} vs {scale}")
+        ax.set_ylabel(f"{metric} ({units.get(metric, '')})")
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="x-small")
+    fig.suptitle(f"{experiment}: scaling with {scale}")
+    _save(fig, outputs)
+
+
 def _mean_by(data: pd.DataFrame, column: str, metric: str, stat: str) -> pd.Series:
     """``stat`` of ``metric`` per value of ``column``, the mean over repeats."""
     return data[Stats(metric, (stat,)).rows(data)].groupby(column)["value"].mean()

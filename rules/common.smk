@@ -2,7 +2,7 @@ import re
 import sys
 import threading
 
-from aibench.clients.presentation import presentation_of
+from aibench.clients.presentation import SCALING, presentation_of, scaling_parameter
 from aibench.contracts import DeploymentSpec, Readiness
 from aibench.lifecycle import stop_all
 from aibench.recipes import load_plan, plan_summary
@@ -186,6 +186,11 @@ def figures():
         for figure in presentation_of(exp.client.kind).raw_figures
     ]
     names += [(name, "resources") for name in PLAN.experiments if MONITORING]
+    names += [
+        (name, SCALING)
+        for name, exp in PLAN.experiments.items()
+        if scaling_parameter(exp.service_sweep)
+    ]
     return [
         str(RUN.figure(name, figure, ext))
         for name, figure in names

@@ -2,8 +2,8 @@
 # the submit host's CPU (local_cpu, rules/client.smk): on the local profile none is drawn beside a load.
 
 
-# ttft_cdf.png and resources.png are their own figures, not swept parameters of those names
-ruleorder: plot_ttft_cdf > plot_resources > plot_sweep
+# ttft_cdf.png, resources.png and scaling.png are their own figures, not swept parameters of those names
+ruleorder: plot_ttft_cdf > plot_resources > plot_scaling > plot_sweep
 
 
 rule aggregate:
@@ -46,6 +46,32 @@ rule plot_sweep:
         description=lambda wc: experiment(wc).description,
     script:
         "../scripts/plot_sweep.py"
+
+
+# Where a service sweep varies the replicas: throughput and p99 against them, beside the ideal line.
+rule plot_scaling:
+    input:
+        summaries=lambda wc: point_summaries(wc.experiment),
+    output:
+        png=report(
+            RUN.figure("{experiment}", "scaling", "png"),
+            caption="../report/scaling.rst",
+            category="{experiment}",
+            labels={"experiment": "{experiment}", "figure": "scaling"},
+        ),
+        svg=RUN.figure("{experiment}", "scaling", "svg"),
+    log:
+        RUN.log("plot_{experiment}_scaling"),
+    localrule: True
+    resources:
+        local_cpu=1,
+    params:
+        point_dirs=lambda wc: point_dirs(wc.experiment),
+        scale=lambda wc: scaling_parameter(experiment(wc).service_sweep),
+        swept=lambda wc: list(experiment(wc).sweep),
+        client=lambda wc: experiment(wc).client.kind,
+    script:
+        "../scripts/plot_scaling.py"
 
 
 rule plot_ttft_cdf:

@@ -8,11 +8,22 @@ presentation with its module. Metric and stat names are those of docs/metrics.md
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+#: the scaling figure's name (figures/<experiment>/scaling.*), drawn where an experiment's service sweep
+#: varies one of SCALES: how many service jobs serve one load
+SCALING, SCALES = "scaling", ("replicas",)
+
+
+def scaling_parameter(service_swept: Iterable[str]) -> str | None:
+    """The parameter an experiment's scaling figure is drawn against (its service sweep's), or None."""
+    return next((name for name in SCALES if name in service_swept), None)
 
 
 @dataclass(frozen=True)

@@ -145,3 +145,23 @@ def test_the_headline_table_keeps_each_deployments_rows() -> None:
     table = headline_table(swept_chroma_table(), "chroma", ["ef_search"])
     assert list(table.columns[:4]) == ["deployment", "service.hnsw_m", "point", "ef_search"]
     assert table["deployment"].tolist() == ["hnsw_m-16", "hnsw_m-16", "hnsw_m-64", "hnsw_m-64"]
+
+
+def test_the_scaling_figure_draws_each_line_beside_its_ideal(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[plt.Figure] = []
+    monkeypatch.setattr(plots, "_save", lambda fig, outputs: drawn.append(fig))
+    rows = []
+    for replicas, tput in ((1, 30.0), (2, 50.0), (4, 80.0)):
+        point = dict(point="concurrency-8_r0", param_concurrency=8, deployment=f"replicas-{replicas}",
+                     **{"service.replicas": replicas})  # fmt: skip
+        rows += [row(metric="output_token_throughput", stat="mean", value=tput, unit="tokens/s", **point),
+                 row(metric="ttft", stat="p99", value=900.0 / replicas, unit="ms", **point)]  # fmt: skip
+    plots.scaling_figure(pd.DataFrame(rows), "e", "replicas", ["concurrency"], [], "llm")
+    throughput, tail = drawn[0].axes
+    measured, ideal = throughput.get_lines()
+    assert list(measured.get_ydata()) == [30.0, 50.0, 80.0] and list(ideal.get_ydata()) == [30.0, 60.0, 120.0]
+    assert ideal.get_linestyle() == "--" and ideal.get_color() == measured.get_color()
+    assert [t.get_text() for t in throughput.get_xticklabels()] == ["1", "2", "4"]
+    assert list(tail.get_lines()[0].get_ydata()) == [900.0, 450.0, 225.0]
+    assert tail.get_title() == "ttft p99 vs replicas"
+    plt.close("all")

@@ -47,7 +47,7 @@ def _deploy_waits_for_a_stop(dag: str) -> dict[str, bool]:
     edges = re.findall(r"^\s*(\d+) -> (\d+)", dag, re.M)
     stops = {n for n, label in labels.items() if label.startswith("stop_service")}
     return {
-        label.split("deployment: ")[1]: any(a in stops and b == n for a, b in edges)
+        label.split("service: ")[1].removesuffix("/service"): any(a in stops and b == n for a, b in edges)
         for n, label in labels.items()
         if label.startswith("deploy_service")
     }
@@ -81,3 +81,24 @@ def test_a_service_sweep_plans_one_deployment_chain_per_combination(
     waiting = _deploy_waits_for_a_stop(dag.stdout)
     assert waiting == {"redis-e2e/io_threads-1": False, "redis-e2e/io_threads-2": waits}
     assert not results.exists()
+
+
+def test_swept_replicas_plan_a_service_job_per_replica_and_the_scaling_figure(
+    workspace: Path, make_config: object
+) -> None:
+    """replicas [1, 2] of the local LLM server: three service jobs (one, then two at once), one load per
+    deployment and point, and the scaling figure beside the sweep figures."""
+    config = make_config(  # type: ignore[operator]
+        {"service": "llamacpp", "client": "llm", "service_sweep": {"replicas": [1, 2]},
+         "sweep": {"concurrency": [2]}}, name="llm-scale",
+    )  # fmt: skip
+    done = snakemake(config, "-n", timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", output, re.M))
+    assert (counts["deploy_service"], counts["stop_service"], counts["run_client"]) == ("3", "3", "2")
+    assert counts["plot_scaling"] == "1"
+    results = workspace / "results" / "llm-scale"
+    for service in ("replicas-1/service", "replicas-2/service-r0", "replicas-2/service-r1"):
+        assert f"{results}/{service}/stopped.json" in output
+    assert f"{workspace}/results/figures/llm-scale/scaling.png" in output
