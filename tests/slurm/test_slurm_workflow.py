@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -72,29 +73,35 @@ def test_hung_service_fails_the_run_and_is_cancelled(
 
 
 def test_service_sweep_through_slurm(make_config, workspace: Path, no_leftovers: float) -> None:
-    """Redis io_threads [1, 2] x clients [10, 50] on the cluster: k = 2 deployments cost 2 service jobs
-    and 2 client allocations (sacct), not one per point; the second service job is submitted after the
-    first has stopped; each deployment's points run in one allocation on its service's node."""
+    """Redis io_threads [1, 2], linked with the job's cpus [2, 4], x clients [10, 50] on the cluster:
+    k = 2 deployments cost 2 service jobs (each with its own --cpus-per-task, as sacct records it) and
+    2 client allocations, not one per point; the second service job is submitted after the first has
+    stopped; each deployment's points run in one allocation on its service's node."""
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 2))
     swept = {**SWEEP, "client_params": {"tests": "get", "requests": 20000}, "sweep": {"clients": [10, 50]},
-             "service_sweep": {"io_threads": [1, 2]}}  # fmt: skip
-    config = make_config(swept, name="redis-io")
+             "service_sweep": {"io_threads": [1, 2], "cpus": [2, 4]}, "link": [["io_threads", "cpus"]]}
+    config = make_config(swept, name="redis-io")  # (YAML keys sorted: cpus first)
     done = snakemake(config, profile="profiles/slurm-test", timeout=900)
     assert done.returncode == 0, done.stderr[-5000:]
     results = workspace / "results"
     table = pd.read_csv(results / "summary.csv")
     ops = table[(table["metric"] == "throughput") & (table["stat"] == "mean")]
-    assert sorted(zip(ops["deployment"], ops["service.io_threads"], ops["point"], strict=True)) == [
-        (f"io_threads-{n}", n, f"clients-{c}_r0") for n in (1, 2) for c in (10, 50)
-    ]
+    assert sorted(zip(ops["deployment"], ops["service.io_threads"], ops["service.cpus"], ops["point"],
+                      strict=True)) == [
+        (f"cpus-{2 * n}_io_threads-{n}", n, 2 * n, f"clients-{c}_r0") for n in (1, 2) for c in (10, 50)
+    ]  # fmt: skip
     jobs = {j["id"]: j for j in sacct_jobs(since)}
     monitor = json.loads((results / "monitoring/stopped.json").read_text())["handle"]["job_id"]
     stopped, allocations = {}, {}
     for n in (1, 2):
-        deployment = results / "redis-io" / f"io_threads-{n}"
+        deployment = results / "redis-io" / f"cpus-{2 * n}_io_threads-{n}"
         stopped[n] = json.loads((deployment / "service" / "stopped.json").read_text())
         service_job = jobs[stopped[n]["handle"]["job_id"]]
         assert service_job["state"].startswith("CANCELLED")  # stopped by stop_service
+        cpus = subprocess.run(["sacct", "-n", "-X", "-P", "-j", service_job["id"], "-o", "ReqCPUS"],
+                              capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+        assert cpus == [str(2 * n)]  # the linked resource reached the service job
+        assert f"io-threads {n}\n" in (deployment / "service" / "redis.conf").read_text()
         summaries = [json.loads(p.read_text()) for p in deployment.glob("points/*/summary.json")]
         ids = {s["provenance"]["slurm_job_id"] for s in summaries}
         assert len(summaries) == 2 and len(ids) == 1, ids  # the deployment's points: one allocation
