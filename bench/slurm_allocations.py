@@ -1,9 +1,10 @@
 """SLURM allocations of a 6-point experiment on the local SLURM cluster, counted by sacct.
 
 Runs the same 6-point Redis experiment twice through the slurm executor plugin: as shipped (all points
-of an experiment in one group job) and with one job per point (--group-components ...=1, what a
-plain per-rule submission does). Prints the jobs sacct saw for each run: service, monitoring, clients.
-Needs the local cluster: `bash envs/local-slurm.sh start`.
+of a deployment in one group job) and with one job per point (--group-components ...=1, what a
+plain per-rule submission does); then a service sweep of k = 2 deployments (io_threads 1, 2) x 3 points,
+which must cost k service jobs and k client allocations (issue 16). Prints the jobs sacct saw for each
+run: services, monitoring, clients. Needs the local cluster: `bash envs/local-slurm.sh start`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from tests.slurm.conftest import sacct_jobs
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 
-def run(grouped: bool) -> None:
+def run(grouped: bool, service_sweep: bool = False) -> None:
     work = tmpdir()
     subprocess.run(["cp", "-r", str(ROOT / "recipes"), str(work / "recipes")], check=True)
     experiment = {
@@ -33,19 +34,21 @@ def run(grouped: bool) -> None:
         "client_params": {"tests": "get", "requests": 50000},
         "sweep": {"clients": [1, 2, 4, 8, 16, 32]},
     }
+    if service_sweep:
+        experiment |= {"sweep": {"clients": [1, 4, 16]}, "service_sweep": {"io_threads": [1, 2]}}
     (work / "recipes/experiments/alloc.yaml").write_text(yaml.safe_dump(experiment))
     config = work / "config.yaml"
     config.write_text(yaml.safe_dump({"experiments": ["alloc"], "results": str(work / "results"),
                                       "recipes": str(work / "recipes")}))  # fmt: skip
-    extra = [] if grouped else ["--group-components", "points-{experiment}=1"]
+    extra = [] if grouped else ["--group-components", "points-{deployment}=1"]
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
     start = time.monotonic()
     argv = [SNAKEMAKE, "--profile", "profiles/slurm-test", "--configfile", str(config), "--quiet", *extra]
     subprocess.run(argv, cwd=ROOT, check=True, capture_output=True)
     wall = time.monotonic() - start
     run = RunDir(work / "results")
-    service = json.loads(run.service("alloc").stopped.read_text())["handle"]["job_id"]
-    monitor = json.loads(run.monitoring.stopped.read_text())["handle"]["job_id"]
+    # every service job's (the run's Prometheus first)
+    services = [json.loads(d.stopped.read_text())["handle"]["job_id"] for d in run.service_dirs()]
     deadline = time.monotonic() + 30  # accounting may lag the queue a little: poll until every job has ended
     while True:
         jobs = sacct_jobs(since)
@@ -55,12 +58,15 @@ def run(grouped: bool) -> None:
         ):
             break
         time.sleep(0.5)
-    clients = [j for j in jobs if j["id"] not in (service, monitor)]
-    label = "grouped (as shipped)" if grouped else "one job per point  "
-    print(f"{label}: {len(jobs)} SLURM jobs = 1 service + 1 monitoring + {len(clients)} client "
-          f"allocation(s) for 6 points; wall {wall:.1f} s")  # fmt: skip
+    clients = [j for j in jobs if j["id"] not in services]
+    label = "grouped (as shipped)" if grouped else "one job per point"
+    label = "service sweep, k = 2" if service_sweep else label
+    points = len(run.measured_points())
+    print(f"{label:<20}: {len(jobs)} SLURM jobs = {len(services) - 1} service + 1 monitoring + "
+          f"{len(clients)} client allocation(s) for {points} points; wall {wall:.1f} s")  # fmt: skip
 
 
 if __name__ == "__main__":
     run(grouped=True)
     run(grouped=False)
+    run(grouped=True, service_sweep=True)
