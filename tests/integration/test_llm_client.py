@@ -272,3 +272,22 @@ def test_requests_are_spread_over_replicas_round_robin(tmp_path) -> None:
     assert [int(r["replica"]) for r in records] == [i % 2 for i in range(11)]
     assert all(r["status"] == "ok" for r in records)
     assert summary["client"]["tool"]["replicas"] == 2
+
+
+def test_closed_loop_warm_up_ends_before_the_measured_requests_begin(tmp_path) -> None:
+    """No measured request shares the server with a warm-up one (a GuideLLM cross-check found a warm-up
+    request inside the window at concurrency 2): the window, from the first measured send, holds only
+    measured work."""
+    with ScheduledServer(ttft_ms=20, itl_ms=5) as server:
+        summary = run_llm(server, tmp_path, mode="closed", concurrency=3, requests=9, warmup_requests=2,
+                          max_tokens=4)  # fmt: skip
+    assert summary["status"] == "ok"
+    records = rows(tmp_path)
+    warm = [r for r in records if r["warmup"] == "1"]
+    measured = [r for r in records if r["warmup"] == "0"]
+    assert len(warm) == 2 and len(measured) == 9
+    last_warm_end = max(float(r["end_s"]) for r in warm)
+    assert min(float(r["actual_send_s"]) for r in measured) >= last_warm_end
+    # the first measured requests go out together, one per worker
+    firsts = sorted(float(r["intended_send_s"]) for r in measured)[:3]
+    assert firsts[-1] - firsts[0] < ITL / 1000

@@ -152,24 +152,35 @@ async def run(
     ) as session:
         if mode == "closed":
             origin_wall, origin = time.time(), time.perf_counter()
-            counter = iter(range(10**9))
-            deadline = duration_s if duration_s else float("inf")
 
-            async def worker(number: int) -> None:
-                if ramp_up_s:  # workers start evenly spread, so their requests do not arrive in bursts
-                    await asyncio.sleep(ramp_up_s * number / concurrency)
-                while True:
-                    index = next(counter)
-                    now = time.perf_counter() - origin
-                    if (total is not None and index >= total) or now >= deadline:
-                        return
-                    record = Record(
-                        index, index < warmup_requests, intended=now, closed_loop=True, origin=origin
-                    )
-                    records.append(record)
-                    await send(session, target_of(record), prompts[index % len(prompts)], record, origin)
+            async def phase(first: int, last: int | None, deadline: float, ramp: bool) -> None:
+                """Requests first..last-1 (None: until ``deadline``, seconds from the origin) by
+                ``concurrency`` workers, each sending its next request when its previous one ends."""
+                counter = iter(range(first, last if last is not None else 10**9))
 
-            await asyncio.gather(*(worker(n) for n in range(concurrency)))
+                async def worker(number: int) -> None:
+                    if ramp and ramp_up_s:  # workers start evenly spread, so requests do not arrive in bursts
+                        await asyncio.sleep(ramp_up_s * number / concurrency)
+                    while True:
+                        index = next(counter, None)
+                        now = time.perf_counter() - origin
+                        if index is None or now >= deadline:
+                            return
+                        record = Record(
+                            index, index < warmup_requests, intended=now, closed_loop=True, origin=origin
+                        )
+                        records.append(record)
+                        await send(session, target_of(record), prompts[index % len(prompts)], record, origin)
+
+                await asyncio.gather(*(worker(n) for n in range(concurrency)))
+
+            # the warm-up ends before the measured requests begin: none of them shares the server with
+            # a warm-up request, so the window (from the first measured send) holds only measured work
+            if warmup_requests:
+                await phase(0, warmup_requests, float("inf"), ramp=True)
+            start = time.perf_counter() - origin
+            await phase(warmup_requests, total, start + duration_s if duration_s else float("inf"),
+                        ramp=not warmup_requests)  # fmt: skip
         else:
             count = total if total is not None else warmup_requests + int(duration_s * rate) + 1
             offsets = schedule(count, rate, arrival, seed)
