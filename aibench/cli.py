@@ -102,7 +102,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _status_row(service_dir: ServiceDir) -> tuple[str, ...] | None:
+def _status_row(service_dir: ServiceDir, deployment: str) -> tuple[str, ...] | None:
     """One deployment's row of `aibench status` (None: nothing deployed there)."""
     from aibench.contracts import Endpoint, Handle
     from aibench.files import read_json
@@ -119,22 +119,25 @@ def _status_row(service_dir: ServiceDir) -> tuple[str, ...] | None:
     endpoint = Endpoint.read_recorded(service_dir.endpoint) if service_dir.endpoint.exists() else None
     node = endpoint.node if endpoint else handle.job.node
     port = str(endpoint.port) if endpoint else "-"
-    return (handle.experiment, handle.kind, handle.launcher, handle.job.ident, node or "?", port, state)
+    return (handle.experiment, deployment or "-", handle.kind, handle.launcher, handle.job.ident, node or "?",
+            port, state)  # fmt: skip
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from aibench.rundir import RunDir
 
     rows = []
-    for service_dir in RunDir(args.results).service_dirs():
+    run = RunDir(args.results)
+    for service_dir in run.service_dirs():
+        experiment, deployment = run.where(service_dir)
         try:
-            row = _status_row(service_dir)
+            row = _status_row(service_dir, deployment)
         except (AibenchError, OSError, ValueError, KeyError, TypeError) as exc:  # one bad record, not all
             what = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            row = (service_dir.path.parent.name, "?", "?", "?", "?", "-", f"unreadable: {what}")
+            row = (experiment, deployment or "-", "?", "?", "?", "?", "-", f"unreadable: {what}")
         if row is not None:
             rows.append(row)
-    header = ("experiment", "service", "launcher", "job/pid", "node", "port", "state")
+    header = ("experiment", "deployment", "service", "launcher", "job/pid", "node", "port", "state")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
@@ -145,9 +148,10 @@ def cmd_stop(args: argparse.Namespace) -> int:
     from aibench.lifecycle import stop_all
     from aibench.rundir import RunDir
 
-    dirs = RunDir(args.results).service_dirs()
-    if args.experiment:
-        dirs = [d for d in dirs if d.path.parent.name in args.experiment]
+    run = RunDir(args.results)
+    dirs = run.service_dirs()
+    if args.experiment:  # every deployment (and replica) of each experiment named
+        dirs = [d for d in dirs if run.where(d)[0] in args.experiment]
     elif not args.all:
         raise AibenchError("name experiments to stop, or --all")
     for line in stop_all(dirs) or ["nothing was running"]:

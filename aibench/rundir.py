@@ -346,6 +346,14 @@ class RunDir:
     def point(self, unit: str, point: str) -> PointDir:
         return PointDir(self.root / unit / POINTS / point)
 
+    def where(self, service_dir: ServiceDir) -> tuple[str, str]:
+        """(experiment, deployment) of a service job's directory: its first component, then the rest
+        (``redis-io``, ``io_threads-2/service-r1``; ``monitoring``, ``""`` for the run's own)."""
+        parts = service_dir.path.relative_to(self.root).parts
+        if len(parts) == 1:
+            return parts[0], ""
+        return parts[0], "/".join(parts[1:-1] + (() if parts[-1] == SERVICE else parts[-1:]))
+
     def service_dirs(self) -> list[ServiceDir]:
         """Every service directory of this run, the monitoring services (Prometheus, Grafana) included."""
         dirs = [d for d in (self.monitoring, self.grafana) if d.path.is_dir()]

@@ -160,6 +160,12 @@ def test_a_service_sweeps_deployments_nest_in_their_experiment(tmp_path: Path) -
     assert replica.path == tmp_path / "sweep" / "io_threads-2" / "service-r1"
     replica.path.mkdir()
     assert replica in run.service_dirs()
+    # `aibench status` and `aibench stop --experiment` tell them apart by experiment and deployment
+    assert [run.where(d) for d in run.service_dirs()] == [
+        ("plain", ""), ("sweep", "io_threads-1"), ("sweep", "io_threads-2"), ("sweep", "io_threads-2/service-r1")
+    ]
+    run.monitoring.path.mkdir()
+    assert run.where(run.monitoring) == ("monitoring", "")
     assert replica.experiment_points == run.service("sweep/io_threads-2").experiment_points
     kept = run.service("sweep/io_threads-1").supersede_points()
     kept_paths = [k.relative_to(tmp_path).as_posix() for k in kept]
