@@ -162,8 +162,9 @@ def test_a_service_sweeps_deployments_nest_in_their_experiment(tmp_path: Path) -
     assert replica in run.service_dirs()
     # `aibench status` and `aibench stop --experiment` tell them apart by experiment and deployment
     assert [run.where(d) for d in run.service_dirs()] == [
-        ("plain", ""), ("sweep", "io_threads-1"), ("sweep", "io_threads-2"), ("sweep", "io_threads-2/service-r1")
-    ]
+        ("plain", ""), ("sweep", "io_threads-1"), ("sweep", "io_threads-2"),
+        ("sweep", "io_threads-2/service-r1"),
+    ]  # fmt: skip
     run.monitoring.path.mkdir()
     assert run.where(run.monitoring) == ("monitoring", "")
     assert replica.experiment_points == run.service("sweep/io_threads-2").experiment_points
