@@ -18,7 +18,7 @@ from aibench.rundir import PointDir
 
 BASE_COLUMNS = [
     "experiment", "point", "repeat", "status", "service", "client",
-    "metric", "stat", "value", "unit", "source", "formula",
+    "metric", "stat", "value", "ci_low", "ci_high", "n", "low_n", "unit", "source", "formula",
 ]
 
 
@@ -77,8 +77,9 @@ def point_rows(summary: dict[str, Any], metrics_csv: Path | None = None) -> list
     for metric in summary["metrics"]:
         rows.append(
             {**common, "metric": metric["name"], "stat": metric["stat"], "value": metric["value"],
-             "unit": metric["unit"], "source": "client", "formula": metric.get("formula", ""),
-             **metric.get("labels", {})}
+             "ci_low": metric.get("ci_low"), "ci_high": metric.get("ci_high"), "n": metric.get("n"),
+             "low_n": metric.get("low_n"), "unit": metric["unit"], "source": "client",
+             "formula": metric.get("formula", ""), **metric.get("labels", {})}
         )
     if metrics_csv is not None:
         rows += [{**common, **r} for r in resource_rows(metrics_csv)]
@@ -100,6 +101,7 @@ def tidy_table(point_dirs: Iterable[str | os.PathLike[str]], resources: bool = T
     params = sorted(c for c in frame.columns if c.startswith("param_"))
     deployed = deployment_columns(frame.columns)
     labels = sorted(c for c in frame.columns if c not in BASE_COLUMNS and c not in params + deployed)
+    frame["n"] = pd.to_numeric(frame["n"]).astype("Int64")  # a count, empty where no sample size is known
     return frame[BASE_COLUMNS[:6] + deployed + params + labels + BASE_COLUMNS[6:]]
 
 

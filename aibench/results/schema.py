@@ -31,6 +31,13 @@ class Metric:
     unit: str
     labels: dict[str, str] = field(default_factory=dict)
     formula: str = ""
+    #: the 95% interval of ``value`` (None where unbounded or not estimated; its method is the formula's
+    #: ``ci`` parameter) and the sample it came from (aibench.results.stats)
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int | None = None
+    #: the sample is too small to estimate this stat (its interval is unbounded on a side)
+    low_n: bool = False
 
 
 @dataclass

@@ -1,5 +1,17 @@
 """The statistics vocabulary (summary.csv's `stat`) and per-point distribution statistics (numpy
-percentiles, NaN dropped)."""
+percentiles, NaN dropped), each with its 95% interval (docs/metrics.md, "Uncertainty"):
+
+- a quantile (median, p90, p95, p99): the distribution-free order-statistic interval: with B, the
+  number of the n values below the true quantile q, binomial(n, q), [x(l), x(u)] holds it with
+  probability F(u-1) - F(l-1) (l, u chosen from F, B's distribution function), each bound interpolated
+  between two adjacent order statistics to its tail's 2.5% (Nyblom's interpolated order statistics).
+  Distribution-free; a side the sample cannot bound stays open (None) and the stat is low_n;
+- a mean: the studentized bootstrap (bootstrap-t) over the values, 1000 resamples, seeded (the same
+  values give the same interval); it holds 94-95% on skewed latencies from 60 values, where the
+  percentile bootstrap held 92% (measured, tests/unit/test_intervals.py). Beyond 20,000 values the
+  normal interval from the standard error;
+- a proportion (error rate): Wilson's score interval.
+"""
 
 from __future__ import annotations
 
@@ -30,15 +42,125 @@ def current_stats(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(stat=table["stat"].replace(LEGACY_STATS))
 
 
+#: the confidence level of every interval
+CONFIDENCE = 0.95
+#: bootstrap resamples of a mean, and the sample size beyond which the normal interval is used instead
+RESAMPLES, BOOTSTRAP_MAX_N = 1000, 20000
+#: each quantile stat's q
+QUANTILES = {"median": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+#: z of the two-sided 95% normal interval
+Z95 = 1.959963984540054
+
+
+def _binomial_cdf(n: int, q: float) -> np.ndarray:
+    """P(B <= k) for k = 0..n, B ~ binomial(n, q) (log-space pmf: no overflow for large n)."""
+    k = np.arange(n + 1)
+    log_factorial = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n + 1)))])
+    log_pmf = log_factorial[n] - log_factorial[k] - log_factorial[n - k] + k * math.log(q)
+    log_pmf += (n - k) * math.log1p(-q)
+    return np.minimum(np.cumsum(np.exp(log_pmf)), 1.0)
+
+
+def quantile_interval(ordered: np.ndarray, q: float) -> tuple[float | None, float | None]:
+    """The 95% order-statistic interval of the q-quantile of the sorted values ``ordered``; a side is
+    None where no order statistic bounds it at that level (too few values)."""
+    n = ordered.size
+    cdf = _binomial_cdf(n, q)
+    tail = (1 - CONFIDENCE) / 2
+    # x(l) <= Q iff B >= l; Q < x(u) iff B <= u - 1 (1-based l, u): with j = l - 1 (u - 1), a bound
+    # ordered[j] holds with tail F(j); between the last order statistic within the tail and the next
+    # one, the bound is interpolated to the tail's exact level (Nyblom 1992), as the order statistics
+    # alone hold 96-98% for p99 of 500 values where 95% is asked
+    lows = np.nonzero(cdf[:n] <= tail)[0]
+    highs = np.nonzero(cdf[:n] >= 1 - tail)[0]
+    low = high = None
+    if lows.size:
+        j = int(lows[-1])
+        low = _between(ordered, j, j + 1, (tail - cdf[j]) / (cdf[j + 1] - cdf[j]) if j + 1 < n else 0.0)
+    if highs.size:
+        j = int(highs[0])
+        high = _between(ordered, j - 1, j, (1 - tail - cdf[j - 1]) / (cdf[j] - cdf[j - 1]) if j > 0 else 1.0)
+    return low, high
+
+
+def _between(ordered: np.ndarray, a: int, b: int, weight: float) -> float:
+    """(1 - weight) x ordered[a] + weight x ordered[b], each index kept inside the sample."""
+    last = ordered.size - 1
+    return float((1 - weight) * ordered[min(max(a, 0), last)] + weight * ordered[min(max(b, 0), last)])
+
+
+def mean_interval(data: np.ndarray) -> tuple[float | None, float | None, str]:
+    """The 95% interval of the mean of ``data``, and its method (bootstrap-t, or normal past
+    BOOTSTRAP_MAX_N values); None, None for fewer than three values."""
+    n, mean = data.size, float(data.mean()) if data.size else math.nan
+    if n < 3:
+        return None, None, "bootstrap-t"
+    se = float(np.std(data, ddof=1)) / math.sqrt(n)
+    if n > BOOTSTRAP_MAX_N:
+        return mean - Z95 * se, mean + Z95 * se, "normal"
+    if se == 0:  # every value the same
+        return mean, mean, "bootstrap-t"
+    rng = np.random.default_rng(n)  # seeded: the same values give the same interval
+    chunk = max(1, min(RESAMPLES, 2_000_000 // n))
+    pivots = []
+    for done in range(0, RESAMPLES, chunk):
+        resamples = data[rng.integers(0, n, size=(min(chunk, RESAMPLES - done), n))]
+        spread = resamples.std(axis=1, ddof=1) / math.sqrt(n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pivots.append((resamples.mean(axis=1) - mean) / spread)
+    t = np.concatenate(pivots)
+    t = t[np.isfinite(t)]  # a resample of one repeated value has no spread
+    tail = 100 * (1 - CONFIDENCE) / 2
+    upper_t, lower_t = np.percentile(t, [100 - tail, tail])
+    return mean - float(upper_t) * se, mean - float(lower_t) * se, "bootstrap-t"
+
+
+def wilson_interval(successes: int, n: int) -> tuple[float | None, float | None]:
+    """Wilson's 95% score interval of a proportion ``successes`` / ``n`` (None, None for n = 0)."""
+    if n == 0:
+        return None, None
+    p, z2 = successes / n, Z95**2
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    low = 0.0 if successes == 0 else max(0.0, centre - half)  # exactly, not 1e-17 off
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return low, high
+
+
+def proportion(name: str, successes: int, n: int, formula: str) -> Metric:
+    """``successes`` / ``n`` (stat mean, unit fraction) with its Wilson interval."""
+    low, high = wilson_interval(successes, n)
+    value = successes / n if n else math.nan
+    return Metric(name, "mean", value, "fraction", formula=with_ci(formula, "wilson"), ci_low=low,
+                  ci_high=high, n=n, low_n=n == 0)  # fmt: skip
+
+
+def with_ci(formula: str, method: str) -> str:
+    """``formula`` with the method of its interval as the parameter ``ci``."""
+    return f"{formula};ci={method}"
+
+
 def distribution(
     name: str, values: Iterable[float], unit: str, formula: str, labels: dict[str, str] | None = None
 ) -> list[Metric]:
-    """mean, median, p90, p95, p99 and max of ``values``; nothing when no value is defined."""
+    """mean, median, p90, p95, p99 and max of ``values``, each with its 95% interval (the max: none)
+    and the number of values; nothing when no value is defined."""
     data = np.array([v for v in values if not math.isnan(v)], dtype=float)
     if data.size == 0:
         return []
+    ordered = np.sort(data)
     out = []
     for stat, how in STATS:
         value = float(np.percentile(data, how)) if isinstance(how, int) else float(how(data))
-        out.append(Metric(name, stat, value, unit, labels=dict(labels or {}), formula=formula))
+        if stat == "mean":
+            low, high, method = mean_interval(data)
+        elif stat in QUANTILES:
+            (low, high), method = quantile_interval(ordered, QUANTILES[stat]), "order-statistic"
+        else:  # the max: an extreme of the sample, no interval
+            low = high = method = None
+        out.append(Metric(
+            name, stat, value, unit, labels=dict(labels or {}),
+            formula=with_ci(formula, method) if method else formula, ci_low=low, ci_high=high,
+            n=int(data.size), low_n=method is not None and (low is None or high is None),
+        ))  # fmt: skip
     return out

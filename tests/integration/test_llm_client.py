@@ -83,7 +83,12 @@ def test_metrics_match_the_schedule(api: str, tmp_path) -> None:
     assert abs(by[("itl", "median")]["value"] - ITL) <= TOLERANCE
     assert by[("requests", "count")]["value"] == 12
     assert by[("error_rate", "mean")]["value"] == 0
-    assert by[("tpot", "median")]["formula"] == metrics.FORMULAS["tpot"]
+    assert by[("tpot", "median")]["formula"] == metrics.FORMULAS["tpot"] + ";ci=order-statistic"
+    tpot = by[("tpot", "median")]  # 12 requests: the median's 95% interval holds it, p99 has no upper bound
+    assert tpot["n"] == 12 and tpot["ci_low"] <= tpot["value"] <= tpot["ci_high"] and not tpot["low_n"]
+    assert by[("ttft", "p99")]["low_n"] and by[("ttft", "p99")]["ci_high"] is None
+    errors = by[("error_rate", "mean")]
+    assert errors["formula"] == "load.error_rate;ci=wilson" and errors["n"] == 12 and errors["ci_low"] == 0
     if api.startswith("ollama"):  # Ollama's server-side timings kept as their own columns
         assert raw[0]["eval_duration"] == "3000000" and raw[0]["load_duration"] == "1000000"
 

@@ -20,7 +20,7 @@ from aibench.clients.chroma.load import Batch, Query
 from aibench.clients.chroma.recall import recall_at_k
 from aibench.results import formulas
 from aibench.results.schema import Metric
-from aibench.results.stats import distribution
+from aibench.results.stats import distribution, mean_interval, proportion, with_ci
 
 #: formula ids (docs/metrics.md, "Chroma")
 FORMULAS = {
@@ -80,12 +80,18 @@ def summarize(
         )
         recalls = query_recalls(answered, exact)
         k = {"k": str(p["k"])}
-        out.append(Metric("recall", "mean", float(np.mean(recalls)), "fraction", k, FORMULAS["recall"]))
+        values = np.asarray(recalls, dtype=float)
+        low, high, method = mean_interval(values)
+        out.append(Metric("recall", "mean", float(np.mean(values)), "fraction", k,
+                          with_ci(FORMULAS["recall"], method), ci_low=low, ci_high=high, n=int(values.size),
+                          low_n=low is None))  # fmt: skip
         out.append(Metric("recall", "min", float(np.min(recalls)), "fraction", k, FORMULAS["recall"]))
     out.append(Metric("requests", "count", len(measured), "queries", formula=formulas.REQUESTS))
     failed = len(measured) - len(answered)
-    error_rate = failed / len(measured) if measured else 0.0
-    out.append(Metric("error_rate", "mean", error_rate, "fraction", formula=formulas.ERROR_RATE))
+    if measured:
+        out.append(proportion("error_rate", failed, len(measured), formulas.ERROR_RATE))
+    else:
+        out.append(Metric("error_rate", "mean", 0.0, "fraction", formula=formulas.ERROR_RATE))
     return out
 
 

@@ -18,7 +18,7 @@ from aibench.clients.llm.load import Record
 from aibench.clients.llm.protocols import OLLAMA_TIMINGS
 from aibench.results import formulas
 from aibench.results.schema import Metric
-from aibench.results.stats import distribution
+from aibench.results.stats import distribution, proportion
 
 #: formula ids of the per-request distributions (docs/metrics.md, "LLM serving")
 FORMULAS = {
@@ -77,7 +77,7 @@ def summarize(
         Metric("request_throughput", "mean", len(ok) / window, "req/s", formula="llm.request_throughput"),
         Metric("output_token_throughput", "mean", tokens / window, "tokens/s",
                formula=formulas.formula("llm.output_token_throughput", tokens_from=sources)),
-        Metric("error_rate", "mean", 1 - len(ok) / len(rows), "fraction", formula=formulas.ERROR_RATE),
+        proportion("error_rate", len(rows) - len(ok), len(rows), formulas.ERROR_RATE),
         Metric("goodput", "mean", len(good) / window, "req/s",
                formula=formulas.formula("llm.goodput", slo=slos)),
         Metric("requests", "count", float(len(rows)), "requests", formula=formulas.REQUESTS),
