@@ -107,18 +107,38 @@ def _panel(
     group_keys += [f"param_{p}" for p in swept if p != param] + _deployment_keys(subset)
     names = [k.removeprefix("param_").removeprefix(SERVICE_PREFIX) for k in group_keys]
     for keys, group in subset.groupby(group_keys, dropna=False):
-        stats_by_x = group.groupby(column)["value"].agg(["mean", "min", "max"]).sort_index()
-        yerr = [stats_by_x["mean"] - stats_by_x["min"], stats_by_x["max"] - stats_by_x["mean"]]
+        by_x = _bars(group, column)
         label = _label(keys if isinstance(keys, tuple) else (keys,), names)
-        ax.errorbar(
-            stats_by_x.index.to_numpy(), stats_by_x["mean"], yerr=yerr, marker="o", capsize=3, label=label
-        )
+        bars = ax.errorbar(by_x.index.to_numpy(), by_x["mean"], yerr=[by_x["below"], by_x["above"]],
+                           marker="o", capsize=3, label=label)  # fmt: skip
+        small = by_x[by_x["low_n"]]
+        if not small.empty:  # a stat its sample cannot estimate: drawn hollow
+            ax.plot(small.index.to_numpy(), small["mean"], "o", markerfacecolor="white",
+                    markeredgecolor=bars.lines[0].get_color(), zorder=3)  # fmt: skip
     _x_axis(ax, subset[column], param)
     ax.set_ylabel(f"{panel.title} ({subset['unit'].iloc[0]})")
     ax.set_title(f"{panel.title} vs {param}")
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="x-small")
+
+
+def _bars(group: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per x: the mean over repeats and its error bar: the 95% interval of a single measurement
+    (ci_low, ci_high; a side it leaves open has no bar), the min-max over repeats where there are
+    several; and whether any repeat was ``low_n``."""
+    rows = {}
+    for x, at in group.groupby(column):
+        mean = float(at["value"].mean())
+        if len(at) == 1 and "ci_low" in at.columns:
+            low, high = pd.to_numeric(at["ci_low"]).iloc[0], pd.to_numeric(at["ci_high"]).iloc[0]
+            below = mean - low if pd.notna(low) else 0.0
+            above = high - mean if pd.notna(high) else 0.0
+        else:
+            below, above = mean - float(at["value"].min()), float(at["value"].max()) - mean
+        small = bool(at["low_n"].fillna(False).astype(bool).any()) if "low_n" in at.columns else False
+        rows[x] = {"mean": mean, "below": max(below, 0.0), "above": max(above, 0.0), "low_n": small}
+    return pd.DataFrame.from_dict(rows, orient="index").sort_index()
 
 
 def _deployment_keys(data: pd.DataFrame) -> list[str]:

@@ -165,3 +165,26 @@ def test_the_scaling_figure_draws_each_line_beside_its_ideal(monkeypatch: pytest
     assert list(tail.get_lines()[0].get_ydata()) == [900.0, 450.0, 225.0]
     assert tail.get_title() == "ttft p99 vs replicas"
     plt.close("all")
+
+
+def test_error_bars_are_the_points_intervals_and_a_low_n_stat_is_hollow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    drawn: list[plt.Figure] = []
+    monkeypatch.setattr(plots, "_save", lambda fig, outputs: drawn.append(fig))
+    rows = []
+    for c, (low, high, low_n) in ((1, (35.0, 45.0, False), ), (8, (70.0, None, True), )):
+        point = dict(point=f"concurrency-{c}_r0", param_concurrency=c)
+        rows += [row(metric="ttft", stat="p99", value=40.0 * c / (1 + (c > 1)), unit="ms", ci_low=low,
+                     ci_high=high, n=50, low_n=low_n, **point),
+                 row(metric="output_token_throughput", stat="mean", value=30.0, unit="tokens/s", **point)]
+    plots.sweep_figure(pd.DataFrame(rows), "e", "concurrency", ["concurrency"], [], "llm")
+    ttft = next(ax for ax in drawn[0].axes if ax.get_title() == "TTFT vs concurrency")
+    data, *_ = ttft.get_lines()
+    assert list(data.get_ydata()) == [40.0, 160.0]
+    (segments,) = [c for c in ttft.collections if len(c.get_segments()) == 2]
+    spans = [(s[0][1], s[1][1]) for s in segments.get_segments()]
+    assert spans == [(35.0, 45.0), (70.0, 160.0)]  # the interval; an open side has no bar
+    hollow = ttft.get_lines()[-1]
+    assert list(hollow.get_ydata()) == [160.0] and hollow.get_markerfacecolor() == "white"
+    plt.close("all")
