@@ -142,11 +142,24 @@ def stop(service_dir: Where, grace_s: float | None = None) -> dict[str, Any]:
         raise ServiceError(f"{where.path}: no deployment here (no {where.HANDLE}, no {where.STOPPED})")
     handle = Handle.read(where.handle)
     how = get_launcher(handle.launcher).stop(handle.job, handle.grace_s if grace_s is None else grace_s)
+    _withdraw_targets(where)
     stopped = {"stopped_at": time.time(), "how": how, "handle": handle.to_json()}
     if where.ready.is_file():  # the deployment's whole lifecycle stays on record once ready.json is forgotten
         stopped["ready"] = read_json(where.ready)
     write_json(where.stopped, stopped)
     return stopped
+
+
+def _withdraw_targets(where: ServiceDir) -> None:
+    """Remove the deployment's Prometheus targets (the service job removes them as it ends, but not
+    when it was killed or its node failed: Prometheus would scrape a dead address for the rest of the
+    run). Their files are named by experiment and deployment (aibench.serve.target_name)."""
+    if not where.spec.is_file():
+        return
+    spec = JobSpec.read(where.spec)
+    if spec.targets_dir is not None:
+        for path in Path(spec.targets_dir).glob(f"{spec.experiment}--{spec.deployment}--*.json"):
+            path.unlink(missing_ok=True)
 
 
 def _stopped_this_job(where: ServiceDir, handle: Handle) -> bool:
@@ -212,13 +225,15 @@ def ensure_alive(service_dir: Where) -> None:
 def stop_all(service_dirs: Iterable[Where], forget_ended: bool = True) -> list[str]:
     """Stop every service job still alive among ``service_dirs``; returns what was stopped. With
     ``forget_ended``, every ended deployment's live files are removed (see ``forget``)."""
-    stopped = []
+    stopped, superseded = [], set()
     for service_dir in map(ServiceDir.of, service_dirs):
         try:
             if running(service_dir):
                 how = stop(service_dir)["how"]
                 stopped.append(f"{service_dir.path} ({how})")
-            if forget_ended and forget(service_dir):
+            # the replicas of a deployment share its points: they are kept once
+            if forget_ended and forget(service_dir) and service_dir.path.parent not in superseded:
+                superseded.add(service_dir.path.parent)
                 kept = service_dir.supersede_points()
                 if kept:
                     stopped.append(f"{service_dir.path}: its deployment is over; {len(kept)} measured points "

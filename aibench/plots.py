@@ -151,8 +151,11 @@ def scaling_figure(
     client: str,
 ) -> None:
     """Throughput and p99 latency against ``scale`` (a service-sweep value: replicas): a line per value
-    of the client's swept parameters, each beside its ideal, linear from the smallest scale measured
-    (dashed). The latency is the kind's first client panel with a p99 (TTFT for LLM loads)."""
+    of the client's swept parameters and of any other service value swept independently, each beside
+    its ideal, linear from the smallest scale measured (dashed). Service values that change with the
+    scale (linked: TP size and GPUs following the replicas) make the configurations differ: no ideal
+    line then, their values under each tick. The latency is the kind's first client panel with a p99
+    (TTFT for LLM loads)."""
     table = current_stats(table)
     mine = (table["experiment"] == experiment) & (table["status"] == "ok")
     data = table[mine & (table["source"] == "client")]
@@ -161,19 +164,24 @@ def scaling_figure(
     latency = next(p.metric for p in shown.panels if p.source == "client" and "p99" in p.stats
                    and p.metric != shown.throughput)  # fmt: skip
     fig, (left, right) = plt.subplots(1, 2, figsize=(9.6, 4), constrained_layout=True)
-    keys = [f"param_{p}" for p in swept]
+    varied = [c for c in deployment_columns(data.columns)
+              if c not in (DEPLOYMENT, column) and data[c].nunique() > 1]  # fmt: skip
+    linked = [c for c in varied if (data.groupby(column)[c].nunique() <= 1).all()]
+    keys = [f"param_{p}" for p in swept] + [c for c in varied if c not in linked]
+    names = [k.removeprefix("param_").removeprefix(SERVICE_PREFIX) for k in keys]
     groups = data.groupby(keys, dropna=False) if keys else [((), data)]
     for values, group in groups:
         values = values if isinstance(values, tuple) else (values,)
-        label = _label(values, swept) if keys else "all points"
+        label = _label(values, names) if keys else "all points"
         throughput = _mean_by(group, column, shown.throughput, "mean").sort_index()
         if throughput.empty:
             continue
         x = throughput.index.to_numpy(dtype=float)
         (line,) = left.plot(x, throughput.to_numpy(), marker="o", label=label)
-        ideal = throughput.iloc[0] * x / x[0]
-        left.plot(x, ideal, linestyle="--", color=line.get_color(), alpha=0.6,
-                  label=f"ideal (linear from {scale}={x[0]:g})")  # fmt: skip
+        if not linked:
+            ideal = throughput.iloc[0] * x / x[0]
+            left.plot(x, ideal, linestyle="--", color=line.get_color(), alpha=0.6,
+                      label=f"ideal (linear from {scale}={x[0]:g})")  # fmt: skip
         tail = _mean_by(group, column, latency, "p99").sort_index()
         right.plot(tail.index.to_numpy(dtype=float), tail.to_numpy(), marker="o", label=label)
     units = {m: data[data["metric"] == m]["unit"].iloc[0] for m in (shown.throughput, latency)
@@ -181,13 +189,21 @@ def scaling_figure(
     for ax, metric, title in ((left, shown.throughput, "Throughput"), (right, latency, f"{latency} p99")):
         _x_axis(ax, data[column], scale)
         measured = sorted(pd.to_numeric(data[column], errors="coerce").dropna().unique())
-        ax.set_xticks(measured, [f"{v:g}" for v in measured])  # counts: only those measured
+        ticks = [f"{v:g}" for v in measured]  # counts: only those measured
+        if linked:  # each count's configuration under it
+            first = data.groupby(column).first()
+            shown = [c.removeprefix(SERVICE_PREFIX) for c in linked]
+            ticks = [t + "".join(f"\n{name}={first.loc[v, c]}" for name, c in zip(shown, linked, strict=True))
+                     for t, v in zip(ticks, measured, strict=True)]  # fmt: skip
+        ax.set_xticks(measured, ticks)
         ax.set_title(f"{title} vs {scale}")
         ax.set_ylabel(f"{metric} ({units.get(metric, '')})")
         ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="x-small")
-    fig.suptitle(f"{experiment}: scaling with {scale}")
+    following = ", ".join(c.removeprefix(SERVICE_PREFIX) for c in linked)
+    note = f" ({following} change with it: no ideal line)" if linked else ""
+    fig.suptitle(f"{experiment}: scaling with {scale}{note}")
     _save(fig, outputs)
 
 

@@ -78,11 +78,15 @@ def service_minutes(experiment: Any, experiments: list[Any], serial: bool) -> in
     deployment at a time: its own plan. Deployments side by side (parallel_deployments) or experiments
     side by side (serial_experiments off): the loads still run one at a time (every profile has one
     `load_slots`), so its points may wait for every other deployment's: all of them are planned."""
-    if serial and getattr(experiment, "parallel_deployments", 1) == 1:
+    # its own experiment's deployments after it do not delay it; those running beside it may
+    beside = min(getattr(experiment, "parallel_deployments", 1), _deployments(experiment))
+    if serial and beside == 1:
         return planned_minutes(experiment)
+    own = planned_minutes(experiment) * beside
     if serial:
-        return planned_minutes(experiment) * _deployments(experiment) + JOB_MARGIN_MIN
-    return sum(planned_minutes(e) * _deployments(e) for e in experiments) + JOB_MARGIN_MIN
+        return own + JOB_MARGIN_MIN
+    everything = sum(planned_minutes(e) * _deployments(e) for e in experiments)
+    return everything - planned_minutes(experiment) * _deployments(experiment) + own + JOB_MARGIN_MIN
 
 
 def monitoring_minutes(experiments: list[Any], serial: bool) -> int:

@@ -47,8 +47,10 @@ def run(grouped: bool, service_sweep: bool = False) -> None:
     subprocess.run(argv, cwd=ROOT, check=True, capture_output=True)
     wall = time.monotonic() - start
     run = RunDir(work / "results")
-    # every service job's (the run's Prometheus first)
-    services = [json.loads(d.stopped.read_text())["handle"]["job_id"] for d in run.service_dirs()]
+    # every service job's, the run's Prometheus (and Grafana) first
+    dirs = run.service_dirs()
+    services = [json.loads(d.stopped.read_text())["handle"]["job_id"] for d in dirs]
+    monitors = sum(run.where(d)[0] in ("monitoring", "grafana") for d in dirs)
     deadline = time.monotonic() + 30  # accounting may lag the queue a little: poll until every job has ended
     while True:
         jobs = sacct_jobs(since)
@@ -62,8 +64,9 @@ def run(grouped: bool, service_sweep: bool = False) -> None:
     label = "grouped (as shipped)" if grouped else "one job per point"
     label = "service sweep, k = 2" if service_sweep else label
     points = len(run.measured_points())
-    print(f"{label:<20}: {len(jobs)} SLURM jobs = {len(services) - 1} service + 1 monitoring + "
-          f"{len(clients)} client allocation(s) for {points} points; wall {wall:.1f} s")  # fmt: skip
+    print(f"{label:<20}: {len(jobs)} SLURM jobs = {len(services) - monitors} service + {monitors} "
+          f"monitoring + {len(clients)} client allocation(s) for {points} points; "
+          f"wall {wall:.1f} s")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -190,6 +190,7 @@ def figures():
         (name, SCALING)
         for name, exp in PLAN.experiments.items()
         if scaling_parameter(exp.service_sweep)
+        and len(exp.service_sweep[scaling_parameter(exp.service_sweep)]) > 1
     ]
     return [
         str(RUN.figure(name, figure, ext))

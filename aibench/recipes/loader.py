@@ -554,6 +554,11 @@ def _deployments(
     """The experiment's deployments: one per service-sweep combination (one, with no id, without a
     service sweep), each with its parameters and resources checked together."""
     sweep, link = data["service_sweep"], data["link"]
+    if REPLICAS in sweep and data[REPLICAS] != 1:
+        raise ConfigError(
+            f"{path}: field '{REPLICAS}': {data[REPLICAS]} replicas, but service_sweep.{REPLICAS} sets them "
+            "per deployment; give one of the two"
+        )
     _check_service_sweep(sweep, service, params, path)
     _check_link(sweep, link, path)
     _check_ids(sweep, path, "service_sweep")
@@ -577,10 +582,17 @@ def _deployments(
 def _check_replicable(service: ServiceRecipe, client: str, path: Path, swept: bool) -> None:
     """Replicas need a stateless service kind and a client that spreads its load over them."""
     where = f"{path}: field '{'service_sweep.' if swept else ''}{REPLICAS}'"
-    if not SERVICES.get(service.kind).stateless:
+    kind = SERVICES.get(service.kind)
+    if not kind.stateless:
         raise ConfigError(
             f"{where}: service kind {service.kind!r} keeps data of its own, so replicas would not serve "
             "one load alike; replicas are for stateless kinds (the LLM servers)"
+        )
+    if kind.loopback_only:  # each replica its own job, maybe on another node than the client's
+        raise ConfigError(
+            f"{where}: service kind {service.kind!r} listens on its node's loopback only, so a client "
+            "could reach one replica at most; replicas are for kinds that listen on the node's address "
+            "(llamacpp, vllm)"
         )
     if not CLIENTS.get(client).spreads_over_replicas:
         raise ConfigError(f"{where}: client kind {client!r} cannot spread a load over replicas")
@@ -622,7 +634,9 @@ def _check_path_params(
     the parameters must make sense together (of a service-sweep ``deployment``: its ``swept`` values
     are then named)."""
 
-    def where(name: str) -> str:
+    def where(name: str, resources: bool = False) -> str:
+        if swept and name not in swept and resources:  # a swept resource it does not fit
+            name = next((k for k in swept if k in service.resources), name)
         if swept and name in swept:
             return f"{path}: field 'service_sweep.{name}': at deployment {deployment}"
         return _param_setter(name, path, "service_params", overrides, service.file)
@@ -634,10 +648,11 @@ def _check_path_params(
             raise ConfigError(f"{where(name)}: {problem}")
     kind = SERVICES.create(service.kind)
     together = kind.params_problem(params)  # values right alone, wrong together
-    together = together or kind.resources_problem(params, service.resources)
     if together is not None:
-        name, why = together
-        raise ConfigError(f"{where(name)}: {why}")
+        raise ConfigError(f"{where(together[0])}: {together[1]}")
+    fit = kind.resources_problem(params, service.resources)
+    if fit is not None:
+        raise ConfigError(f"{where(fit[0], resources=True)}: {fit[1]}")
 
 
 def load_experiment(path: Path, recipes_dir: Path) -> Experiment:

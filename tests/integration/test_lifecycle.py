@@ -199,3 +199,36 @@ def test_killed_service_job_leaves_nothing_behind(tmp_path: Path, no_leftovers: 
     assert lifecycle.stop_all([service_dir]) == [f"{service_dir} (SIGTERM)"]
     assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
     assert not lifecycle.running(service_dir)
+
+
+def test_a_killed_service_jobs_targets_are_withdrawn_by_its_stop(tmp_path: Path, no_leftovers: float) -> None:
+    """SIGKILL leaves the service job no tear-down: its file_sd targets stay until the stop removes
+    them (else Prometheus scrapes a dead address for the rest of the run); another deployment's stay."""
+    targets = tmp_path / "targets"
+    other = targets / "exp--0123456789ab--node.json"  # another deployment of the same experiment
+    service_dir = tmp_path / "exp" / "service"
+    handle = lifecycle.deploy(service_dir, DeploymentSpec("exp", "redis", REDIS, targets_dir=str(targets)))
+    lifecycle.wait_ready(service_dir, timeout_s=20, interval_s=0.05)
+    other.write_text("[]\n")
+    mine = sorted(p.name for p in targets.glob("*.json") if p != other)
+    assert len(mine) == 3
+    os.kill(handle.job.pid, signal.SIGKILL)
+    lifecycle.stop(service_dir)  # its orphans (redis-server, exporters) too
+    assert sorted(p.name for p in targets.glob("*.json")) == [other.name]
+
+
+def test_the_replicas_of_an_ended_deployment_keep_its_points_once(tmp_path: Path) -> None:
+    """Two replicas, both ready, both ended: their shared points are kept in attempts/ once."""
+    from aibench.rundir import RunDir
+
+    run = RunDir(tmp_path)
+    for replica in (0, 1):
+        where = run.service("llm", replica)
+        where.path.mkdir(parents=True)
+        where.ready.write_text("{}\n")
+    point = run.point("llm", "concurrency-2_r0")
+    point.path.mkdir(parents=True)
+    point.summary.write_text('{"status": "ok"}\n')
+    lines = lifecycle.stop_all(run.service_dirs())
+    assert [a.name for a in point.attempts.iterdir()] == ["1"]
+    assert len([line for line in lines if "measured points kept" in line]) == 1

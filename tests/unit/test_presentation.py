@@ -188,3 +188,26 @@ def test_error_bars_are_the_points_intervals_and_a_low_n_stat_is_hollow(
     hollow = ttft.get_lines()[-1]
     assert list(hollow.get_ydata()) == [160.0] and hollow.get_markerfacecolor() == "white"
     plt.close("all")
+
+
+def test_a_scale_whose_configuration_changes_with_it_gets_no_ideal_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Four replicas of TP 1 against one of TP 4: configurations differ, so no linear ideal (four times
+    the TP-4 replica is no baseline for them); each count's TP size under its tick."""
+    drawn: list[plt.Figure] = []
+    monkeypatch.setattr(plots, "_save", lambda fig, outputs: drawn.append(fig))
+    rows = []
+    for replicas, tp, tput in ((4, 1, 300.0), (1, 4, 200.0)):
+        point = dict(point="rate-16_r0", param_rate=16, deployment=f"replicas-{replicas}",
+                     **{"service.replicas": replicas, "service.tensor_parallel_size": tp})  # fmt: skip
+        rows += [row(metric="output_token_throughput", stat="mean", value=tput, unit="tokens/s", **point),
+                 row(metric="ttft", stat="p99", value=100.0, unit="ms", **point)]  # fmt: skip
+    plots.scaling_figure(pd.DataFrame(rows), "e", "replicas", ["rate"], [], "llm")
+    throughput, _ = drawn[0].axes
+    assert len(throughput.get_lines()) == 1  # the measured line only
+    assert [t.get_text() for t in throughput.get_xticklabels()] == [
+        "1\ntensor_parallel_size=4", "4\ntensor_parallel_size=1"
+    ]
+    assert "no ideal line" in drawn[0].get_suptitle()
+    plt.close("all")

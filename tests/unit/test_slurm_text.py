@@ -225,6 +225,14 @@ def test_every_job_has_a_time_limit() -> None:
 
     assert service_minutes(exp, [exp, exp], serial=True) == planned_minutes(exp)
     assert service_minutes(exp, [exp, exp], serial=False) == 2 * planned_minutes(exp) + JOB_MARGIN_MIN
+    # a service sweep of 4 deployments: one at a time, each job waits for no sibling's loads; two at
+    # a time, for one sibling's; beside another experiment, for all of that one's too
+    swept = SimpleNamespace(**vars(exp), deployments=[1, 2, 3, 4], parallel_deployments=1)
+    assert service_minutes(swept, [swept, exp], serial=True) == planned_minutes(exp)
+    assert service_minutes(swept, [swept, exp], serial=False) == 2 * planned_minutes(exp) + JOB_MARGIN_MIN
+    swept.parallel_deployments = 2
+    assert service_minutes(swept, [swept, exp], serial=True) == 2 * planned_minutes(exp) + JOB_MARGIN_MIN
+    assert monitoring_minutes([swept, exp], serial=True) == 5 * planned_minutes(exp) + JOB_MARGIN_MIN
     assert with_time_limit({"cpus": 2}, 42) == {"cpus": 2, "time_min": 42}
     assert with_time_limit({"time_min": 120}, 42)["time_min"] == 120  # the recipe's own wins
 

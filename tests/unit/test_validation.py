@@ -228,6 +228,18 @@ MALFORMED = [
         ["field 'service_sweep.replicas'", "service kind 'redis' keeps data of its own"],
     ),
     (
+        "replicas of a service on its node's loopback",
+        "experiments/llm-concurrency.yaml",
+        {"service": "ollama", "client": "llm", "replicas": 2, "service_params": {"models_dir": "/srv/m"}},
+        ["field 'replicas'", "service kind 'ollama' listens on its node's loopback only"],
+    ),
+    (
+        "replicas given twice",
+        "experiments/llm-concurrency.yaml",
+        {**LLM_EXPERIMENT, "replicas": 2, "service_sweep": {"replicas": [1, 2]}},
+        ["field 'replicas'", "service_sweep.replicas sets them per deployment"],
+    ),
+    (
         "no replica",
         "experiments/llm-concurrency.yaml",
         {**LLM_EXPERIMENT, "service_sweep": {"replicas": [2, 0]}},
@@ -1091,3 +1103,19 @@ def test_replicas_of_tp_1_against_one_of_tp_4(recipes: Path, monkeypatch: pytest
          {"replicas": 1, "tensor_parallel_size": 4, "gpus": 4}),
     ]  # fmt: skip
     assert all("replicas" not in d.service.params for d in plan.deployments.values())
+
+
+def test_a_swept_resource_the_service_cannot_use_is_named(
+    recipes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only gpus swept, and TP 2 needs two: the error names the swept field and the deployment."""
+    monkeypatch.setenv("AIBENCH_SCRATCH", str(recipes.parent))
+    path = recipes / "experiments" / "llm-tp-sweep-gpu.yaml"
+    data = yaml.safe_load(path.read_text())
+    write(path, {**data, "service_params": {"tensor_parallel_size": 2}, "service_sweep": {"gpus": [2, 1]},
+                 "link": []})  # fmt: skip
+    config = {"experiments": ["llm-tp-sweep-gpu"], "recipes": str(recipes), "launcher": "slurm"}
+    with pytest.raises(ConfigError) as info:
+        load_plan(config, "config", recipes.parent)
+    expected = f"{path}: field 'service_sweep.gpus': at deployment gpus-1: "
+    assert str(info.value).startswith(expected), info.value
