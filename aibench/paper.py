@@ -19,7 +19,7 @@ from aibench.clients.presentation import SCALING, presentation_of
 from aibench.errors import ConfigError
 from aibench.results.aggregate import deployment_columns
 from aibench.results.stats import current_stats
-from aibench.rundir import PointDir
+from aibench.rundir import DEPLOYMENT_SUMMARY_GLOB, PointDir
 
 
 @dataclass
@@ -85,7 +85,8 @@ def open_run(source: str | Path, workdir: Path) -> ArchivedRun:
         exp.points[p.point if p.deployment is None else f"{p.deployment}/{p.point}"] = p.directory
         exp.service_swept.update(p.service_swept)
     if not experiments:
-        raise ConfigError(f"{source}: no point results ({SUMMARY_GLOB}) in this run")
+        globs = f"{SUMMARY_GLOB}, {DEPLOYMENT_SUMMARY_GLOB}"
+        raise ConfigError(f"{source}: no point results ({globs}) in this run")
     return ArchivedRun(root, experiments)
 
 

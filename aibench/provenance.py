@@ -186,7 +186,9 @@ def build_manifest(
     results: Path, inputs: list[Path], config: dict[str, Any], point_dirs: list[Path] | None = None
 ) -> dict[str, Any]:
     run = RunDir(results)
-    services = [service_record(d) for d in run.service_dirs()]
+    # each with its directory: a service sweep's deployments and their replicas share kind and experiment
+    services = [{"directory": d.path.relative_to(run.root).as_posix(), **service_record(d)}
+                for d in run.service_dirs()]  # fmt: skip
     points = point_records(run, point_dirs)
     starts = [s["started_at"] for s in services if s.get("started_at")]
     ends = [p["window"]["end"] for p in points if p.get("window")]

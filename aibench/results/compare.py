@@ -23,7 +23,7 @@ from aibench.archive import extract, read_points
 from aibench.errors import AibenchError
 from aibench.results.aggregate import BASE_COLUMNS, DEPLOYMENT, SERVICE_PREFIX, deployment_columns, tidy_table
 from aibench.results.stats import VOCABULARY, current_stats
-from aibench.rundir import SUMMARY_GLOB
+from aibench.rundir import DEPLOYMENT_SUMMARY_GLOB, SUMMARY_GLOB
 
 #: t_{0.975, df} for df = 1..30 (two-sided 95%), from the standard Student-t table.
 T_975 = (
@@ -68,7 +68,7 @@ def _table_of(root: Path, label: str | os.PathLike[str]) -> pd.DataFrame:
     # or results directory is untrusted input, as for the paper workflow)
     point_dirs = sorted(p.directory for p in read_points(root, str(label)))
     if not point_dirs:
-        raise AibenchError(f"{label}: no points found ({SUMMARY_GLOB})")
+        raise AibenchError(f"{label}: no points found ({SUMMARY_GLOB}, {DEPLOYMENT_SUMMARY_GLOB})")
     return current_stats(tidy_table(point_dirs))
 
 

@@ -166,6 +166,10 @@ def test_service_sweep_end_to_end(make_config, workspace: Path, no_leftovers: fl
     resources = table[(table["source"] == "prometheus") & (table["metric"] == "cpu_cores")]
     assert set(resources["deployment"]) == {"io_threads-1", "io_threads-2"}  # each watched on its own
     assert (results / "figures" / "redis-e2e" / "clients.png").read_bytes().startswith(b"\x89PNG")
+    manifest = json.loads((results / "manifest.json").read_text())
+    assert {s["directory"] for s in manifest["services"]} == {
+        "monitoring", "redis-e2e/io_threads-1/service", "redis-e2e/io_threads-2/service"
+    }
     again = snakemake(config, "-n")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
