@@ -22,6 +22,9 @@ BASE_COLUMNS = [
 ]
 
 
+#: a metric's interval, sample size and small-sample flag (results schema 2.1)
+INTERVAL_COLUMNS = ("ci_low", "ci_high", "n", "low_n")
+
 #: columns of a service sweep's points: the deployment's id and each service value it set
 DEPLOYMENT, SERVICE_PREFIX = "deployment", "service."
 
@@ -102,7 +105,11 @@ def tidy_table(point_dirs: Iterable[str | os.PathLike[str]], resources: bool = T
     deployed = deployment_columns(frame.columns)
     labels = sorted(c for c in frame.columns if c not in BASE_COLUMNS and c not in params + deployed)
     frame["n"] = pd.to_numeric(frame["n"]).astype("Int64")  # a count, empty where no sample size is known
-    return frame[BASE_COLUMNS[:6] + deployed + params + labels + BASE_COLUMNS[6:]]
+    # the interval columns only where some point recorded them: a run before results schema 2.1 gives
+    # back its own table, column for column
+    recorded = [c for c in INTERVAL_COLUMNS if frame[c].notna().any()]
+    base = [c for c in BASE_COLUMNS if c not in INTERVAL_COLUMNS or c in recorded]
+    return frame[base[:6] + deployed + params + labels + base[6:]]
 
 
 def write_summary_csv(
