@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import psutil
@@ -26,6 +27,17 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
+def start_ticks(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (proc(5), /proc/<pid>/stat field 22); None when no
+    such process. Unlike a wall-clock start time (psutil's create_time adds the boot time as read by
+    each process, which moves when the clock is stepped), it names one process exactly, from any process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return int(stat[stat.rindex(b")") + 2 :].split()[19])  # fields from the third (state) on
+
+
 def group_members(pgid: int) -> list[psutil.Process]:
     """Live (non-zombie) processes of process group ``pgid``."""
     members = []
@@ -40,14 +52,14 @@ def group_members(pgid: int) -> list[psutil.Process]:
 
 @dataclass(frozen=True)
 class LocalJob:
-    """A service job started by this launcher: its process group, and the leader's start time (so a
-    reused pid is never taken for it)."""
+    """A service job started by this launcher: its process group, and the leader's start (clock ticks
+    since boot, so a reused pid is never taken for it)."""
 
     LAUNCHER: ClassVar[str] = "local"
     job_name: str
     pid: int
     pgid: int
-    create_time: float
+    start_ticks: int
     node: str
     log: str
     pid_file: str
@@ -94,7 +106,7 @@ class LocalLauncher:
             job_name=job_name,
             pid=proc.pid,
             pgid=proc.pid,
-            create_time=psutil.Process(proc.pid).create_time(),
+            start_ticks=start_ticks(proc.pid) or 0,
             node=socket.gethostname(),
             log=str(log),
             pid_file=str(service_dir.pid_file),
@@ -105,7 +117,7 @@ class LocalLauncher:
         _reap(job.pid)
         try:
             proc = psutil.Process(job.pid)
-            if abs(proc.create_time() - job.create_time) > 0.5:
+            if start_ticks(job.pid) != job.start_ticks:
                 return None  # the pid was reused by an unrelated process
             if proc.status() == psutil.STATUS_ZOMBIE:
                 return None
@@ -116,15 +128,14 @@ class LocalLauncher:
     def _orphans(self, job: LocalJob) -> list[psutil.Process]:
         """Processes of the job's group still alive after its leader died (e.g. it was SIGKILLed):
         only those started after the job, and not when the group id now belongs to another leader."""
-        with contextlib.suppress(psutil.NoSuchProcess):
-            if abs(psutil.Process(job.pgid).create_time() - job.create_time) > 0.5:
-                return []  # the group id was reused
-        members = []
-        for proc in group_members(job.pgid):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                if proc.create_time() >= job.create_time - 0.5:
-                    members.append(proc)
-        return members
+        leader = start_ticks(job.pgid)
+        if leader is not None and leader != job.start_ticks:
+            return []  # the group id was reused
+        return [
+            proc
+            for proc in group_members(job.pgid)
+            if (started := start_ticks(proc.pid)) is not None and started >= job.start_ticks
+        ]
 
     def state(self, job: LocalJob) -> JobStatus:
         if job.node != socket.gethostname():

@@ -38,7 +38,7 @@ SPEC = DeploymentSpec(
     targets_dir="/r/monitoring/targets", grace_s=3.0, labels={"team": "a"}, image="docker://redis:7",
     readiness=Readiness(30.0, 0.05),
 )  # fmt: skip
-LOCAL = LocalJob("aibench-exp-redis", 41, 41, 1700000000.5, "host1", "/r/exp/service/service.log",
+LOCAL = LocalJob("aibench-exp-redis", 41, 41, 123456, "host1", "/r/exp/service/service.log",
                  "/r/exp/service/service.pid", 1700000000.0)  # fmt: skip
 
 
