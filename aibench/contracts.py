@@ -65,6 +65,20 @@ class Placement:
 
 
 @dataclass(frozen=True)
+class ClientNodes(Record):
+    """How a point's load comes from several client nodes at once (experiment ``client_nodes``,
+    aibench.clients.fanout): how many; where their agents run (``placement``: local processes, or one
+    SLURM job of ``nodes`` nodes with the client job's options); the rule image they run in under SLURM
+    (the config's ``container``, with ``placement.runtime``'s Apptainer settings); how long the agents
+    may take to start and register once their job runs."""
+
+    nodes: int
+    placement: Placement = field(default_factory=Placement)
+    image: str | None = None
+    register_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True)
 class DeploymentSpec(Record):
     """What lifecycle.deploy is asked to start: a service kind with its params for an experiment.
 

@@ -98,6 +98,11 @@ class PointDir(_Directory):
     def scrape_log(self) -> Path:
         return self.path / "scrape.log"
 
+    @property
+    def nodes(self) -> NodesDir:
+        """Where a load from several client nodes meets (experiment ``client_nodes``)."""
+        return NodesDir(self.path / "nodes")
+
     def keep_attempt(self) -> Path:
         """Copy the point's files into ``attempts/<n>/`` beside them and return that directory.
 
@@ -119,6 +124,56 @@ class PointDir(_Directory):
             "measured on a deployment that ended before its experiment did\n"
         )
         return target
+
+
+class NodesDir(_Directory):
+    """``<point>/nodes``: how the client nodes of one point's load meet (aibench.clients.fanout). The
+    coordinator writes plan.json, clock.json (+ the 0600 clock.key) and start.json; each agent its
+    registration (agents/<id>.json) and its share's records (parts/<rank>.json)."""
+
+    @property
+    def plan(self) -> Path:
+        return self.path / "plan.json"
+
+    @property
+    def clock(self) -> Path:
+        return self.path / "clock.json"
+
+    @property
+    def clock_key(self) -> Path:
+        return self.path / "clock.key"
+
+    @property
+    def start(self) -> Path:
+        return self.path / "start.json"
+
+    @property
+    def job(self) -> Path:
+        """The SLURM job of the client nodes (its handle), while it may run."""
+        return self.path / "job.json"
+
+    @property
+    def job_script(self) -> Path:
+        return self.path / "job.sh"
+
+    @property
+    def log(self) -> Path:
+        return self.path / "agents.log"
+
+    def agent(self, ident: str) -> Path:
+        return self.path / "agents" / f"{ident}.json"
+
+    def agents(self) -> list[Path]:
+        return sorted((self.path / "agents").glob("*.json"))
+
+    def part(self, rank: int) -> Path:
+        return self.path / "parts" / f"{rank}.json"
+
+    def reset(self) -> None:
+        """Remove what an earlier attempt of the point left."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        (self.path / "agents").mkdir(parents=True)
+        (self.path / "parts").mkdir()
 
 
 #: the point summaries of a run, relative to its root (what marks a point measured): an experiment's

@@ -9,6 +9,8 @@
 
 
 rule run_client:
+    wildcard_constraints:
+        deployment=deployments_loaded_from(several=False),
     input:
         ready=deployment_ready,  # every replica's, when the deployment has several
         prepared=deployment_prepared,
@@ -33,6 +35,38 @@ rule run_client:
         qos=slurm_qos_of_run,
     params:
         point=point_settings,
+    script:
+        "../scripts/run_client.py"
+
+
+# A point loaded from several client nodes (experiment client_nodes): this rule coordinates them
+# from the login node (aibench.clients.fanout), outside the rule image: under SLURM it submits one job
+# of that many nodes, whose batch script srun's an agent per node in the rule image (which has no
+# srun); locally it starts that many agent processes. Not grouped: each point is its own allocation.
+rule run_client_nodes:
+    wildcard_constraints:
+        deployment=deployments_loaded_from(several=True),
+    input:
+        ready=deployment_ready,
+        prepared=deployment_prepared,
+        monitor=monitor_ready,
+    output:
+        raw=POINT.raw,
+        summary=POINT.summary,
+    log:
+        POINT.client_log,
+    priority: 1
+    localrule: True
+    handover: True
+    container:
+        None
+    threads: 0
+    resources:
+        load_slots=1,
+        local_cpu=2,
+    params:
+        point=point_settings,
+        nodes=client_nodes_settings,
     script:
         "../scripts/run_client.py"
 

@@ -1,9 +1,10 @@
+import math
 import re
 import sys
 import threading
 
 from aibench.clients.presentation import SCALING, presentation_of, scaling_parameter
-from aibench.contracts import DeploymentSpec, Readiness
+from aibench.contracts import ClientNodes, DeploymentSpec, Readiness
 from aibench.lifecycle import stop_all
 from aibench.recipes import load_plan, plan_summary
 from aibench.rundir import RunDir, discard_retired_state
@@ -52,6 +53,8 @@ if PLAN.config["launcher"] == "slurm":
     account(
         PLAN.config
     )  # an account from the environment is checked before any job exists
+#: seconds the client nodes' agents have to start and register once their job runs
+CLIENT_NODES_REGISTER_S = 120
 MONITORING = PLAN.monitoring["enabled"]
 MONITOR = RUN.monitoring
 GRAFANA = MONITORING and PLAN.monitoring["grafana"]
@@ -285,6 +288,31 @@ def point_settings(wildcards):
             "swept": unit.swept,
         },
     }
+
+
+def deployments_loaded_from(several):
+    """A wildcard constraint matching the deployments whose points come from several client nodes
+    (``several``), or the others; "(?!)" (matches nothing) when there are none."""
+    units = [
+        unit
+        for unit, d in PLAN.deployments.items()
+        if (PLAN.experiments[d.experiment].client_nodes > 1) == several
+    ]
+    return "|".join(re.escape(unit) for unit in units) or "(?!)"
+
+
+def client_nodes_settings(wildcards):
+    """A point's ClientNodes (aibench.clients.fanout): how many, and on SLURM the job of that many
+    nodes (the client jobs' account, QoS and partition; --time for the point's time limit)."""
+    exp = experiment(wildcards)
+    minutes = math.ceil((exp.client.timeout_s + CLIENT_NODES_REGISTER_S) / 60) + 10
+    resources = {"partition": client_partition(wildcards), "time_min": minutes}
+    return ClientNodes(
+        nodes=exp.client_nodes,
+        placement=launch_settings(resources),
+        image=PLAN.config["container"] or None,
+        register_timeout_s=CLIENT_NODES_REGISTER_S,
+    ).to_json()
 
 
 def client_placement(wildcards, input):

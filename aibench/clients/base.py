@@ -45,6 +45,30 @@ class ClientKind:
     #: ``replicas``: round robin, each request's replica recorded)
     spreads_over_replicas: ClassVar[bool] = False
 
+    #: whether a point's load can come from several client nodes at once (experiment ``client_nodes``,
+    #: aibench.clients.fanout): the kind splits its parameters into shares and merges the shares' records
+    multi_node: ClassVar[bool] = False
+
+    def nodes_problem(self, params: dict[str, Any], nodes: int) -> tuple[tuple[str, ...], str] | None:
+        """(the parameters involved, why) when a point cannot be split over ``nodes`` client nodes."""
+        return None
+
+    def share(self, params: dict[str, Any], rank: int, nodes: int) -> dict[str, Any]:
+        """The parameters of client node ``rank``'s share of the point's load."""
+        raise NotImplementedError
+
+    def run_share(
+        self, endpoint: dict[str, Any], secrets: dict[str, str], params: dict[str, Any], timeout_s: float
+    ) -> dict[str, Any]:
+        """One node's share of the load (``share``'s parameters), started at once: its records as JSON
+        values, with ``origin_wall``, the wall-clock time (this node's clock) its times count from."""
+        raise NotImplementedError
+
+    def merge(self, parts: list[dict[str, Any]], params: dict[str, Any]) -> PointResult:
+        """The point's result from every node's ``run_share`` output, each with ``rank`` and ``shift_s``
+        (seconds to add to its times to put them on the point's common time axis)."""
+        raise NotImplementedError
+
     def own_duration_s(self, params: dict[str, Any]) -> float | None:
         """How long a point's load runs by its own parameters (a timed load), None when it runs until
         its work is done (a number of requests)."""

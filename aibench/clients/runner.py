@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from aibench.clients import CLIENTS
+from aibench.contracts import ClientNodes
 from aibench.files import read_json
 from aibench.lifecycle import deployment, ensure_alive
 from aibench.monitoring.prometheus import wait_targets_up
@@ -61,6 +62,7 @@ def run_point_against(
     service_dir: str | os.PathLike[str] | list[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     monitor_ready: str | os.PathLike[str] | None = None,
+    client_nodes: ClientNodes | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
     """Run a point against the deployment in ``service_dir`` (its endpoint and secrets), or against
@@ -68,29 +70,46 @@ def run_point_against(
     lists each under ``service.replicas``).
 
     With ``monitor_ready`` (the run's Prometheus), the load starts only once Prometheus scrapes
-    every exporter of the service, so the point's window is watched from its first second.
+    every exporter of the service, so the point's window is watched from its first second. With
+    ``client_nodes`` of more than one node, the load comes from that many at once (aibench.clients.fanout).
     """
     dirs = service_dir if isinstance(service_dir, list) else [service_dir]
     for where in dirs:
         ensure_alive(where)
     found = [deployment(where) for where in dirs]
-    (endpoint, secrets), ids = found[0], [e.deployment for e, _ in found]
-    settings["service"] = {**settings.get("service", {}), "deployment": endpoint.deployment}
-    client_endpoint = endpoint.for_clients()
+    ids = [e.deployment for e, _ in found]
+    settings["service"] = {**settings.get("service", {}), "deployment": found[0][0].deployment}
     if len(found) > 1:
         settings["service"]["replicas"] = [
             {"deployment": e.deployment, "endpoint": f"{e.host}:{e.port}"} for e, _ in found
         ]
-        client_endpoint = {**client_endpoint, "replicas": [
-            {"endpoint": e.for_clients(), "secrets": s} for e, s in found
-        ]}  # fmt: skip
     targets = sum(len(e.scraped_exporters) for e, _ in found)
     if monitor_ready and targets:
         experiment = settings.get("experiment", "adhoc")
         waited = wait_targets_up(read_json(monitor_ready), experiment, targets, deadline_s=60,
                                  deployment=ids if len(ids) > 1 else ids[0])  # fmt: skip
         LOG.info("Prometheus scrapes all %d exporters (waited %.2f s); the load starts", targets, waited)
+    if client_nodes is not None and client_nodes.nodes > 1:
+        from aibench.clients.fanout import run_point_from_nodes
+
+        return run_point_from_nodes([os.fspath(d) for d in dirs], out_dir, client_nodes, **settings)
+    client_endpoint, secrets = endpoint_of(dirs)
     return run_point(endpoint=client_endpoint, secrets=secrets, out_dir=out_dir, **settings)
+
+
+def endpoint_of(
+    service_dirs: list[str | os.PathLike[str]],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """What a client is given of the deployment in ``service_dirs``: its endpoint and secrets, or with
+    replicas (several dirs) the first one's, carrying every replica's endpoint and secrets."""
+    found = [deployment(where) for where in service_dirs]
+    endpoint, secrets = found[0]
+    client_endpoint = endpoint.for_clients()
+    if len(found) > 1:
+        client_endpoint = {**client_endpoint, "replicas": [
+            {"endpoint": e.for_clients(), "secrets": s} for e, s in found
+        ]}  # fmt: skip
+    return client_endpoint, secrets
 
 
 def prepare_against(

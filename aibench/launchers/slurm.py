@@ -66,12 +66,14 @@ def _run(argv: list[str], timeout: float = 60) -> str:
 def job_script(argv: list[str], log: Path, job_name: str, options: Mapping[str, Any]) -> str:
     """The batch script: #SBATCH lines from ``options['resources']``, module lines, then ``argv``."""
     resources = {k: v for k, v in options.get("resources", {}).items() if v not in (None, "", 0)}
+    # one task (a service job), or ``tasks_per_node`` on each of its nodes (the client nodes' agents)
+    per_node = options.get("tasks_per_node")
     lines = [
         "#!/bin/bash -l",
         f"#SBATCH --job-name={shlex.quote(job_name)}",
         f"#SBATCH --output={shlex.quote(str(log))}",
         "#SBATCH --open-mode=append",
-        "#SBATCH --ntasks=1",
+        f"#SBATCH --ntasks-per-node={int(per_node)}" if per_node else "#SBATCH --ntasks=1",
         # the service job gets SIGTERM 60 s before the time limit: it stops cleanly and removes its targets
         "#SBATCH --signal=B:TERM@60",
         # never rerun by SLURM after a node failure (JobRequeue=1 is slurm.conf's default): a requeued

@@ -116,6 +116,8 @@ class Experiment:
     #: one per service-sweep combination, in sweep order (one, with no id, without a service sweep)
     deployments: list[Deployment] = field(default_factory=list)
     parallel_deployments: int = 1
+    #: how many client nodes load each point at once (aibench.clients.fanout)
+    client_nodes: int = 1
 
     def point(self, point_id: str) -> Point:
         for p in self.points:
@@ -609,8 +611,17 @@ def _param_setter(name: str, path: Path, section: str, overrides: dict[str, Any]
 def _check_point_params(points: list[Point], data: dict[str, Any], client: ClientRecipe, path: Path) -> None:
     """Every point's parameters together (beyond the schema, which sees one value at a time)."""
     kind = CLIENTS.create(client.kind)
+    nodes = data["client_nodes"]
+    if nodes > 1 and not kind.multi_node:
+        able = ", ".join(n for n in CLIENTS.names() if CLIENTS.get(n).multi_node)
+        raise ConfigError(f"{path}: field 'client_nodes': client kind {client.kind!r} runs from one node "
+                          f"only (client_nodes is for: {able})")  # fmt: skip
     for point in points:
         problem = kind.params_problem(point.params, client.timeout_s)
+        if problem is None and nodes > 1:
+            problem = kind.nodes_problem(point.params, nodes)
+            if problem is not None:
+                problem = problem[0], f"{problem[1]} (client_nodes: {nodes})"
         if problem is None:
             continue
         names, why = problem
@@ -699,6 +710,7 @@ def load_experiment(path: Path, recipes_dir: Path) -> Experiment:
         link=data["link"],
         deployments=deployments,
         parallel_deployments=data["parallel_deployments"],
+        client_nodes=data["client_nodes"],
     )
 
 

@@ -29,3 +29,6 @@ def prometheus_window(series: str) -> str:
     """The formula of a Prometheus row of the tidy table: a statistic of ``series`` over the point's
     window."""
     return formula("prometheus.window", series=series)
+#: a point loaded from several client nodes (docs/metrics.md, "Load from several client nodes")
+CLIENT_NODES = "load.client_nodes"
+CLOCK_OFFSET = "load.clock_offset_max"

@@ -5,6 +5,7 @@ something. The stats are those of one vocabulary, and each kind presents only me
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import pandas as pd
 
 from aibench.clients import CLIENTS
 from aibench.clients.chroma import metrics as chroma_metrics
+from aibench.clients.fanout import _merged
 from aibench.clients.llm import LLMClient
 from aibench.clients.llm import metrics as llm_metrics
 from aibench.clients.redis_benchmark import parse_csv
@@ -65,6 +67,18 @@ def llm_metric_sets() -> Iterator[list[Metric]]:
     params = validate({"search": "concurrency", "search_low": 1, "search_high": 4, "slo_ttft_ms": 500},
                       "kinds/llm", "test")  # fmt: skip
     yield LLMClient._search(params, lambda rate, concurrency: samples.llm_records(), {"ttft_ms": 500.0})[1]
+    yield merged_from_nodes(validate({}, "kinds/llm", "test"))
+
+
+def merged_from_nodes(params: dict[str, Any]) -> list[Metric]:
+    """A point loaded from two client nodes (aibench.clients.fanout), each sending the sample records."""
+    parts = [
+        {"rank": rank, "host": f"node{rank}", "offset_s": 0.001 * rank, "rtt_s": 0.0002, "origin_wall": 100.0,
+         "ended": 102.0, "model": "m", "replicas": 1,
+         "records": [dataclasses.asdict(r) for r in samples.llm_records()]}
+        for rank in (0, 1)
+    ]  # fmt: skip
+    return _merged(LLMClient(), parts, params, start_at=100.0)[0].metrics
 
 
 def chroma_metric_sets() -> Iterator[list[Metric]]:

@@ -266,6 +266,40 @@ def test_llm_experiment_end_to_end(make_config, workspace: Path, no_leftovers: f
     secret_found_nowhere_else(results, "llm-e2e")
 
 
+def test_one_point_loaded_from_two_client_nodes(make_config, workspace: Path, no_leftovers: float) -> None:
+    """client_nodes: 2 locally: two agent processes, each measuring its clock against the coordinator's,
+    start at one instant and send their share; the point's records are both shares merged (a `node`
+    column), its metrics computed from all of them, and nothing of the agents is left."""
+    experiment = {
+        "service": "llamacpp",
+        "client": "llm",
+        "client_nodes": 2,
+        "client_params": {"mode": "closed", "concurrency": 3, "requests": 7, "max_tokens": 4,
+                          "warmup_requests": 2},
+    }  # fmt: skip
+    config = make_config(experiment, name="llm-nodes")
+    done = snakemake(config)
+    assert done.returncode == 0, done.stderr[-4000:]
+    (point,) = list((workspace / "results" / "llm-nodes" / "points").glob("*"))
+    summary = json.loads((point / "summary.json").read_text())
+    assert summary["status"] == "ok", summary["error"]
+    nodes = summary["client"]["tool"]["nodes"]
+    assert sorted(n["rank"] for n in nodes) == [0, 1] and summary["client"]["tool"]["client_nodes"] == 2
+    parts = [json.loads((point / "nodes" / "parts" / f"{rank}.json").read_text()) for rank in (0, 1)]
+    assert [len(p["records"]) for p in parts] == [5, 4]  # 4+1 and 3+1 of 7 requests + 2 warm-up
+    raw = pd.read_csv(point / "raw.csv.gz")
+    assert len(raw) == sum(len(p["records"]) for p in parts) and (raw["status"] == "ok").all()
+    assert raw.groupby("node").size().to_dict() == {0: 5, 1: 4}
+    metrics = {(m["name"], m["stat"]): m for m in summary["metrics"]}
+    assert metrics[("requests", "count")]["value"] == 7  # the measured requests of both nodes
+    assert metrics[("client_nodes", "count")]["value"] == 2
+    assert 0 <= metrics[("clock_offset_max", "max")]["value"] < 50  # one machine's clock: ~0
+    # the window is on the coordinator's clock, from the agreed start, and holds every request
+    window = summary["window"]
+    assert window["duration_s"] >= (raw["end_s"].max() - 0.05)
+    assert (point / "nodes" / "clock.key").stat().st_mode & 0o077 == 0
+
+
 def test_two_replicas_share_one_load(make_config, workspace: Path, no_leftovers: float) -> None:
     """replicas: 2 of the local LLM server: two llama-server processes on their own ports, each with
     its own API key; the point's requests alternate between them (recorded per request), and

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any
 
@@ -46,6 +47,7 @@ class LLMClient(ClientKind):
     services = ("llamacpp", "ollama", "vllm")
     secret_names = ("LLM_API_KEY",)
     spreads_over_replicas = True
+    multi_node = True
     presentation = Presentation(
         throughput="output_token_throughput",
         panels=(
@@ -106,24 +108,100 @@ class LLMClient(ClientKind):
             )  # fmt: skip
             return asyncio.run(asyncio.wait_for(running, left))[0]
 
-        slo = {k.removeprefix("slo_"): v for k, v in p.items() if k.startswith("slo_") and v}
-        offered = p["rate"] if p["mode"] == "open" else None
         if p["search"] == "none":
             records = run_load(p["rate"], p["concurrency"])
-            result = metrics.summarize(records, p["mode"], offered, slo)
+            result = metrics.summarize(records, p["mode"], self._offered(p), self._slo(p))
         else:
-            records, result = self._search(p, run_load, slo)
+            records, result = self._search(p, run_load, self._slo(p))
+        tool = {"name": "aibench-llm", "api": p["api"], "model": targets[0].model, "replicas": len(targets)}
+        return self._result(records, result, tool)
+
+    @staticmethod
+    def _slo(p: dict[str, Any]) -> dict[str, float]:
+        return {k.removeprefix("slo_"): v for k, v in p.items() if k.startswith("slo_") and v}
+
+    @staticmethod
+    def _offered(p: dict[str, Any]) -> float | None:
+        return p["rate"] if p["mode"] == "open" else None
+
+    @staticmethod
+    def _result(records: list[load.Record], result: list[Metric], tool: dict[str, Any]) -> PointResult:
         failures = [r for r in records if r.status != "ok" and not r.warmup]
         failed = len(failures)
         measured = sum(not r.warmup for r in records)
         return PointResult(
             metrics=result,
             raw_csv=metrics.raw_csv(records),
-            tool={"name": "aibench-llm", "api": p["api"], "model": targets[0].model,
-                  "replicas": len(targets)},
+            tool=tool,
             status="ok" if result and failed < measured else "failed",
             error=None if failed == 0 else f"{failed} of {measured} requests failed: {failures[0].error}",
         )
+
+    # -- a point's load from several client nodes (aibench.clients.fanout)
+
+    #: seeds of the client nodes' shares are this far apart: independent schedules and prompts
+    SEED_STRIDE = 7919
+
+    def nodes_problem(self, params: dict[str, Any], nodes: int) -> tuple[tuple[str, ...], str] | None:
+        if params["search"] != "none":
+            return ("search",), "an SLO search runs its trials one after another, from one client node"
+        if params["mode"] == "closed" and params["concurrency"] < nodes:
+            return ("concurrency",), (
+                f"{params['concurrency']} streams cannot be split over {nodes} client nodes (one each at "
+                "least)"
+            )
+        if params["requests"] and params["requests"] < nodes:
+            return ("requests",), f"{params['requests']} requests cannot be split over {nodes} client nodes"
+        return None
+
+    def share(self, params: dict[str, Any], rank: int, nodes: int) -> dict[str, Any]:
+        """Counts split as evenly as they go (the first nodes take the remainder); the open loop's rate
+        divided by ``nodes`` with a seed of its own per node, so the merged schedule is the point's:
+        independent Poisson streams at rate/N merge into one at the full rate; a constant schedule's
+        shares are offset by rank/rate, so they interleave."""
+
+        def part(total: int) -> int:
+            return total // nodes + (rank < total % nodes)
+
+        shared = {**params, "requests": part(params["requests"]),
+                  "warmup_requests": part(params["warmup_requests"]),
+                  "seed": params["seed"] + rank * self.SEED_STRIDE}  # fmt: skip
+        if params["mode"] == "closed":
+            shared["concurrency"] = part(params["concurrency"])
+        else:
+            shared["rate"] = params["rate"] / nodes
+            shared["phase_s"] = rank / params["rate"] if params["arrival"] == "constant" else 0.0
+        return shared
+
+    def run_share(
+        self, endpoint: dict[str, Any], secrets: dict[str, str], params: dict[str, Any], timeout_s: float
+    ) -> dict[str, Any]:
+        p = params
+        targets, texts = targets_of(endpoint, secrets, p), prompt_set(p)
+        running = load.run(
+            targets, texts, mode=p["mode"], concurrency=p["concurrency"], rate=p["rate"],
+            arrival=p["arrival"], seed=p["seed"], requests=p["requests"], duration_s=p["duration_s"],
+            warmup_requests=p["warmup_requests"], phase_s=p.get("phase_s", 0.0),
+        )  # fmt: skip
+        records, origin_wall = asyncio.run(asyncio.wait_for(running, timeout_s))
+        return {"origin_wall": origin_wall, "model": targets[0].model, "replicas": len(targets),
+                "records": [dataclasses.asdict(r) for r in records]}  # fmt: skip
+
+    def merge(self, parts: list[dict[str, Any]], params: dict[str, Any]) -> PointResult:
+        """Every node's requests on one time axis, each with its ``node``; the point's metrics from all
+        of them together (percentiles of the merged requests, never averaged over nodes)."""
+        records = []
+        for part in parts:
+            for data in part["records"]:
+                record = load.Record(**data)
+                record.shifted(part["shift_s"])
+                record.node = part["rank"]
+                records.append(record)
+        records.sort(key=lambda r: (r.intended, r.node))
+        result = metrics.summarize(records, params["mode"], self._offered(params), self._slo(params))
+        tool = {"name": "aibench-llm", "api": params["api"], "model": parts[0]["model"],
+                "replicas": parts[0]["replicas"], "client_nodes": len(parts)}  # fmt: skip
+        return self._result(records, result, tool)
 
     @staticmethod
     def _search(

@@ -39,6 +39,14 @@ class Record:
     trial: int = 0  # SLO search: which load this request belonged to
     trial_value: float = 0.0
     replica: int = 0  # which of the service's replicas served it (round robin by index)
+    node: int = 0  # which client node sent it (its rank; experiment client_nodes)
+
+    def shifted(self, seconds: float) -> None:
+        """Move every time of the request by ``seconds`` (onto another time axis)."""
+        self.intended += seconds
+        self.actual += seconds
+        self.end += seconds
+        self.chunks = [c + seconds for c in self.chunks]
 
 
 @dataclass(frozen=True)
@@ -131,9 +139,11 @@ async def run(
     duration_s: float,
     warmup_requests: int,
     ramp_up_s: float = 0.0,
+    phase_s: float = 0.0,
 ) -> tuple[list[Record], float]:
     """Run the load; returns the records and the wall-clock time of the origin. With several targets
-    (the replicas of one service), request ``i`` goes to target ``i mod n`` (round robin)."""
+    (the replicas of one service), request ``i`` goes to target ``i mod n`` (round robin). ``phase_s``
+    delays every intended send of the open loop (one client node's share of a constant schedule)."""
     targets = target if isinstance(target, list) else [target]
 
     def target_of(record: Record) -> Target:
@@ -183,7 +193,7 @@ async def run(
                         ramp=not warmup_requests)  # fmt: skip
         else:
             count = total if total is not None else warmup_requests + int(duration_s * rate) + 1
-            offsets = schedule(count, rate, arrival, seed)
+            offsets = [phase_s + o for o in schedule(count, rate, arrival, seed)]
             tasks = []
             origin_wall, origin = time.time(), time.perf_counter()
             for index, offset in enumerate(offsets):

@@ -97,7 +97,7 @@ def summarize(
 RAW_COLUMNS = [
     "index", "warmup", "status", "error", "intended_send_s", "actual_send_s", "first_chunk_s", "last_chunk_s",
     "end_s", "chunks", "ttft_ms", "tpot_ms", "e2el_ms", "queue_delay_ms", "input_tokens", "output_tokens",
-    "token_source", *OLLAMA_TIMINGS, "trial", "trial_value", "itl_ms", "replica",
+    "token_source", *OLLAMA_TIMINGS, "trial", "trial_value", "itl_ms", "replica", "node",
 ]  # fmt: skip
 
 
@@ -122,6 +122,6 @@ def raw_csv(records: list[Record]) -> bytes:
             "token_source": r.token_source,
             **{k: r.timings.get(k, "") for k in OLLAMA_TIMINGS},
             "trial": r.trial, "trial_value": r.trial_value,
-            "itl_ms": ";".join(f"{g:.3f}" for g in m["itl_ms"]), "replica": r.replica,
+            "itl_ms": ";".join(f"{g:.3f}" for g in m["itl_ms"]), "replica": r.replica, "node": r.node,
         })  # fmt: skip
     return out.getvalue().encode()
