@@ -9,8 +9,6 @@
 
 
 rule run_client:
-    wildcard_constraints:
-        deployment=deployments_loaded_from(several=False),
     input:
         ready=deployment_ready,  # every replica's, when the deployment has several
         prepared=deployment_prepared,
@@ -20,6 +18,8 @@ rule run_client:
         summary=POINT.summary,
     log:
         POINT.client_log,
+    wildcard_constraints:
+        deployment=deployments_loaded_from(several=False),
     priority: 1
     # all points of a deployment share one SLURM allocation (profile: group-components)
     group:
@@ -44,8 +44,6 @@ rule run_client:
 # of that many nodes, whose batch script srun's an agent per node in the rule image (which has no
 # srun); locally it starts that many agent processes. Not grouped: each point is its own allocation.
 rule run_client_nodes:
-    wildcard_constraints:
-        deployment=deployments_loaded_from(several=True),
     input:
         ready=deployment_ready,
         prepared=deployment_prepared,
@@ -55,6 +53,8 @@ rule run_client_nodes:
         summary=POINT.summary,
     log:
         POINT.client_log,
+    wildcard_constraints:
+        deployment=deployments_loaded_from(several=True),
     priority: 1
     localrule: True
     handover: True

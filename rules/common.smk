@@ -303,10 +303,18 @@ def deployments_loaded_from(several):
 
 def client_nodes_settings(wildcards):
     """A point's ClientNodes (aibench.clients.fanout): how many, and on SLURM the job of that many
-    nodes (the client jobs' account, QoS and partition; --time for the point's time limit)."""
+    nodes (the client jobs' account, QoS and partition; --time for the point's time limit).
+    """
     exp = experiment(wildcards)
     minutes = math.ceil((exp.client.timeout_s + CLIENT_NODES_REGISTER_S) / 60) + 10
-    resources = {"partition": client_partition(wildcards), "time_min": minutes}
+    # per node as a point's job gets it (the profiles' default-resources: cpus_per_task 4, mem_mb 8000);
+    # the experiment's placement does not apply: the job's nodes are SLURM's choice
+    resources = {
+        "partition": client_partition(wildcards),
+        "time_min": minutes,
+        "cpus": 4,
+        "mem_mb": 8000,
+    }
     return ClientNodes(
         nodes=exp.client_nodes,
         placement=launch_settings(resources),

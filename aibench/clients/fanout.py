@@ -31,7 +31,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from aibench.clients import CLIENTS
@@ -49,6 +49,8 @@ START_LEAD_S = 2.0
 #: clock exchanges per agent (the one with the smallest round trip is kept)
 EXCHANGES = 8
 POLL_S = 0.05
+#: how long agents that wrote their parts get to exit (their job to leave the queue) before being stopped
+ENDING_S = 30.0
 
 
 # -- the clock
@@ -121,6 +123,9 @@ class Agents(Protocol):
     def problem(self) -> str | None:
         """Why the agents cannot finish (they ended, or their job did), else None."""
 
+    def ended(self) -> bool:
+        """They have ended (each wrote its part and exited; their job left the queue)."""
+
     def stop(self) -> None:
         """Nothing of them is left afterwards."""
 
@@ -152,6 +157,9 @@ class LocalAgents:
             if proc.poll() not in (None, 0):
                 return f"an agent exited with status {proc.returncode}: {_tail(self.where.log)}"
         return None
+
+    def ended(self) -> bool:
+        return all(proc.poll() is not None for proc in self.procs)
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -212,6 +220,9 @@ class SlurmAgents:
             return f"the client nodes' job {self.job_id} ended ({state}): {_tail(self.where.log)}"
         return None
 
+    def ended(self) -> bool:
+        return self._state() is None
+
     def stop(self) -> None:
         if self.job_id is None:
             return
@@ -237,14 +248,16 @@ def agents_for(spec: ClientNodes, where: NodesDir, job_name: str) -> Agents:
 # -- the coordinator
 
 
-def _wait(what: str, done: Any, agents: Agents, deadline: float | None) -> Any:
-    """Poll ``done()`` until it returns a value; a ClientError when the agents cannot finish or the
-    deadline (monotonic; None: none) passes."""
+def _wait(
+    what: str, done: Callable[[], Any], problem: Callable[[], str | None], deadline: float | None
+) -> Any:
+    """Poll ``done()`` until it returns a value; a ClientError when ``problem()`` says the agents cannot
+    finish, or the deadline (monotonic; None: none) passes."""
     while True:
         value = done()
         if value:
             return value
-        why = agents.problem()
+        why = problem()
         if why:
             raise ClientError(why)
         if deadline is not None and time.monotonic() > deadline:
@@ -286,19 +299,24 @@ def run_point_from_nodes(
     name = f"aibench-{experiment}-{point}-clients"
     try:
         with _agents_started(agents_for(spec, where, name)) as agents:
-            host = _wait("start", agents.running_on, agents, None)  # a queued job may wait: no deadline
+            # a queued job may wait for its nodes as long as SLURM keeps it: no deadline of ours
+            host = _wait("start", agents.running_on, agents.problem, None)
             with ClockResponder(host, key) as clock:
                 write_json(where.clock, {"host": clock.address[0], "port": clock.address[1]})
                 registered = _wait("register", lambda: len(where.agents()) >= spec.nodes and where.agents(),
-                                   agents, time.monotonic() + spec.register_timeout_s)  # fmt: skip
+                                   agents.problem, time.monotonic() + spec.register_timeout_s)  # fmt: skip
             agents_seen = [read_json(p) for p in registered]
             ranks = {a["id"]: rank for rank, a in enumerate(sorted(agents_seen, key=lambda a: a["id"]))}
             start_at = time.time() + START_LEAD_S
             write_json(where.start, {"start_at": start_at, "ranks": ranks})
             LOG.info("client nodes: %d registered, the load starts at %.3f", spec.nodes, start_at)
             paths = [where.part(rank) for rank in range(spec.nodes)]
-            _wait("finish", lambda: all(p.is_file() for p in paths), agents,
+            _wait("finish", lambda: all(p.is_file() for p in paths), agents.problem,
                   time.monotonic() + START_LEAD_S + timeout_s + 60)  # fmt: skip
+            # they end by themselves once their parts are written (the job COMPLETED in accounting);
+            # whatever has not ended by then is stopped on the way out
+            with contextlib.suppress(ClientError):
+                _wait("end", agents.ended, lambda: None, time.monotonic() + ENDING_S)
         result, window = _merged(kind, [read_json(p) for p in paths], params, start_at)
     except ClientError as exc:
         result = PointResult(metrics=[], raw_csv=b"", status="failed", error=f"ClientError: {exc}")

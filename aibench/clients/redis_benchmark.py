@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import subprocess
+import time
 from typing import Any
 
 from aibench.clients import CLIENTS
 from aibench.clients.base import ClientKind, run_tool
 from aibench.clients.presentation import Panel, Presentation, Stats
 from aibench.errors import ClientError
+from aibench.results.formulas import formula
 from aibench.results.schema import Metric, PointResult
 from aibench.secrets import mask_argv
 from aibench.services.redis import BENCH_USER
@@ -32,15 +34,20 @@ LATENCY_COLUMNS = {
 THROUGHPUT, LATENCY = "redis-benchmark.throughput", "redis-benchmark.latency"
 
 
-def parse_csv(text: str) -> list[Metric]:
-    """Metrics from ``redis-benchmark --csv`` output (one row per test)."""
+def _rows(text: str) -> list[dict[str, str]]:
     rows = list(csv.DictReader(io.StringIO(text)))
     if not rows or "rps" not in rows[0]:
         raise ValueError(f"not redis-benchmark CSV output: {text[:200]!r}")
+    return rows
+
+
+def parse_csv(text: str, node: int | None = None) -> list[Metric]:
+    """Metrics from ``redis-benchmark --csv`` output (one row per test); with ``node``, one client
+    node's of a point loaded from several (labelled ``node``)."""
     metrics: list[Metric] = []
-    for row in rows:
+    for row in _rows(text):
         command = row["test"]
-        labels = {"command": command}
+        labels = {"command": command} if node is None else {"command": command, "node": str(node)}
         metrics.append(Metric("throughput", "mean", float(row["rps"]), "ops/s", labels, THROUGHPUT))
         for column, stat in LATENCY_COLUMNS.items():
             if column in row:
@@ -104,6 +111,8 @@ class RedisBenchmark(ClientKind):
         headlines=(Stats("throughput", ("mean",)), Stats("latency", ("median", "p99"))),
     )
 
+    multi_node = True
+
     def run(
         self,
         endpoint: dict[str, Any],
@@ -111,10 +120,7 @@ class RedisBenchmark(ClientKind):
         params: dict[str, Any],
         timeout_s: float,
     ) -> PointResult:
-        user, password = credentials(secrets)
-        argv = command_line(endpoint["host"], int(endpoint["port"]), password, params, user)
-        shown = " ".join(mask_argv(argv, [password or ""]))
-        out = run_tool(argv, timeout_s, [password or ""])
+        out, shown = self._benchmark(endpoint, secrets, params, timeout_s)
         try:
             metrics = parse_csv(out)
         except ValueError as exc:
@@ -124,3 +130,59 @@ class RedisBenchmark(ClientKind):
             raw_csv=out.encode(),
             tool={"name": "redis-benchmark", "version": version(), "command": shown},
         )
+
+    @staticmethod
+    def _benchmark(
+        endpoint: dict[str, Any], secrets: dict[str, str], params: dict[str, Any], timeout_s: float
+    ) -> tuple[str, str]:
+        """redis-benchmark's CSV output, and its command line with the password masked."""
+        user, password = credentials(secrets)
+        argv = command_line(endpoint["host"], int(endpoint["port"]), password, params, user)
+        shown = " ".join(mask_argv(argv, [password or ""]))
+        return run_tool(argv, timeout_s, [password or ""]), shown
+
+    # -- a point's load from several client nodes (aibench.clients.fanout)
+
+    def nodes_problem(self, params: dict[str, Any], nodes: int) -> tuple[tuple[str, ...], str] | None:
+        for name in ("clients", "requests"):
+            if params[name] < nodes:
+                return (name,), f"{params[name]} {name} cannot be split over {nodes} client nodes"
+        return None
+
+    def share(self, params: dict[str, Any], rank: int, nodes: int) -> dict[str, Any]:
+        """Connections and requests split as evenly as they go (the first nodes take the remainder)."""
+        def part(total: int) -> int:
+            return total // nodes + (rank < total % nodes)
+
+        return {**params, "clients": part(params["clients"]), "requests": part(params["requests"])}
+
+    def run_share(
+        self, endpoint: dict[str, Any], secrets: dict[str, str], params: dict[str, Any], timeout_s: float
+    ) -> dict[str, Any]:
+        started = time.time()
+        out, shown = self._benchmark(endpoint, secrets, params, timeout_s)
+        _rows(out)  # a node whose output is not the tool's CSV fails here, naming itself
+        return {"origin_wall": started, "csv": out, "command": shown, "version": version()}
+
+    def merge(self, parts: list[dict[str, Any]], params: dict[str, Any]) -> PointResult:
+        """redis-benchmark gives percentiles per run only, from no per-request records: each node's
+        numbers are reported as its own (label ``node``), never averaged; the throughputs, which add up
+        over nodes loading at once, are also summed (label ``node: sum``, formula ``;nodes=sum``)."""
+        metrics: list[Metric] = []
+        totals: dict[str, float] = {}
+        raw = io.StringIO()
+        writer = csv.writer(raw, quoting=csv.QUOTE_NONNUMERIC)
+        for part in sorted(parts, key=lambda p: p["rank"]):
+            metrics += parse_csv(part["csv"], node=part["rank"])
+            for row in _rows(part["csv"]):
+                totals[row["test"]] = totals.get(row["test"], 0.0) + float(row["rps"])
+                if not raw.tell():
+                    writer.writerow(["node", *row])
+                writer.writerow([part["rank"], *row.values()])
+        for command, total in totals.items():
+            labels = {"command": command, "node": "sum"}
+            summed = formula(THROUGHPUT, nodes="sum")
+            metrics.append(Metric("throughput", "mean", total, "ops/s", labels, summed))
+        tool = {"name": "redis-benchmark", "version": parts[0]["version"], "command": parts[0]["command"],
+                "client_nodes": len(parts)}  # fmt: skip
+        return PointResult(metrics=metrics, raw_csv=raw.getvalue().encode(), tool=tool)

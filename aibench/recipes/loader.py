@@ -695,6 +695,11 @@ def load_experiment(path: Path, recipes_dir: Path) -> Experiment:
         points = expand(client_params, data["sweep"], data["repeats"])
     except ValueError as exc:  # ids colliding across swept parameters
         raise ConfigError(f"{path}: field 'sweep': {exc}") from None
+    if data["client_nodes"] > 1 and SERVICES.get(service.kind).loopback_only:
+        raise ConfigError(
+            f"{path}: field 'client_nodes': service kind {service.kind!r} listens on its node's loopback "
+            "only, so a client on another node cannot reach it"
+        )
     _check_point_params(points, data, client, path)
     return Experiment(
         name=path.stem,

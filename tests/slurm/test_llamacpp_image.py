@@ -13,6 +13,7 @@ server's own /metrics through the relay that holds the key, so each point has it
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -109,3 +110,42 @@ def test_two_replicas_serve_one_load_as_two_service_jobs(workspace: Path, no_lef
     assert [r["endpoint"] for r in summary["service"]["replicas"]] == [
         f"{e['host']}:{e['port']}" for e in endpoints
     ]
+
+
+def test_one_point_loaded_from_two_client_nodes(workspace: Path, no_leftovers: float) -> None:
+    """client_nodes: 2 under the MeluXina profile: the login-node rule submits one job of two nodes
+    (sacct: NNodes 2), whose batch script srun's an agent per node in the rule image; each agent measures
+    its clock against the login host's and registers from its own node; the point's records are both
+    nodes' requests, merged (their count the sum of both nodes'), with a `node` column."""
+    from tests.slurm.conftest import sacct_jobs
+
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 2))
+    recipes = workspace / "recipes"
+    experiment = {**EXPERIMENT, "client_nodes": 2, "sweep": {"concurrency": [2]},
+                  "client_params": {**EXPERIMENT["client_params"], "warmup_requests": 2}}  # fmt: skip
+    (recipes / "experiments" / "llamacpp-nodes.yaml").write_text(yaml.safe_dump(experiment))
+    config = workspace / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "experiments": ["llamacpp-nodes"], "results": str(workspace / "results"), "recipes": str(recipes),
+        "monitoring": {"enabled": False},
+    }))  # fmt: skip
+    done = run_meluxina_profile(workspace, config)
+    assert done.returncode == 0, done.stderr[-6000:]
+    (point,) = list((workspace / "results" / "llamacpp-nodes" / "points").glob("*"))
+    summary = json.loads((point / "summary.json").read_text())
+    assert summary["status"] == "ok", summary["error"]
+    nodes = summary["client"]["tool"]["nodes"]
+    hosts = {n["host"] for n in nodes}
+    assert len(hosts) == 2 and hosts <= set(compute_nodes())  # one agent on each of two nodes
+    parts = [json.loads((point / "nodes" / "parts" / f"{rank}.json").read_text()) for rank in (0, 1)]
+    raw = pd.read_csv(point / "raw.csv.gz")
+    assert len(raw) == sum(len(p["records"]) for p in parts) == 8 + 2 and (raw["status"] == "ok").all()
+    assert raw.groupby("node").size().to_dict() == {0: 5, 1: 5}
+    clock = json.loads((point / "nodes" / "clock.json").read_text())
+    assert clock["host"] not in ("127.0.0.1", "0.0.0.0")  # the login host's address on the nodes' network
+    jobs = [j for j in sacct_jobs(since) if j["name"].endswith("-clients")]
+    assert len(jobs) == 1 and jobs[0]["state"] == "COMPLETED", jobs
+    argv = ["scontrol", "show", "hostnames", jobs[0]["nodes"]]
+    listed = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()
+    assert set(listed) == hosts  # the job's two nodes are where the agents ran
+    assert not (point / "nodes" / "job.json").exists()  # the job is over and forgotten

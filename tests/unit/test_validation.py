@@ -234,6 +234,44 @@ MALFORMED = [
         ["field 'replicas'", "service kind 'ollama' listens on its node's loopback only"],
     ),
     (
+        "client nodes for a client that runs from one node",
+        "experiments/mysql-threads.yaml",
+        {"service": "mysql", "client": "sysbench", "client_nodes": 2},
+        ["field 'client_nodes'", "client kind 'sysbench' runs from one node only", "llm, redis-benchmark"],
+    ),
+    (
+        "fewer redis connections than client nodes",
+        "experiments/redis-default.yaml",
+        {**GOOD_EXPERIMENT, "client_nodes": 3},
+        ["field 'sweep.clients'", "at point clients-1_r0", "1 clients cannot be split over 3 client nodes"],
+    ),
+    (
+        "client nodes for an SLO search",
+        "experiments/llm-concurrency.yaml",
+        {**LLM_EXPERIMENT, "client_nodes": 2, "client_params": {"search": "concurrency", "slo_ttft_ms": 500}},
+        ["field 'client_params.search'", "an SLO search runs its trials one after another",
+         "client_nodes: 2"],
+    ),
+    (
+        "fewer streams than client nodes",
+        "experiments/llm-concurrency.yaml",
+        {**LLM_EXPERIMENT, "client_nodes": 4, "sweep": {"concurrency": [2, 8]}},
+        ["field 'sweep.concurrency'", "at point concurrency-2_r0",
+         "2 streams cannot be split over 4 client nodes"],
+    ),
+    (
+        "client nodes for a service on its node's loopback",
+        "experiments/llm-concurrency.yaml",
+        {"service": "ollama", "client": "llm", "client_nodes": 2, "service_params": {"models_dir": "/srv/m"}},
+        ["field 'client_nodes'", "service kind 'ollama' listens on its node's loopback only"],
+    ),
+    (
+        "no client node",
+        "experiments/llm-concurrency.yaml",
+        {**LLM_EXPERIMENT, "client_nodes": 0},
+        ["field 'client_nodes'", "0 is less than the minimum of 1"],
+    ),
+    (
         "replicas given twice",
         "experiments/llm-concurrency.yaml",
         {**LLM_EXPERIMENT, "replicas": 2, "service_sweep": {"replicas": [1, 2]}},
@@ -593,7 +631,7 @@ MALFORMED = [
         "unknown experiment key",
         "experiments/redis-default.yaml",
         {**GOOD_EXPERIMENT, "sweeps": {"clients": [1]}},
-        ["field '(top level)'", "unknown field(s) 'sweeps'", "allowed: client, client_params"],
+        ["field '(top level)'", "unknown field(s) 'sweeps'", "allowed: client, client_nodes, client_params"],
     ),
     (
         "experiment key set twice",
