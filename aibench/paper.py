@@ -15,7 +15,7 @@ import pandas as pd
 
 from aibench.archive import SUMMARY_GLOB, TOP, RunPoint, read_points, unpack
 from aibench.clients import CLIENTS
-from aibench.clients.presentation import SCALING, presentation_of
+from aibench.clients.presentation import NODE, SCALING, presentation_of
 from aibench.errors import ConfigError
 from aibench.results.aggregate import deployment_columns
 from aibench.results.stats import current_stats
@@ -122,7 +122,7 @@ def headline_table(tidy: pd.DataFrame, client: str, swept: list[str]) -> pd.Data
     data = data[keep].assign(
         column=lambda d: d["metric"] + " " + d["stat"] + " (" + d["unit"].astype(str) + ")"
     )
-    labels = [c for c in ("command", "k", "batch_size") if c in data.columns and data[c].notna().any()]
+    labels = [c for c in ("command", "k", "batch_size", NODE) if c in data.columns and data[c].notna().any()]
     index = [*deployment_columns(data.columns), "point", *[f"param_{p}" for p in swept], *labels]
     table = data.pivot_table(index=index, columns="column", values="value", aggfunc="first", sort=True)
     order = [

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from aibench.clients.presentation import Panel, Stats, Tradeoff, presentation_of
+from aibench.clients.presentation import NODE, Panel, Stats, Tradeoff, presentation_of, whole_point
 from aibench.results.aggregate import DEPLOYMENT, SERVICE_PREFIX, deployment_columns
 from aibench.results.stats import current_stats
 
@@ -102,7 +102,8 @@ def _panel(
             ax.set_yticks([])
         return
     ax.set_visible(True)
-    labels = [c for c in ("command",) if c in subset.columns and subset[c].notna().any()]
+    # a line per label value: a Redis command, a client node (its own numbers, and the nodes' sum)
+    labels = [c for c in ("command", NODE) if c in subset.columns and subset[c].notna().any()]
     group_keys = (["metric"] if panel.also else []) + ["stat"] + labels
     group_keys += [f"param_{p}" for p in swept if p != param] + _deployment_keys(subset)
     names = [k.removeprefix("param_").removeprefix(SERVICE_PREFIX) for k in group_keys]
@@ -208,8 +209,8 @@ def scaling_figure(
 
 
 def _mean_by(data: pd.DataFrame, column: str, metric: str, stat: str) -> pd.Series:
-    """``stat`` of ``metric`` per value of ``column``, the mean over repeats."""
-    return data[Stats(metric, (stat,)).rows(data)].groupby(column)["value"].mean()
+    """``stat`` of ``metric`` per value of ``column``, the mean over repeats (of whole-point rows)."""
+    return data[Stats(metric, (stat,)).rows(data) & whole_point(data)].groupby(column)["value"].mean()
 
 
 def _tradeoff_panel(

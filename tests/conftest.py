@@ -31,6 +31,8 @@ SERVICE_NAMES = {
     "prometheus-node-exporter",
 }
 
+#: the project's own long-running processes: service jobs, and the client nodes' agents
+OUR_MODULES = ("aibench.serve", "aibench.clients.agent")
 
 # The leftover checks count only this session's processes, never those of another run or test session
 # on the same machine: descendants of this process, or processes carrying this session's marker in
@@ -44,7 +46,7 @@ def _ours(proc: psutil.Process, since: float) -> bool:
         if proc.create_time() < since - 1 or proc.status() == psutil.STATUS_ZOMBIE:
             return False
         cmdline = " ".join(proc.cmdline())
-        if not (proc.name() in SERVICE_NAMES or "aibench.serve" in cmdline):
+        if not (proc.name() in SERVICE_NAMES or any(m in cmdline for m in OUR_MODULES)):
             return False
         if any(parent.pid == os.getpid() for parent in proc.parents()):
             return True

@@ -38,6 +38,21 @@ class Stats:
         return (table["metric"] == self.metric) & table["stat"].isin(self.stats)
 
 
+#: the label of a number one client node measured (a tool without per-request records, loaded from
+#: several nodes: aibench.clients.redis_benchmark), and its value on the nodes' sum
+NODE, SUMMED = "node", "sum"
+
+
+def whole_point(table: pd.DataFrame) -> pd.Series:
+    """Which rows of ``table`` describe the whole point: every row but one client node's own number
+    (a sum over nodes does). What reduces a point to one value reads only these: per-node percentiles
+    are never averaged."""
+    if NODE not in table.columns:
+        return table["value"].notna() | table["value"].isna()  # every row
+    node = table[NODE]
+    return node.isna() | (node.astype(str) == SUMMED)
+
+
 @dataclass(frozen=True)
 class Panel(Stats):
     """A panel of the sweep figure: ``stats`` of ``metric`` (and of the metrics in ``also``) against

@@ -105,3 +105,28 @@ def test_client_nodes_script_runs_one_task_per_node(tmp_path: Path) -> None:
     assert script.rstrip().endswith("exec srun apptainer exec img.sif python3")
     service = job_script(["x"], tmp_path / "log", "j", {"resources": {}})
     assert "#SBATCH --ntasks=1\n" in service and "ntasks-per-node" not in service
+
+
+def test_per_node_numbers_are_never_averaged_into_one() -> None:
+    """redis-benchmark from two nodes: what reduces a point to one value reads the nodes' sum, and a
+    percentile measured per node only has no such value; the paper's table keeps each node's row."""
+    import pandas as pd
+
+    from aibench.clients.presentation import whole_point
+    from aibench.clients.redis_benchmark import RedisBenchmark
+    from aibench.paper import headline_table
+    from aibench.plots import _mean_by
+
+    csv = {rank: samples.REDIS_CSV.replace("20990.76", str(1000.0 * (rank + 1))) for rank in (0, 1)}
+    parts = [{"rank": rank, "host": f"n{rank}", "version": "7", "command": "rb", "csv": csv[rank]}
+             for rank in (0, 1)]  # fmt: skip
+    result = RedisBenchmark().merge(parts, {})
+    rows = pd.DataFrame([{"metric": m.name, "stat": m.stat, "value": m.value, **m.labels, "param_clients": 4,
+                          "source": "client", "unit": m.unit, "point": "p", "formula": m.formula}
+                         for m in result.metrics])  # fmt: skip
+    assert whole_point(rows).sum() == 2  # the two sums (SET, GET)
+    sets = rows[rows["command"] == "SET"]
+    assert _mean_by(sets, "param_clients", "throughput", "mean").tolist() == [3000.0]  # 1000 + 2000
+    assert _mean_by(sets, "param_clients", "latency", "p99").empty
+    table = headline_table(rows, "redis-benchmark", ["clients"])
+    assert sorted(table[table["command"] == "SET"]["node"]) == ["0", "1", "sum"]

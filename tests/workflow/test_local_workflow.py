@@ -300,6 +300,47 @@ def test_one_point_loaded_from_two_client_nodes(make_config, workspace: Path, no
     assert (point / "nodes" / "clock.key").stat().st_mode & 0o077 == 0
 
 
+def test_redis_loaded_from_two_client_nodes(make_config, workspace: Path, no_leftovers: float) -> None:
+    """client_nodes: 2 with redis-benchmark, which gives percentiles per run only: summary.csv holds each
+    node's numbers (column node) and the throughputs summed (node "sum"), never averaged; the figures
+    are drawn from that table."""
+    swept = {"client_nodes": 2, "sweep": {"clients": [4, 10]}}
+    config = make_config({**SMALL, "client_params": {"tests": "get,set", "requests": 20000}, **swept},
+                         name="redis-nodes")  # fmt: skip
+    done = snakemake(config)
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = workspace / "results"
+    table = pd.read_csv(results / "summary.csv", dtype={"node": str})
+    client = table[table["source"] == "client"]
+    assert set(client["status"]) == {"ok"}
+    for point, frame in client.groupby("point"):
+        rate = frame[(frame["metric"] == "throughput")].set_index(["command", "node"])["value"]
+        for command in ("GET", "SET"):
+            assert rate[(command, "sum")] == pytest.approx(rate[(command, "0")] + rate[(command, "1")])
+        p99 = frame[(frame["metric"] == "latency") & (frame["stat"] == "p99")]
+        assert sorted(p99["node"]) == ["0", "0", "1", "1"], point  # per node only: no "sum" percentile
+    for path in (results / "redis-nodes" / "points").glob("*/raw.csv.gz"):
+        raw = pd.read_csv(path)
+        assert sorted(raw["node"]) == [0, 0, 1, 1] and set(raw["test"]) == {"GET", "SET"}
+    assert (results / "figures" / "redis-nodes" / "clients.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_failing_client_node_fails_its_point_and_leaves_nothing(
+    make_config, workspace: Path, no_leftovers: float
+) -> None:
+    """The agents cannot run their shares (redis-benchmark is refused: more connections than the
+    server's maxclients): the point fails naming a client node, the run stops, and no agent, load or
+    service is left (no_leftovers counts the agents too)."""
+    swept = {"client_nodes": 2, "service_params": {"maxclients": 12}, "sweep": {"clients": [40]}}
+    config = make_config({**SMALL, "client_params": {"tests": "get", "requests": 2000}, **swept},
+                         name="redis-nodes-fail")  # fmt: skip
+    done = snakemake(config)
+    assert done.returncode != 0
+    (point,) = list((workspace / "results" / "redis-nodes-fail" / "points").glob("*"))
+    attempt = json.loads((point / "attempts" / "1" / "summary.json").read_text())
+    assert attempt["status"] == "failed" and "client node" in attempt["error"], attempt["error"]
+
+
 def test_two_replicas_share_one_load(make_config, workspace: Path, no_leftovers: float) -> None:
     """replicas: 2 of the local LLM server: two llama-server processes on their own ports, each with
     its own API key; the point's requests alternate between them (recorded per request), and
