@@ -145,16 +145,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
+    from aibench.clients.fanout import cancel_leftover_jobs
     from aibench.lifecycle import stop_all
     from aibench.rundir import RunDir
 
     run = RunDir(args.results)
-    dirs = run.service_dirs()
+    dirs, loads = run.service_dirs(), run.client_node_jobs()
     if args.experiment:  # every deployment (and replica) of each experiment named
         dirs = [d for d in dirs if run.where(d)[0] in args.experiment]
+        loads = [n for n in loads if n.path.relative_to(run.root).parts[0] in args.experiment]
     elif not args.all:
         raise AibenchError("name experiments to stop, or --all")
-    for line in stop_all(dirs) or ["nothing was running"]:
+    for line in [*cancel_leftover_jobs(loads), *stop_all(dirs)] or ["nothing was running"]:
         print(line)
     return 0
 

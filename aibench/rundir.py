@@ -417,6 +417,11 @@ class RunDir:
         dirs += [ServiceDir(p) for p in sorted(found) if p.is_dir()]
         return dirs
 
+    def client_node_jobs(self) -> list[NodesDir]:
+        """The points whose client nodes' SLURM job may still be queued or running (its job.json)."""
+        found = [p for depth in ("*", "*/*") for p in self.root.glob(f"{depth}/{POINTS}/*/nodes/job.json")]
+        return [NodesDir(p.parent) for p in sorted(found)]
+
     def measured_points(self) -> list[PointDir]:
         """Every point with a summary, sorted by path."""
         return [PointDir(p.parent) for p in summary_files(self.root)]

@@ -4,6 +4,7 @@ import sys
 import threading
 
 from aibench.clients.presentation import SCALING, presentation_of, scaling_parameter
+from aibench.clients.fanout import cancel_leftover_jobs
 from aibench.contracts import ClientNodes, DeploymentSpec, Readiness
 from aibench.lifecycle import stop_all
 from aibench.recipes import load_plan, plan_summary
@@ -348,7 +349,10 @@ def client_partition(wildcards):
 
 
 def stop_leftover_services():
-
+    """When the run ends or fails: the client nodes' jobs a stopped coordinator left, then every
+    service job still alive."""
+    for line in cancel_leftover_jobs(RUN.client_node_jobs()):
+        print(f"aibench: cancelled {line}")
     for line in stop_all(RUN.service_dirs()):
         print(f"aibench: stopped leftover service {line}")
 

@@ -233,6 +233,22 @@ class SlurmAgents:
         self.where.job.unlink(missing_ok=True)
 
 
+def cancel_leftover_jobs(nodes_dirs: list[NodesDir]) -> list[str]:
+    """Cancel the client nodes' jobs a killed coordinator left (their job.json); returns what it did."""
+    from aibench.launchers.slurm import SlurmJob, SlurmLauncher
+
+    done = []
+    for where in nodes_dirs:
+        try:
+            job = read_json(where.job)
+            how = SlurmLauncher().stop(SlurmJob(job["job_name"], job["job_id"], str(where.log), "", 0.0), 5.0)
+            where.job.unlink(missing_ok=True)
+            done.append(f"{where.path}: client nodes' job {job['job_id']} ({how})")
+        except Exception as exc:  # keep going: every other job must still be cancelled
+            done.append(f"{where.path}: could not cancel its client nodes' job: {exc}")
+    return done
+
+
 def _tail(path: os.PathLike[str] | str, lines: int = 15) -> str:
     with contextlib.suppress(OSError):
         return "\n".join(open(path, errors="replace").read().splitlines()[-lines:])

@@ -88,3 +88,27 @@ def test_hung_service_job_is_cancelled_with_log_tail(tmp_path: Path, no_leftover
         time.sleep(0.5)
     assert states.get(handle["job_id"], "").startswith("CANCELLED"), states
     assert read_json(service_dir / "stopped.json")["how"].startswith("scancel")
+
+
+@pytest.mark.usefixtures("local_slurm")
+def test_a_client_nodes_job_left_behind_is_cancelled_by_stop(tmp_path: Path) -> None:
+    """A coordinator killed while its client nodes' job is queued or running leaves the job's handle
+    (nodes/job.json): `aibench stop` cancels that job (what the workflow's error handler calls too)."""
+    from aibench.clients.fanout import SlurmAgents
+    from aibench.contracts import ClientNodes
+    from aibench.rundir import NodesDir
+
+    where = NodesDir(tmp_path / "results" / "cn" / "points" / "p_r0" / "nodes")
+    where.reset()
+    spec = ClientNodes(nodes=2, placement=ON_SLURM, image=str(ROOT / "envs" / "aibench.sif"))
+    agents = SlurmAgents(where, spec, "aibench-cn-p_r0-clients")
+    agents.start()  # its agents wait for a clock that never comes: the job would run until its --time
+    script = where.job_script.read_text()
+    assert "#SBATCH --nodes=2\n" in script and "#SBATCH --ntasks-per-node=1\n" in script
+    assert "exec srun --kill-on-bad-exit=1 apptainer exec --cleanenv" in script
+    job_id = read_json(where.job)["job_id"]
+    assert queued_jobs(job_id)
+    stopped = aibench("stop", str(tmp_path / "results"), "--experiment", "cn")
+    assert stopped.returncode == 0, stopped.stderr
+    assert f"client nodes' job {job_id} (scancel" in stopped.stdout
+    assert not queued_jobs(f"{job_id} ") and not where.job.exists()

@@ -102,3 +102,22 @@ def test_swept_replicas_plan_a_service_job_per_replica_and_the_scaling_figure(
     for service in ("replicas-1/service", "replicas-2/service-r0", "replicas-2/service-r1"):
         assert f"{results}/{service}/stopped.json" in output
     assert f"{workspace}/results/figures/llm-scale/scaling.png" in output
+
+
+def test_client_nodes_points_are_coordinated_from_the_login_node(
+    workspace: Path, make_config: object
+) -> None:
+    """An experiment with client_nodes runs its points through run_client_nodes (a login-node rule that
+    submits the nodes' job), every other experiment's through run_client, in one plan."""
+    single = {"service": "redis", "client": "redis-benchmark"}
+    (workspace / "recipes" / "experiments" / "single.yaml").write_text(yaml.safe_dump(single))
+    config = make_config(  # type: ignore[operator]
+        {**single, "client_nodes": 2, "sweep": {"clients": [4, 8]}}, name="nodes"
+    )
+    both = {**yaml.safe_load(config.read_text()), "experiments": ["nodes", "single"]}
+    config.write_text(yaml.safe_dump(both))
+    done = snakemake(config, "-n", timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", output, re.M))
+    assert (counts["run_client_nodes"], counts["run_client"]) == ("2", "1"), counts
