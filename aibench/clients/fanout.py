@@ -49,6 +49,8 @@ START_LEAD_S = 2.0
 #: clock exchanges per agent (the one with the smallest round trip is kept)
 EXCHANGES = 8
 POLL_S = 0.05
+#: how often the client nodes' job is looked up in squeue, at most
+SQUEUE_INTERVAL_S = 2.0
 #: how long agents that wrote their parts get to exit (their job to leave the queue) before being stopped
 ENDING_S = 30.0
 
@@ -173,12 +175,15 @@ class SlurmAgents:
     """One SLURM job of N nodes (sbatch from the login node, the client job's account, QoS and
     partition); its batch script srun's an agent per node in the rule image under Apptainer."""
 
-    def __init__(self, where: NodesDir, spec: ClientNodes, job_name: str) -> None:
+    def __init__(self, where: NodesDir, spec: ClientNodes, job_name: str, service_dirs: list[str]) -> None:
         from aibench.launchers.slurm import SlurmLauncher
 
         self.where, self.spec, self.job_name = where, spec, job_name
+        self.service_dirs = [os.path.abspath(d) for d in service_dirs]
         self.launcher = SlurmLauncher()
         self.job_id: str | None = None
+        self._queued: tuple[str, str] | None = None
+        self._asked = -SQUEUE_INTERVAL_S
 
     def start(self) -> None:
         from aibench.launchers.slurm import _run, job_script
@@ -187,7 +192,10 @@ class SlurmAgents:
             raise ClientError("client_nodes under SLURM runs its agents in the rule image: the config's "
                               "`container` is not set")  # fmt: skip
         runtime = self.spec.placement.runtime
-        apptainer = [runtime.binary, "exec", "--cleanenv", "--bind", str(os.getcwd()),
+        # what an agent reads: the working directory (inputs such as a prompt file), the point's nodes/
+        # and the deployment's service dirs, wherever the results are (e.g. on scratch)
+        binds = dict.fromkeys([os.getcwd(), str(self.where.path.absolute()), *self.service_dirs])
+        apptainer = [runtime.binary, "exec", "--cleanenv", *(a for b in binds for a in ("--bind", b)),
                      *runtime.apptainer.get("args", []), self.spec.image]  # fmt: skip
         options = dict(self.spec.placement.launcher_options)
         options["resources"] = {**options.get("resources", {}), "nodes": self.spec.nodes}
@@ -201,8 +209,12 @@ class SlurmAgents:
         LOG.info("client nodes: SLURM job %s of %d nodes submitted", self.job_id, self.spec.nodes)
 
     def _state(self) -> tuple[str, str] | None:
+        """squeue's (state, nodes) of the job, asked every SQUEUE_INTERVAL_S at most (the waits poll
+        files far more often; slurmctld is shared)."""
         assert self.job_id is not None
-        return self.launcher._squeue(self.job_id)
+        if time.monotonic() - self._asked >= SQUEUE_INTERVAL_S:
+            self._queued, self._asked = self.launcher._squeue(self.job_id), time.monotonic()
+        return self._queued
 
     def running_on(self) -> str | None:
         from aibench.launchers.slurm import _run
@@ -255,9 +267,9 @@ def _tail(path: os.PathLike[str] | str, lines: int = 15) -> str:
     return "(no log)"
 
 
-def agents_for(spec: ClientNodes, where: NodesDir, job_name: str) -> Agents:
+def agents_for(spec: ClientNodes, where: NodesDir, job_name: str, service_dirs: list[str]) -> Agents:
     if spec.placement.launcher == "slurm":
-        return SlurmAgents(where, spec, job_name)
+        return SlurmAgents(where, spec, job_name, service_dirs)
     return LocalAgents(where, spec.nodes)
 
 
@@ -314,7 +326,7 @@ def run_point_from_nodes(
                             "register_timeout_s": spec.register_timeout_s})  # fmt: skip
     name = f"aibench-{experiment}-{point}-clients"
     try:
-        with _agents_started(agents_for(spec, where, name)) as agents:
+        with _agents_started(agents_for(spec, where, name, service_dirs)) as agents:
             # a queued job may wait for its nodes as long as SLURM keeps it: no deadline of ours
             host = _wait("start", agents.running_on, agents.problem, None)
             with ClockResponder(host, key) as clock:

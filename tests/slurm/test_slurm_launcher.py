@@ -101,11 +101,13 @@ def test_a_client_nodes_job_left_behind_is_cancelled_by_stop(tmp_path: Path) -> 
     where = NodesDir(tmp_path / "results" / "cn" / "points" / "p_r0" / "nodes")
     where.reset()
     spec = ClientNodes(nodes=2, placement=ON_SLURM, image=str(ROOT / "envs" / "aibench.sif"))
-    agents = SlurmAgents(where, spec, "aibench-cn-p_r0-clients")
+    service = tmp_path / "results" / "cn" / "service"
+    agents = SlurmAgents(where, spec, "aibench-cn-p_r0-clients", [str(service)])
     agents.start()  # its agents wait for a clock that never comes: the job would run until its --time
     script = where.job_script.read_text()
     assert "#SBATCH --nodes=2\n" in script and "#SBATCH --ntasks-per-node=1\n" in script
     assert "exec srun --kill-on-bad-exit=1 apptainer exec --cleanenv" in script
+    assert f"--bind {service} " in script and f"--bind {where.path} " in script  # results on any path
     job_id = read_json(where.job)["job_id"]
     assert queued_jobs(job_id)
     stopped = aibench("stop", str(tmp_path / "results"), "--experiment", "cn")
