@@ -16,17 +16,25 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from aibench.clients.presentation import NODE, Panel, Stats, Tradeoff, presentation_of, whole_point
+from aibench.clients.presentation import NODE, SUMMED, Panel, Stats, Tradeoff, presentation_of, whole_point
 from aibench.results.aggregate import DEPLOYMENT, SERVICE_PREFIX, deployment_columns
 from aibench.results.stats import current_stats
 
 
 def _label(keys: tuple, names: list[str]) -> str:
-    """A line's legend: ``name=value`` per key; a panel's metric by its name alone (server_ dropped)."""
-    parts = [
-        str(v).removeprefix("server_") if n == "metric" else f"{n}={v}"
-        for n, v in zip(names, keys, strict=True)
-    ]
+    """A line's legend as a reader says it ("p99, GET, pipeline 16"): a metric by its name (server_
+    dropped), a stat or Redis command by its value, a client node as "node 0" or "sum over nodes",
+    anything else as "<name> <value>"."""
+    parts = []
+    for name, value in zip(names, keys, strict=True):
+        if name == "metric":
+            parts.append(str(value).removeprefix("server_"))
+        elif name in ("stat", "command"):
+            parts.append(str(value))
+        elif name == NODE:
+            parts.append("sum over nodes" if str(value) == SUMMED else f"node {value}")
+        else:
+            parts.append(f"{name} {value}")
     return ", ".join(parts) or "all"
 
 
