@@ -70,12 +70,14 @@ class ClientNodes(Record):
     aibench.clients.fanout): how many; where their agents run (``placement``: local processes, or one
     SLURM job of ``nodes`` nodes with the client job's options); the rule image they run in under SLURM
     (the config's ``container``, with ``placement.runtime``'s Apptainer settings); how long the agents
-    may take to start and register once their job runs."""
+    may take to start and register once their job runs, and to leave the queue."""
 
     nodes: int
     placement: Placement = field(default_factory=Placement)
     image: str | None = None
     register_timeout_s: float = 120.0
+    #: how long the client nodes' job may stay queued (the run's slurm.queue_timeout_s)
+    queue_timeout_s: float = 86400.0
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,7 @@ def main() -> None:
     root = tmpdir()
     with ScheduledServer(ttft_ms=20, itl_ms=0) as server, node_groups(2) as groups:
         QuotaAgents.groups = groups
-        fanout.agents_for = lambda spec, where, name, dirs: QuotaAgents(where, spec.nodes)  # type: ignore[assignment]
+        fanout.agents_for = lambda spec, where, name, dirs, inputs: QuotaAgents(where, spec.nodes)  # type: ignore[assignment]
         where = service_dir(root, server)
         print(f"client node = {QUOTA} core each (cgroup cpu quota); server unlimited; {DURATION_S:g} s loads")
         one = ceiling(where, root, 1, 40.0)

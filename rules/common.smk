@@ -309,9 +309,10 @@ def client_nodes_settings(wildcards):
     exp = experiment(wildcards)
     minutes = math.ceil((exp.client.timeout_s + CLIENT_NODES_REGISTER_S) / 60) + 10
     # per node as a point's job gets it (the profiles' default-resources: cpus_per_task 4, mem_mb 8000);
-    # the experiment's placement does not apply: the job's nodes are SLURM's choice
+    # the experiment's placement does not apply: the job's nodes are SLURM's choice, in the run's
+    # partition (a same-node client's would be the service's, e.g. gpu, for CPU-only agents)
     resources = {
-        "partition": client_partition(wildcards),
+        "partition": PLAN.config["slurm"]["partition"] or "",
         "time_min": minutes,
         "cpus": 4,
         "mem_mb": 8000,
@@ -321,6 +322,7 @@ def client_nodes_settings(wildcards):
         placement=launch_settings(resources),
         image=PLAN.config["container"] or None,
         register_timeout_s=CLIENT_NODES_REGISTER_S,
+        queue_timeout_s=PLAN.config["slurm"]["queue_timeout_s"],
     ).to_json()
 
 

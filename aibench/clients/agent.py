@@ -39,9 +39,12 @@ def run(where: NodesDir) -> int:
     wait = time.monotonic() + plan["register_timeout_s"]
     clock = _await(where.clock, wait)
     offset, trip = measure_offset(clock["host"], clock["port"], where.clock_key.read_text().strip())
-    me = {"id": ident, "host": host, "offset_s": offset, "rtt_s": trip}
+    me = {"id": ident, "host": host, "offset_s": offset, "rtt_s": trip, "attempt": plan["attempt"]}
     write_json(where.agent(ident), me)
     start = _await(where.start, wait + plan["register_timeout_s"])
+    if start.get("attempt") != plan["attempt"] or ident not in start["ranks"]:
+        print(f"[agent {ident}] not part of this attempt's load: leaving", flush=True)
+        return 0
     rank = start["ranks"][ident]
     kind = CLIENTS.create(plan["client_kind"])
     params = kind.share(plan["params"], rank, plan["nodes"])

@@ -46,11 +46,17 @@ LOG = logging.getLogger("aibench.client")
 
 #: how far ahead of the last registration the agreed start lies: every agent reads start.json in time
 START_LEAD_S = 2.0
+#: under SLURM, where start.json reaches the nodes through a shared filesystem such as Lustre
+SLURM_START_LEAD_S = 5.0
+#: a node that began its share later than this after the agreed instant fails the point
+LATE_S = 0.5
 #: clock exchanges per agent (the one with the smallest round trip is kept)
 EXCHANGES = 8
 POLL_S = 0.05
 #: how often the client nodes' job is looked up in squeue, at most
 SQUEUE_INTERVAL_S = 2.0
+#: how long the files of agents whose job ended by itself get to show on the coordinator's host
+FILES_GRACE_S = 120.0
 #: how long agents that wrote their parts get to exit (their job to leave the queue) before being stopped
 ENDING_S = 30.0
 
@@ -175,15 +181,20 @@ class SlurmAgents:
     """One SLURM job of N nodes (sbatch from the login node, the client job's account, QoS and
     partition); its batch script srun's an agent per node in the rule image under Apptainer."""
 
-    def __init__(self, where: NodesDir, spec: ClientNodes, job_name: str, service_dirs: list[str]) -> None:
+    def __init__(
+        self, where: NodesDir, spec: ClientNodes, job_name: str, service_dirs: list[str], inputs: list[str]
+    ) -> None:
         from aibench.launchers.slurm import SlurmLauncher
 
         self.where, self.spec, self.job_name = where, spec, job_name
         self.service_dirs = [os.path.abspath(d) for d in service_dirs]
+        #: the directories of the files the load reads (a prompt file), wherever they are
+        self.input_dirs = [os.path.dirname(os.path.abspath(f)) for f in inputs]
         self.launcher = SlurmLauncher()
         self.job_id: str | None = None
         self._queued: tuple[str, str] | None = None
         self._asked = -SQUEUE_INTERVAL_S
+        self._ended_at: float | None = None
 
     def start(self) -> None:
         from aibench.launchers.slurm import _run, job_script
@@ -194,7 +205,8 @@ class SlurmAgents:
         runtime = self.spec.placement.runtime
         # what an agent reads: the working directory (inputs such as a prompt file), the point's nodes/
         # and the deployment's service dirs, wherever the results are (e.g. on scratch)
-        binds = dict.fromkeys([os.getcwd(), str(self.where.path.absolute()), *self.service_dirs])
+        binds = dict.fromkeys([os.getcwd(), str(self.where.path.absolute()), *self.service_dirs,
+                               *self.input_dirs])  # fmt: skip
         apptainer = [runtime.binary, "exec", "--cleanenv", *(a for b in binds for a in ("--bind", b)),
                      *runtime.apptainer.get("args", []), self.spec.image]  # fmt: skip
         options = dict(self.spec.placement.launcher_options)
@@ -226,14 +238,25 @@ class SlurmAgents:
         return source_address(first)
 
     def problem(self) -> str | None:
+        """A job that failed is a problem at once; one that ended by itself only once its agents'
+        files have had FILES_GRACE_S to show on this host (writes on a compute node can take a while
+        to show on the login node's view of a shared filesystem)."""
         queued = self._state()
-        if queued is None or queued[0] not in ("PENDING", "CONFIGURING", "RUNNING"):
-            state = queued[0] if queued else "gone from the queue"
-            return f"the client nodes' job {self.job_id} ended ({state}): {_tail(self.where.log)}"
-        return None
+        state = queued[0] if queued else "gone from the queue"
+        if queued is not None and state in ("PENDING", "CONFIGURING", "RUNNING"):
+            return None
+        if state in ("COMPLETING", "COMPLETED", "gone from the queue"):
+            if self._ended_at is None:
+                self._ended_at = time.monotonic()
+            if time.monotonic() - self._ended_at < FILES_GRACE_S:
+                return None
+        return f"the client nodes' job {self.job_id} ended ({state}): {_tail(self.where.log)}"
 
     def ended(self) -> bool:
-        return self._state() is None
+        from aibench.launchers.slurm import ENDED
+
+        queued = self._state()
+        return queued is None or queued[0] in ENDED
 
     def stop(self) -> None:
         if self.job_id is None:
@@ -267,9 +290,11 @@ def _tail(path: os.PathLike[str] | str, lines: int = 15) -> str:
     return "(no log)"
 
 
-def agents_for(spec: ClientNodes, where: NodesDir, job_name: str, service_dirs: list[str]) -> Agents:
+def agents_for(
+    spec: ClientNodes, where: NodesDir, job_name: str, service_dirs: list[str], inputs: list[str]
+) -> Agents:
     if spec.placement.launcher == "slurm":
-        return SlurmAgents(where, spec, job_name, service_dirs)
+        return SlurmAgents(where, spec, job_name, service_dirs, inputs)
     return LocalAgents(where, spec.nodes)
 
 
@@ -295,8 +320,8 @@ def _wait(
 
 @contextlib.contextmanager
 def _agents_started(agents: Agents) -> Iterator[Agents]:
-    agents.start()
-    try:
+    try:  # a start that fails half-way (the second process, sbatch) stops what it started
+        agents.start()
         yield agents
     finally:
         agents.stop()
@@ -317,47 +342,70 @@ def run_point_from_nodes(
     """Run the point's load from ``spec.nodes`` client nodes, write it into ``out_dir`` (a PointDir) and
     return its summary; a failure of any node fails the point (what the others measured is in nodes/)."""
     where = PointDir.of(out_dir).nodes
+    cancel_leftover_jobs([where] if where.job.is_file() else [])  # an earlier attempt's, still queued
     where.reset()
     kind = CLIENTS.create(client_kind)
     key = secrets.token_hex(16)
+    attempt = secrets.token_hex(8)  # what this attempt's agents carry: an earlier attempt's are ignored
+    lead = START_LEAD_S if spec.placement.launcher != "slurm" else SLURM_START_LEAD_S
     write_text(where.clock_key, key, perms=0o600)
     write_json(where.plan, {"client_kind": client_kind, "params": params, "timeout_s": timeout_s,
                             "nodes": spec.nodes, "service_dirs": [os.path.abspath(d) for d in service_dirs],
-                            "register_timeout_s": spec.register_timeout_s})  # fmt: skip
+                            "register_timeout_s": spec.register_timeout_s, "attempt": attempt})  # fmt: skip
     name = f"aibench-{experiment}-{point}-clients"
+
+    def registered() -> list[dict[str, Any]]:
+        ours = [a for a in map(read_json, where.agents()) if a.get("attempt") == attempt]
+        return ours if len(ours) >= spec.nodes else []
+
+    inputs = list(kind.input_files(params).values())
     try:
-        with _agents_started(agents_for(spec, where, name, service_dirs)) as agents:
-            # a queued job may wait for its nodes as long as SLURM keeps it: no deadline of ours
-            host = _wait("start", agents.running_on, agents.problem, None)
+        with _agents_started(agents_for(spec, where, name, service_dirs, inputs)) as agents:
+            queued = time.monotonic() + spec.queue_timeout_s
+            host = _wait("start (the job stayed queued)", agents.running_on, agents.problem, queued)
             with ClockResponder(host, key) as clock:
                 write_json(where.clock, {"host": clock.address[0], "port": clock.address[1]})
-                registered = _wait("register", lambda: len(where.agents()) >= spec.nodes and where.agents(),
-                                   agents.problem, time.monotonic() + spec.register_timeout_s)  # fmt: skip
-            agents_seen = [read_json(p) for p in registered]
-            ranks = {a["id"]: rank for rank, a in enumerate(sorted(agents_seen, key=lambda a: a["id"]))}
-            start_at = time.time() + START_LEAD_S
-            write_json(where.start, {"start_at": start_at, "ranks": ranks})
+                deadline = time.monotonic() + spec.register_timeout_s
+                seen = _wait("register", registered, agents.problem, deadline)
+            chosen = sorted(seen, key=lambda a: a["id"])[: spec.nodes]
+            ranks = {a["id"]: rank for rank, a in enumerate(chosen)}
+            start_at = time.time() + lead
+            write_json(where.start, {"start_at": start_at, "ranks": ranks, "attempt": attempt})
             LOG.info("client nodes: %d registered, the load starts at %.3f", spec.nodes, start_at)
             paths = [where.part(rank) for rank in range(spec.nodes)]
-            _wait("finish", lambda: all(p.is_file() for p in paths), agents.problem,
-                  time.monotonic() + START_LEAD_S + timeout_s + 60)  # fmt: skip
+
+            def finished() -> bool:
+                return all(p.is_file() and read_json(p).get("attempt") == attempt for p in paths)
+
+            _wait("finish", finished, agents.problem, time.monotonic() + lead + timeout_s + 60)
             # they end by themselves once their parts are written (the job COMPLETED in accounting);
             # whatever has not ended by then is stopped on the way out
             with contextlib.suppress(ClientError):
                 _wait("end", agents.ended, lambda: None, time.monotonic() + ENDING_S)
         result, window = _merged(kind, [read_json(p) for p in paths], params, start_at)
-    except ClientError as exc:
-        result = PointResult(metrics=[], raw_csv=b"", status="failed", error=f"ClientError: {exc}")
+    except Exception as exc:  # the point fails with its reason; nothing of the agents is left (above)
+        result = PointResult(metrics=[], raw_csv=b"", status="failed", error=f"{type(exc).__name__}: {exc}")
         window = {"start": time.time(), "end": time.time(), "duration_s": 0.0}
     document = summary_document(
         experiment=experiment, point=point, params=params, window=window, result=result,
         repeat=summary.get("repeat", 0), swept=summary.get("swept") or {},
-        service=summary.get("service") or {},
+        service={"endpoint": _endpoint_shown(service_dirs[0]), **(summary.get("service") or {})},
         client={"kind": client_kind, "recipe": summary.get("client_recipe")},
         deployment=summary.get("deployment"),
     )  # fmt: skip
     write_point(out_dir, document, result.raw_csv)
     return document
+
+
+def _endpoint_shown(service_dir: str) -> str:
+    """host:port of the deployment (its first replica's), as a one-node point's summary shows it."""
+    from aibench.contracts import Endpoint
+    from aibench.rundir import ServiceDir
+
+    with contextlib.suppress(Exception):
+        endpoint = Endpoint.read(ServiceDir(service_dir).endpoint)
+        return f"{endpoint.host}:{endpoint.port}"
+    return "unknown"
 
 
 def _merged(
@@ -368,6 +416,14 @@ def _merged(
     if failed:
         first = failed[0]
         raise ClientError(f"client node {first['rank']} ({first['host']}) failed: {first['error']}")
+    late = [p for p in parts if p["started"] + p["offset_s"] - start_at > LATE_S]
+    if late:
+        first = late[0]
+        raise ClientError(
+            f"client node {first['rank']} ({first['host']}) started "
+            f"{first['started'] + first['offset_s'] - start_at:.2f} s after the agreed instant (it saw "
+            "start.json late): the nodes' loads did not run together"
+        )
     for part in parts:  # onto the coordinator's clock, from the agreed start
         part["shift_s"] = part["origin_wall"] + part["offset_s"] - start_at
     result = kind.merge(parts, params)

@@ -51,7 +51,8 @@ def test_constant_shares_interleave_into_the_points_schedule() -> None:
 
 def part(rank: int, offset_s: float, origin_wall: float) -> dict:
     return {"rank": rank, "host": f"node{rank}", "offset_s": offset_s, "rtt_s": 0.0004,
-            "origin_wall": origin_wall, "ended": origin_wall + 1.0, "model": "m", "replicas": 1,
+            "origin_wall": origin_wall, "started": origin_wall - offset_s, "ended": origin_wall + 1.0,
+            "model": "m", "replicas": 1,
             "records": [dataclasses.asdict(r) for r in samples.llm_records()]}  # fmt: skip
 
 
@@ -73,6 +74,13 @@ def test_parts_are_merged_on_the_coordinators_clock() -> None:
     # window of the merged requests: node 1's last one ends 0.5 s after node 0's
     window_s = 0.2 * 3 + 0.25 + 0.5 - 0.2
     assert metrics[("request_throughput", "mean")] == pytest.approx(4 / window_s, rel=1e-6)
+
+
+def test_a_node_that_started_late_fails_the_point() -> None:
+    """A node that saw start.json late (a slow shared filesystem) did not load with the others."""
+    late = {**part(1, 0.0, 0.0), "started": 0.8}
+    with pytest.raises(ClientError, match=r"client node 1 \(node1\) started 0.80 s after the agreed instant"):
+        _merged(LLMClient(), [part(0, 0.0, 0.0), late], llm_params(), 0.0)
 
 
 def test_a_failed_node_fails_the_point_naming_it() -> None:

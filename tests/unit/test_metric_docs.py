@@ -74,7 +74,7 @@ def merged_from_nodes(params: dict[str, Any]) -> list[Metric]:
     """A point loaded from two client nodes (aibench.clients.fanout), each sending the sample records."""
     parts = [
         {"rank": rank, "host": f"node{rank}", "offset_s": 0.001 * rank, "rtt_s": 0.0002, "origin_wall": 100.0,
-         "ended": 102.0, "model": "m", "replicas": 1,
+         "started": 100.0, "ended": 102.0, "model": "m", "replicas": 1,
          "records": [dataclasses.asdict(r) for r in samples.llm_records()]}
         for rank in (0, 1)
     ]  # fmt: skip

@@ -166,6 +166,7 @@ class LLMClient(ClientKind):
         shared = {**params, "requests": part(params["requests"]),
                   "warmup_requests": part(params["warmup_requests"]),
                   "seed": params["seed"] + rank * self.SEED_STRIDE}  # fmt: skip
+        shared["prompt_shift"] = rank / nodes  # a prompt file's nodes start at their own slice of it
         if params["mode"] == "closed":
             shared["concurrency"] = part(params["concurrency"])
         else:
@@ -178,6 +179,8 @@ class LLMClient(ClientKind):
     ) -> dict[str, Any]:
         p = params
         targets, texts = targets_of(endpoint, secrets, p), prompt_set(p)
+        first = int(len(texts) * p.get("prompt_shift", 0.0))
+        texts = texts[first:] + texts[:first]  # (synthetic prompts differ by seed already)
         running = load.run(
             targets, texts, mode=p["mode"], concurrency=p["concurrency"], rate=p["rate"],
             arrival=p["arrival"], seed=p["seed"], requests=p["requests"], duration_s=p["duration_s"],
