@@ -74,7 +74,21 @@ class LocalJob:
 
     @classmethod
     def from_json(cls, data: object, where: str) -> LocalJob:
+        if isinstance(data, dict) and "create_time" in data and "start_ticks" not in data:
+            data = _from_create_time(data)
         return from_json(cls, data, where, fixed={"launcher": cls.LAUNCHER})
+
+
+def _from_create_time(data: dict[str, Any]) -> dict[str, Any]:
+    """A handle written before jobs were named by start ticks (it held psutil's create_time): the
+    process is taken for the job when it still runs and started within a second of that time (the
+    earlier rule), else the handle names no live process."""
+    legacy = {k: v for k, v in data.items() if k != "create_time"}
+    ticks = 0
+    with contextlib.suppress(psutil.Error, TypeError, ValueError):
+        if abs(psutil.Process(int(data["pid"])).create_time() - float(data["create_time"])) <= 1.0:
+            ticks = start_ticks(int(data["pid"])) or 0
+    return {**legacy, "start_ticks": ticks}
 
 
 class LocalLauncher:

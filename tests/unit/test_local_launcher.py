@@ -45,3 +45,12 @@ def test_a_reused_pid_is_not_the_job(job) -> None:
 def test_start_ticks_of_a_missing_process_is_none() -> None:
     assert start_ticks(2**22 + 1) is None  # above pid_max's limit
     assert start_ticks(1) is not None
+
+
+def test_a_handle_written_before_start_ticks_still_finds_its_job(job) -> None:
+    launcher, started = job
+    legacy = {**started.to_json(), "create_time": psutil.Process(started.pid).create_time()}
+    del legacy["start_ticks"]
+    assert launcher.state(LocalJob.from_json(legacy, "handle.json")).state is JobState.RUNNING
+    legacy["create_time"] -= 60  # another process now has that pid
+    assert launcher.state(LocalJob.from_json(legacy, "handle.json")).state is JobState.ENDED
