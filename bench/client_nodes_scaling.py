@@ -25,7 +25,7 @@ from common import ROOT, tmpdir
 from aibench.clients import fanout
 from aibench.contracts import ClientNodes, Endpoint
 from aibench.recipes.validation import validate
-from aibench.rundir import ServiceDir
+from aibench.rundir import RunDir, ServiceDir
 
 sys.path.insert(0, str(ROOT))
 from tests.scheduled_llm_server import ScheduledServer
@@ -72,7 +72,7 @@ class QuotaAgents(fanout.LocalAgents):
 
 def service_dir(root: Path, server: ScheduledServer) -> ServiceDir:
     """A deployment record of the scheduled server (what agents read: endpoint.json, no secrets)."""
-    where = ServiceDir(root / "service")
+    where = RunDir(root).service("bench")
     where.path.mkdir(parents=True, exist_ok=True)
     host, port = server.url.removeprefix("http://").split(":")
     Endpoint("llamacpp", host, int(port), socket.gethostname(), os.getpid(), time.time(), "bench", ()).write(
