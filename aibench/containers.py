@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,17 @@ def resolve_image(image: str, settings: Mapping[str, Any], log: Callable[[str], 
         return image
     sif = sif_path(image, expand_env(image_dir, "apptainer.image_dir"))
     if not sif.exists():
+        # pulled under a name of its own, then renamed into place (atomic on one filesystem): service
+        # jobs starting at once (replicas, deployments in parallel) each pull, none finds a half-written
+        # SIF, and `apptainer pull` never meets an existing file (it refuses to overwrite one)
         sif.parent.mkdir(parents=True, exist_ok=True)
+        partial = sif.with_name(f".{sif.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial")
         log(f"pulling {image} into {sif}")
-        subprocess.run([settings.get("binary", "apptainer"), "pull", str(sif), image], check=True)
+        try:
+            subprocess.run([settings.get("binary", "apptainer"), "pull", str(partial), image], check=True)
+            os.replace(partial, sif)
+        finally:
+            partial.unlink(missing_ok=True)
     return str(sif)
 
 

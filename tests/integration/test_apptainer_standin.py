@@ -301,7 +301,9 @@ def test_service_runs_in_its_image(
     log = calls(standin)
     pull = next(c for c in log if c[0] == "pull")
     sif = str(image_dir / "redis_7-alpine.sif")
-    assert pull == ["pull", sif, REDIS_IMAGE]
+    # pulled under a name of its own beside the SIF, then renamed into place (jobs pulling at once)
+    assert pull[0] == "pull" and pull[2:] == [REDIS_IMAGE] and Path(pull[1]).parent == image_dir
+    assert pull[1].endswith(".partial") and Path(sif).is_file() and not list(image_dir.glob(".*.partial"))
     run = next(c for c in log if c[0] == "exec")
     assert run[:4] == ["exec", "--cleanenv", "--env-file", str(service_dir / "service.env")]
     assert ["--bind", str(service_dir)] == run[4:6] and "/etc/ssl/certs" in run

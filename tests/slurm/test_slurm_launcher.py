@@ -102,7 +102,7 @@ def test_a_client_nodes_job_left_behind_is_cancelled_by_stop(tmp_path: Path) -> 
     where.reset()
     spec = ClientNodes(nodes=2, placement=ON_SLURM, image=str(ROOT / "envs" / "aibench.sif"))
     service = tmp_path / "results" / "cn" / "service"
-    agents = SlurmAgents(where, spec, "aibench-cn-p_r0-clients", [str(service)])
+    agents = SlurmAgents(where, spec, "aibench-cn-p_r0-clients", [str(service)], [])
     agents.start()  # its agents wait for a clock that never comes: the job would run until its --time
     script = where.job_script.read_text()
     assert "#SBATCH --nodes=2\n" in script and "#SBATCH --ntasks-per-node=1\n" in script
