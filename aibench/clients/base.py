@@ -25,6 +25,12 @@ def run_tool(argv: list[str], timeout_s: float, secret_values: list[str]) -> str
     return done.stdout
 
 
+def share_of(total: int, rank: int, nodes: int) -> int:
+    """Client node ``rank``'s part of ``total`` split over ``nodes`` as evenly as it goes (the first
+    nodes take the remainder)."""
+    return total // nodes + (rank < total % nodes)
+
+
 class ClientKind:
     """Base of a load generator; subclasses register with ``CLIENTS.register``."""
 

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from aibench.clients import CLIENTS
-from aibench.clients.base import ClientKind, run_tool
+from aibench.clients.base import ClientKind, run_tool, share_of
 from aibench.clients.presentation import Panel, Presentation, Stats
 from aibench.errors import ClientError
 from aibench.results.formulas import formula
@@ -152,7 +152,7 @@ class RedisBenchmark(ClientKind):
     def share(self, params: dict[str, Any], rank: int, nodes: int) -> dict[str, Any]:
         """Connections and requests split as evenly as they go (the first nodes take the remainder)."""
         def part(total: int) -> int:
-            return total // nodes + (rank < total % nodes)
+            return share_of(total, rank, nodes)
 
         return {**params, "clients": part(params["clients"]), "requests": part(params["requests"])}
 

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from aibench.clients import CLIENTS
-from aibench.clients.base import ClientKind
+from aibench.clients.base import ClientKind, share_of
 from aibench.clients.llm import load, metrics, prompts, search
 from aibench.clients.presentation import Panel, Presentation, Stats, Tradeoff
 from aibench.results.formulas import formula
@@ -161,7 +161,7 @@ class LLMClient(ClientKind):
         shares are offset by rank/rate, so they interleave."""
 
         def part(total: int) -> int:
-            return total // nodes + (rank < total % nodes)
+            return share_of(total, rank, nodes)
 
         shared = {**params, "requests": part(params["requests"]),
                   "warmup_requests": part(params["warmup_requests"]),
