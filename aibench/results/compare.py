@@ -22,34 +22,14 @@ import pandas as pd
 from aibench.archive import extract, read_points
 from aibench.errors import AibenchError
 from aibench.results.aggregate import BASE_COLUMNS, DEPLOYMENT, SERVICE_PREFIX, deployment_columns, tidy_table
-from aibench.results.stats import VOCABULARY, current_stats
+from aibench.results.stats import VOCABULARY, current_stats, t_quantile_975
 from aibench.rundir import DEPLOYMENT_SUMMARY_GLOB, SUMMARY_GLOB
 
-#: t_{0.975, df} for df = 1..30 (two-sided 95%), from the standard Student-t table.
-T_975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
-Z_975 = 1.959964
 DEFAULT_STATS = ("mean", "median", "p99")
 DEFAULT_SOURCES = ("client", "server", "derived")
 VERDICTS = ("changed", "within noise", "no repeats", "only in A", "only in B")
 _REPEAT_SUFFIX = re.compile(r"_r\d+$")
 _STAT_ORDER = {s: i for i, s in enumerate(VOCABULARY)}
-
-
-def t_quantile_975(df: int) -> float:
-    """Two-sided 95% Student-t quantile t_{0.975, df}.
-
-    A table for df <= 30; beyond, the Cornish-Fisher expansion around the normal quantile (within 1e-4
-    of the exact value for df > 30, tending to 1.96)."""
-    if df < 1:
-        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
-    if df <= len(T_975):
-        return T_975[df - 1]
-    z = Z_975
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
 # --- loading ----------------------------------------------------------------------------------------

@@ -10,7 +10,13 @@ percentiles, NaN dropped), each with its 95% interval (docs/metrics.md, "Uncerta
   values give the same interval); it holds 94-95% on skewed latencies from 60 values, where the
   percentile bootstrap held 92% (measured, tests/unit/test_intervals.py). Beyond 20,000 values the
   normal interval from the standard error;
-- a proportion (error rate): Wilson's score interval.
+- a proportion (error rate, SLO attainment, the share of queries of perfect recall): Wilson's score
+  interval;
+- a throughput (events or tokens per second over a window): batch means over time. The window is cut
+  into k equal slices (k = 10, fewer when there are fewer than 5 events per slice on average, none
+  below 4 slices: low_n), each slice's own rate is one value, and the interval is Student's t on the k
+  slice rates (k - 1 degrees of freedom). Their mean is the throughput itself; slices, unlike single
+  requests, are close to independent in a steady load.
 """
 
 from __future__ import annotations
@@ -50,6 +56,28 @@ RESAMPLES, BOOTSTRAP_MAX_N = 1000, 20000
 QUANTILES = {"median": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
 #: z of the two-sided 95% normal interval
 Z95 = 1.959963984540054
+#: t_{0.975, df} for df = 1..30 (two-sided 95%), from the standard Student-t table
+T_975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+#: a throughput's batch-means interval: slices of its window, the fewest events per slice on
+#: average, and the fewest slices an interval is given from
+BATCHES, EVENTS_PER_BATCH, MIN_BATCHES = 10, 5, 4
+
+
+def t_quantile_975(df: int) -> float:
+    """Two-sided 95% Student-t quantile t_{0.975, df}.
+
+    A table for df <= 30; beyond, the Cornish-Fisher expansion around the normal quantile (within 1e-4
+    of the exact value for df > 30, tending to 1.96)."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    if df <= len(T_975):
+        return T_975[df - 1]
+    z = Z95
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
 def _binomial_cdf(n: int, q: float) -> np.ndarray:
@@ -127,12 +155,48 @@ def wilson_interval(successes: int, n: int) -> tuple[float | None, float | None]
     return low, high
 
 
-def proportion(name: str, successes: int, n: int, formula: str) -> Metric:
+def proportion(
+    name: str, successes: int, n: int, formula: str, labels: dict[str, str] | None = None
+) -> Metric:
     """``successes`` / ``n`` (stat mean, unit fraction) with its Wilson interval."""
     low, high = wilson_interval(successes, n)
     value = successes / n if n else math.nan
-    return Metric(name, "mean", value, "fraction", formula=with_ci(formula, "wilson"), ci_low=low,
-                  ci_high=high, n=n, low_n=n == 0)  # fmt: skip
+    return Metric(name, "mean", value, "fraction", labels=dict(labels or {}),
+                  formula=with_ci(formula, "wilson"), ci_low=low, ci_high=high, n=n,
+                  low_n=n == 0)  # fmt: skip
+
+
+def rate_interval(
+    times: Iterable[float], start: float, end: float, weights: Iterable[float] | None = None
+) -> tuple[float | None, float | None, int]:
+    """The 95% batch-means interval of sum(weights) / (end - start), the events at ``times`` (each of
+    weight 1, or its ``weights``: tokens) in [start, end]; and the number of slices it came from
+    (None, None when fewer than MIN_BATCHES: too few events or no window)."""
+    at = np.asarray(list(times), dtype=float)
+    weight = np.ones(at.size) if weights is None else np.asarray(list(weights), dtype=float)
+    batches = min(BATCHES, at.size // EVENTS_PER_BATCH)
+    if batches < MIN_BATCHES or not end > start:
+        return None, None, max(batches, 0)
+    width = (end - start) / batches
+    slot = np.clip(((at - start) // width).astype(int), 0, batches - 1)  # the end itself: the last slice
+    rates = np.bincount(slot, weights=weight, minlength=batches) / width
+    half = t_quantile_975(batches - 1) * float(np.std(rates, ddof=1)) / math.sqrt(batches)
+    mean = float(rates.mean())
+    return max(mean - half, 0.0), mean + half, batches
+
+
+def throughput(
+    name: str, times: Iterable[float], start: float, end: float, unit: str, formula: str,
+    weights: Iterable[float] | None = None, labels: dict[str, str] | None = None,
+) -> Metric:
+    """A throughput over [start, end] (stat mean): the events at ``times`` (or their ``weights``) per
+    second, with its batch-means interval; ``n`` is the number of slices."""
+    at = list(times)
+    total = float(len(at) if weights is None else sum(weights := list(weights)))
+    low, high, batches = rate_interval(at, start, end, weights)
+    return Metric(name, "mean", total / max(end - start, 1e-9), unit, labels=dict(labels or {}),
+                  formula=with_ci(formula, "batch-means"), ci_low=low, ci_high=high, n=batches,
+                  low_n=low is None)  # fmt: skip
 
 
 def with_ci(formula: str, method: str) -> str:

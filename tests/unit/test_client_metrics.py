@@ -84,6 +84,10 @@ def test_chroma_summary_of_known_queries() -> None:
     assert by[("query_latency", "max")].value == pytest.approx(30.0)  # answered, from the intended send
     assert by[("queries_per_s", "mean")].value == pytest.approx(2 / (1.23 - 1.1))
     assert by[("recall", "mean")].value == pytest.approx(0.75) and by[("recall", "min")].value == 0.5
+    perfect = by[("recall_perfect", "mean")]  # one of the two answered queries returned both neighbours
+    assert (perfect.value, perfect.n, perfect.labels) == (0.5, 2, {"k": "2"})
+    assert perfect.formula == "chroma.recall_perfect;ci=wilson" and 0 < perfect.ci_low < 0.5 < perfect.ci_high
+    assert by[("queries_per_s", "mean")].low_n  # two answers: too few for a throughput's interval
     assert by[("error_rate", "mean")].value == pytest.approx(1 / 3) and by[("requests", "count")].value == 3
     assert by[("queue_delay", "max")].value == pytest.approx(10.0)
     assert by[("offered_rate", "mean")].value == 10

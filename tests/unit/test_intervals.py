@@ -9,7 +9,15 @@ import math
 import numpy as np
 import pytest
 
-from aibench.results.stats import QUANTILES, distribution, mean_interval, quantile_interval, wilson_interval
+from aibench.results.stats import (
+    QUANTILES,
+    distribution,
+    mean_interval,
+    quantile_interval,
+    rate_interval,
+    throughput,
+    wilson_interval,
+)
 
 TRIALS = 400
 #: exponential(scale 10): mean 10, quantile q at -10 ln(1 - q)
@@ -72,3 +80,42 @@ def test_intervals_are_reproducible_and_recorded_with_their_method() -> None:
     assert by["mean"].formula == "llm.ttft;ci=bootstrap-t"
     assert by["p90"].formula == "llm.ttft;ci=order-statistic"
     assert by["max"].formula == "llm.ttft" and by["max"].ci_low is None and not by["max"].low_n
+
+
+def poisson_times(rng: np.random.Generator, rate: float, seconds: float) -> np.ndarray:
+    """Completions of a Poisson process of ``rate`` per second over [0, seconds]."""
+    times = np.cumsum(rng.exponential(1 / rate, int(rate * seconds * 2 + 50)))
+    return times[times <= seconds]
+
+
+@pytest.mark.parametrize(("rate", "seconds"), [(5.0, 20.0), (20.0, 10.0), (100.0, 5.0)])
+def test_a_throughput_interval_covers_the_true_rate_95_percent_of_the_time(
+    rate: float, seconds: float
+) -> None:
+    """Batch means over time slices (docs/metrics.md, "Uncertainty"): 3 x 400 seeded Poisson loads of a
+    known rate, the window ending at the last completion as the clients' windows do; the pooled coverage
+    is in 93-97%."""
+    held = 0
+    for seed in (1, 2, 3):
+        rng = np.random.default_rng(seed)
+        for _ in range(TRIALS):
+            times = poisson_times(rng, rate, seconds)
+            low, high, slices = rate_interval(times, 0.0, float(times[-1]))
+            assert low is not None and high is not None and slices == 10
+            held += low <= rate <= high
+    assert 0.93 <= held / (3 * TRIALS) <= 0.97, held / (3 * TRIALS)
+
+
+def test_a_throughput_is_the_mean_of_its_slices_and_few_events_give_no_interval() -> None:
+    times = poisson_times(np.random.default_rng(7), 20.0, 10.0)
+    tokens = np.random.default_rng(8).integers(1, 64, times.size)
+    metric = throughput("output_token_throughput", times, 0.0, 10.0, "tokens/s", "llm.t", weights=tokens)
+    assert metric.value == pytest.approx(tokens.sum() / 10.0)
+    assert metric.ci_low < metric.value < metric.ci_high and metric.n == 10 and not metric.low_n
+    assert metric.formula == "llm.t;ci=batch-means"
+    # 19 events: 3 slices of 5, fewer than the 4 an interval needs; 20 events: 4 slices
+    few = throughput("request_throughput", np.linspace(0, 9, 19), 0.0, 10.0, "req/s", "llm.r")
+    assert (few.ci_low, few.ci_high, few.n, few.low_n) == (None, None, 3, True)
+    assert throughput("request_throughput", np.linspace(0, 9, 20), 0.0, 10.0, "req/s", "llm.r").n == 4
+    # a window of no length has no interval (and no division by zero)
+    assert rate_interval([1.0] * 30, 1.0, 1.0)[:2] == (None, None)

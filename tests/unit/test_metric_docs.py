@@ -177,8 +177,13 @@ def test_every_kind_and_source_emits_formula_ids_in_one_stat_vocabulary() -> Non
 
 def test_formula_parameters_name_what_the_number_depends_on() -> None:
     by = {(m.name, m.stat): m.formula for m in next(llm_metric_sets())}
-    assert by[("output_token_throughput", "mean")] == "llm.output_token_throughput;tokens_from=usage"
-    assert by[("goodput", "mean")] == "llm.goodput;slo=ttft<=infms,tpot<=infms"
+    tokens = "llm.output_token_throughput;tokens_from=usage;ci=batch-means"
+    assert by[("output_token_throughput", "mean")] == tokens
+    assert by[("goodput", "mean")] == "llm.goodput;slo=ttft<=infms,tpot<=infms;ci=batch-means"
+    assert ("slo_attainment", "mean") not in by  # no SLO set: nothing to attain
+    with_slo = {(m.name, m.stat): m.formula for m in list(llm_metric_sets())[1]}
+    attained = "llm.slo_attainment;slo=ttft<=200.0ms,tpot<=50.0ms;ci=wilson"
+    assert with_slo[("slo_attainment", "mean")] == attained
     search = {m.name: m.formula for m in list(llm_metric_sets())[2]}
     assert search["slo_max_concurrency"] == "llm.slo_max;search=concurrency;slo=p99_ttft<=500ms,p99_tpot<=0ms"
     rows = derived_rows("sysbench", parse_report(samples.SYSBENCH_REPORT))

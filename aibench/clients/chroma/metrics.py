@@ -4,7 +4,8 @@ QPS, recall@k.
 insert_throughput = vectors / (end of last batch - start of first); insert_batch_latency per add() call;
 query_latency = answer received - intended send (the actual send in the closed loop);
 queries_per_s = answered queries / (last answer - first intended send); recall = mean over measured
-queries of |returned ids ∩ exact k nearest (numpy, same space)| / k.
+queries of |returned ids ∩ exact k nearest (numpy, same space)| / k; recall_perfect = the share of them
+whose recall is 1. Throughputs carry batch-means intervals, recall_perfect Wilson's.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from aibench.clients.chroma.load import Batch, Query
 from aibench.clients.chroma.recall import recall_at_k
 from aibench.results import formulas
 from aibench.results.schema import Metric
-from aibench.results.stats import distribution, mean_interval, proportion, with_ci
+from aibench.results.stats import distribution, mean_interval, proportion, throughput, with_ci
 
 #: formula ids (docs/metrics.md, "Chroma")
 FORMULAS = {
@@ -30,6 +31,7 @@ FORMULAS = {
     "queue_delay": formulas.QUEUE_DELAY,
     "queries_per_s": "chroma.queries_per_s",
     "recall": "chroma.recall",
+    "recall_perfect": "chroma.recall_perfect",
 }
 
 
@@ -42,19 +44,10 @@ def summarize(
 ) -> list[Metric]:
     out: list[Metric] = []
     if batches:
-        vectors = sum(b.size for b in batches)
-        wall = batches[-1].end - batches[0].start
         labels = {"batch_size": str(p["batch_size"])}
-        out.append(
-            Metric(
-                "insert_throughput",
-                "mean",
-                vectors / wall,
-                "vectors/s",
-                labels,
-                FORMULAS["insert_throughput"],
-            )
-        )
+        ends, sizes = [b.end for b in batches], [b.size for b in batches]
+        out.append(throughput("insert_throughput", ends, batches[0].start, batches[-1].end, "vectors/s",
+                              FORMULAS["insert_throughput"], sizes, labels))  # fmt: skip
         out += distribution("insert_batch_latency", [(b.end - b.start) * 1000 for b in batches], "ms",
                             FORMULAS["insert_batch_latency"], labels)  # fmt: skip
     measured = [q for q in records if not q.warmup]
@@ -68,16 +61,10 @@ def summarize(
         )
         out.append(Metric("offered_rate", "mean", p["rate"], "queries/s", formula=formulas.OFFERED_RATE))
     if answered:
-        window = max(q.done for q in answered) - min(q.intended for q in measured)
-        out.append(
-            Metric(
-                "queries_per_s",
-                "mean",
-                len(answered) / window,
-                "queries/s",
-                formula=FORMULAS["queries_per_s"],
-            )
-        )
+        done = [q.done for q in answered]
+        first = min(q.intended for q in measured)
+        qps = throughput("queries_per_s", done, first, max(done), "queries/s", FORMULAS["queries_per_s"])
+        out.append(qps)
         recalls = query_recalls(answered, exact)
         k = {"k": str(p["k"])}
         values = np.asarray(recalls, dtype=float)
@@ -86,6 +73,8 @@ def summarize(
                           with_ci(FORMULAS["recall"], method), ci_low=low, ci_high=high, n=int(values.size),
                           low_n=low is None))  # fmt: skip
         out.append(Metric("recall", "min", float(np.min(recalls)), "fraction", k, FORMULAS["recall"]))
+        out.append(proportion("recall_perfect", int(np.sum(values == 1.0)), int(values.size),
+                              FORMULAS["recall_perfect"], k))  # fmt: skip
     out.append(Metric("requests", "count", len(measured), "queries", formula=formulas.REQUESTS))
     failed = len(measured) - len(answered)
     if measured:

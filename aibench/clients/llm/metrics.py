@@ -4,7 +4,8 @@ Per request (latencies from the intended send time; equal to the actual one in t
 ttft = first content chunk - sent; e2el = last chunk - sent; tpot = (e2el - ttft) / (output_tokens - 1),
 undefined when output_tokens <= 1; itl = every gap between consecutive content chunks, pooled;
 queue_delay = actual send - intended send. Per point: mean, median, p90, p95, p99, max of each;
-throughputs over the measurement window; goodput = requests meeting every SLO / window.
+throughputs over the measurement window (batch-means intervals); goodput = requests meeting every SLO /
+window; slo_attainment = requests meeting every SLO / requests sent (Wilson interval).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from aibench.clients.llm.load import Record
 from aibench.clients.llm.protocols import OLLAMA_TIMINGS
 from aibench.results import formulas
 from aibench.results.schema import Metric
-from aibench.results.stats import distribution, proportion
+from aibench.results.stats import distribution, proportion, throughput
 
 #: formula ids of the per-request distributions (docs/metrics.md, "LLM serving")
 FORMULAS = {
@@ -57,7 +58,6 @@ def summarize(
     ok = [(r, m) for r, m in rows if r.status == "ok"]
     start = min(r.intended for r in measured)
     end = max(r.end for r in measured)
-    window = max(end - start, 1e-9)
     metrics: list[Metric] = []
     for name in ("ttft", "tpot", "e2el"):
         metrics += _stats(name, [m[f"{name}_ms"] for _, m in ok], "ms")
@@ -71,17 +71,21 @@ def summarize(
         and (math.isnan(m["tpot_ms"]) or m["tpot_ms"] <= slo.get("tpot_ms", math.inf))
     ]  # fmt: skip
     sources = "+".join(sorted({r.token_source for r, _ in ok if r.token_source})) or "none"
-    tokens = sum(r.output_tokens or 0 for r, _ in ok)
     slos = f"ttft<={slo.get('ttft_ms', 'inf')}ms,tpot<={slo.get('tpot_ms', 'inf')}ms"
+    done = [r.end for r, _ in ok]
     metrics += [
-        Metric("request_throughput", "mean", len(ok) / window, "req/s", formula="llm.request_throughput"),
-        Metric("output_token_throughput", "mean", tokens / window, "tokens/s",
-               formula=formulas.formula("llm.output_token_throughput", tokens_from=sources)),
+        throughput("request_throughput", done, start, end, "req/s", "llm.request_throughput"),
+        throughput("output_token_throughput", done, start, end, "tokens/s",
+                   formulas.formula("llm.output_token_throughput", tokens_from=sources),
+                   weights=[r.output_tokens or 0 for r, _ in ok]),
         proportion("error_rate", len(rows) - len(ok), len(rows), formulas.ERROR_RATE),
-        Metric("goodput", "mean", len(good) / window, "req/s",
-               formula=formulas.formula("llm.goodput", slo=slos)),
+        throughput("goodput", [r.end for r in good], start, end, "req/s",
+                   formulas.formula("llm.goodput", slo=slos)),
         Metric("requests", "count", float(len(rows)), "requests", formula=formulas.REQUESTS),
     ]  # fmt: skip
+    if slo:  # the share of requests meeting it, failed ones not
+        metrics.append(proportion("slo_attainment", len(good), len(rows),
+                                  formulas.formula("llm.slo_attainment", slo=slos)))  # fmt: skip
     sends = sorted(r.actual for r in measured)
     if mode == "open" and offered_rate:
         achieved = (
