@@ -1,7 +1,9 @@
 """Compare two runs: each metric side by side, its relative change, and whether it is beyond noise.
 
-The noise call is documented in docs/compare.md: per run, the mean over repeats with a 95% Student-t
-confidence interval of the mean; a change is "changed" only when the two intervals do not overlap.
+The noise call is documented in docs/compare.md: per run, a 95% interval of the value: with repeats,
+the Student-t interval of their mean; with one repeat, the point's own interval (from its per-request
+records, aibench.results.stats). A change is "changed" only when the two intervals do not overlap;
+each row names the basis used and the smallest change the two intervals could have shown.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from aibench.rundir import DEPLOYMENT_SUMMARY_GLOB, SUMMARY_GLOB
 
 DEFAULT_STATS = ("mean", "median", "p99")
 DEFAULT_SOURCES = ("client", "server", "derived")
-VERDICTS = ("changed", "within noise", "no repeats", "only in A", "only in B")
+VERDICTS = ("changed", "within noise", "no interval", "only in A", "only in B")
+#: the basis of a verdict, per side: the repeats' spread, or the single point's own interval
+BASES = {("repeats", "repeats"): "repeats", ("point", "point"): "point intervals"}
 _REPEAT_SUFFIX = re.compile(r"_r\d+$")
 _STAT_ORDER = {s: i for i, s in enumerate(VOCABULARY)}
 
@@ -114,18 +118,31 @@ def _keyed(table: pd.DataFrame, params: list[str], labels: list[str]) -> pd.Data
         values = table[column] if column in table.columns else pd.Series("", index=table.index)
         out[column] = [_canon(v) for v in values]
     out["value"] = pd.to_numeric(table["value"], errors="coerce")
+    for bound in ("ci_low", "ci_high"):  # a point's own interval (runs before schema 2.1 have none)
+        out[bound] = pd.to_numeric(table[bound], errors="coerce") if bound in table.columns else math.nan
     return out[out["value"].notna()]
 
 
 def _summarize(keyed: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Per key: n, mean over repeats, and the half-width of the 95% confidence interval of the mean."""
-    groups = keyed.groupby(keys, sort=False, dropna=False)["value"]
-    out = groups.agg(n="count", mean="mean", std="std").reset_index()
+    """Per key: n, the mean over repeats, ci (the half-width of the 95% Student-t interval of that mean,
+    repeats >= 2), within (the mean half-width of the repeats' own intervals), and [low, high]: the
+    interval a verdict uses (the repeats' ± ci, or the single point's own) with its basis."""
+    keyed = keyed.assign(half=(keyed["ci_high"] - keyed["ci_low"]) / 2)
+    groups = keyed.groupby(keys, sort=False, dropna=False)
+    out = groups.agg(
+        n=("value", "count"), mean=("value", "mean"), std=("value", "std"), within=("half", "mean"),
+        point_low=("ci_low", "first"), point_high=("ci_high", "first"),
+    ).reset_index()  # fmt: skip
     out["ci"] = [
         t_quantile_975(int(n) - 1) * std / math.sqrt(n) if n >= 2 else math.nan
         for n, std in zip(out["n"], out["std"], strict=True)
     ]
-    return out.drop(columns="std")
+    repeats = out["n"] >= 2
+    point = ~repeats & out["point_low"].notna() & out["point_high"].notna()
+    out["low"] = (out["mean"] - out["ci"]).where(repeats, out["point_low"].where(point))
+    out["high"] = (out["mean"] + out["ci"]).where(repeats, out["point_high"].where(point))
+    out["basis"] = np.select([repeats, point], ["repeats", "point"], "")
+    return out.drop(columns=["std", "point_low", "point_high"])
 
 
 def _verdict(row: pd.Series) -> str:
@@ -133,10 +150,27 @@ def _verdict(row: pd.Series) -> str:
         return "only in A"
     if pd.isna(row["n_a"]):
         return "only in B"
-    if row["n_a"] < 2 or row["n_b"] < 2:
-        return "no repeats"
-    overlap = abs(row["value_b"] - row["value_a"]) <= row["ci_a"] + row["ci_b"]
-    return "within noise" if overlap else "changed"
+    if not (row["basis_a"] and row["basis_b"]):
+        return "no interval"
+    apart = row["low_b"] > row["high_a"] or row["low_a"] > row["high_b"]
+    return "changed" if apart else "within noise"
+
+
+def _basis(row: pd.Series) -> str:
+    """Which intervals the verdict compared (empty when it made no claim)."""
+    sides = (row["basis_a"], row["basis_b"])
+    if row["verdict"] not in ("changed", "within noise"):
+        return ""
+    return BASES.get(sides, "repeats (A), point interval (B)" if sides[0] == "repeats" else
+                     "point interval (A), repeats (B)")  # fmt: skip
+
+
+def _detectable(row: pd.Series) -> float:
+    """The smallest change, relative to A, the two intervals could have called "changed": the sum of
+    their half-widths (a change beyond it takes B's interval clear of A's when both keep their widths)."""
+    if row["verdict"] not in ("changed", "within noise") or not row["value_a"]:
+        return math.nan
+    return ((row["high_a"] - row["low_a"]) + (row["high_b"] - row["low_b"])) / 2 / abs(row["value_a"])
 
 
 def _natural(value: str) -> tuple[int, float, str]:
@@ -178,8 +212,11 @@ def compare(
     Rows are matched on experiment, point id without its repeat suffix, params, labels, metric, stat,
     unit and source. Only points with status ok count. ``metrics`` keeps those metric names (of any
     source); otherwise client, server-side and derived metrics, plus Prometheus series with
-    ``prometheus``. ``stats`` None keeps every stat. Columns: the keys, n_a, value_a (mean), ci_a (95% CI
-    half-width), the same for b, rel_change = (b - a) / a (NaN when a is 0), verdict (one of VERDICTS)."""
+    ``prometheus``. ``stats`` None keeps every stat. Columns: the keys, n_a (repeats), value_a (their
+    mean), ci_a (the half-width of its 95% Student-t interval, n >= 2), within_a (the mean half-width of
+    the repeats' own intervals), low_a/high_a (the interval the verdict used), the same for b,
+    rel_change = (b - a) / a (NaN when a is 0), verdict (one of VERDICTS), basis (which intervals it
+    compared) and detectable (the smallest change relative to A those intervals could show)."""
     sources = None if metrics or prometheus else DEFAULT_SOURCES
     a = _select(a, metrics, stats, sources, experiments)
     b = _select(b, metrics, stats, sources, experiments)
@@ -194,10 +231,16 @@ def compare(
     merged = merged.rename(columns={"mean_a": "value_a", "mean_b": "value_b"})
     value_a = merged["value_a"].where(merged["value_a"] != 0)
     merged["rel_change"] = (merged["value_b"] - value_a) / value_a
-    merged["verdict"] = merged.apply(_verdict, axis=1) if len(merged) else pd.Series(dtype=str)
+    for side in ("basis_a", "basis_b"):
+        merged[side] = merged[side].fillna("")
+    empty = pd.Series(dtype=str)
+    merged["verdict"] = merged.apply(_verdict, axis=1) if len(merged) else empty
+    merged["basis"] = merged.apply(_basis, axis=1) if len(merged) else empty
+    merged["detectable"] = merged.apply(_detectable, axis=1) if len(merged) else pd.Series(dtype=float)
     for column in ("n_a", "n_b"):
         merged[column] = merged[column].fillna(0).astype(int)
-    columns = [*keys, "n_a", "value_a", "ci_a", "n_b", "value_b", "ci_b", "rel_change", "verdict"]
+    sides = [f"{column}_{side}" for side in "ab" for column in ("n", "value", "ci", "within", "low", "high")]
+    columns = [*keys, *sides, "rel_change", "verdict", "basis", "detectable"]
     return _sorted(merged[columns], params, labels)
 
 
@@ -215,10 +258,19 @@ def _number(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _cell(value: float, ci: float, n: int) -> str:
+def _cell(row: pd.Series, side: str) -> str:
+    """A run's value: ± the repeats' half-width (n repeats; the points' own mean half-width beside it),
+    or the single point's own interval."""
+    n, value = row[f"n_{side}"], row[f"value_{side}"]
     if n == 0:
         return "-"
-    return f"{_number(value)} ±{_number(ci)} (n={n})" if n >= 2 else f"{_number(value)} (n=1)"
+    if n >= 2:
+        within = row[f"within_{side}"]
+        inside = f"; within ±{_number(within)}" if pd.notna(within) else ""
+        return f"{_number(value)} ±{_number(row[f'ci_{side}'])} (n={n}{inside})"
+    if pd.notna(row[f"low_{side}"]):
+        return f"{_number(value)} [{_number(row[f'low_{side}'])}, {_number(row[f'high_{side}'])}]"
+    return f"{_number(value)} (n=1)"
 
 
 def _swept(df: pd.DataFrame, params: list[str]) -> dict[str, list[str]]:
@@ -263,10 +315,11 @@ def _rows(df: pd.DataFrame) -> list[tuple[str, ...]]:
                 row["metric"] + (f"{{{label_text}}}" if label_text else ""),
                 row["stat"],
                 row["unit"],
-                _cell(row["value_a"], row["ci_a"], row["n_a"]),
-                _cell(row["value_b"], row["ci_b"], row["n_b"]),
+                _cell(row, "a"),
+                _cell(row, "b"),
                 change,
-                row["verdict"],
+                "-" if pd.isna(row["detectable"]) else f"{100 * row['detectable']:.1f}%",
+                row["verdict"] + (f" ({row['basis']})" if row["basis"] else ""),
             )
         )
     return rows
@@ -284,14 +337,22 @@ def format_table(df: pd.DataFrame) -> str:
     over n repeats), change %, verdict; rows judged "changed" start with ``*``. A verdict count follows."""
     if df.empty:
         return "nothing to compare (no matching metrics in either run)"
-    header = ("", "experiment", "params", "metric", "stat", "unit", "A", "B", "change", "verdict")
+    header = ("", "experiment", "params", "metric", "stat", "unit", "A", "B", "change", "detectable",
+              "verdict")  # fmt: skip
     rows = [header, *_rows(df)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    right = {6, 7, 8}  # A, B and change are numbers: right-aligned
+    right = {6, 7, 8, 9}  # A, B, change and detectable are numbers: right-aligned
     lines = ["  ".join(_align(r, widths, right)) for r in rows]
     counts = df["verdict"].value_counts()
     tally = ", ".join(f"{int(counts[v])} {v}" for v in VERDICTS if v in counts)
-    footer = f"{tally}. * = the 95% confidence intervals of A and B do not overlap."
-    if "no repeats" in counts:
-        footer += "\nno repeats = fewer than 2 repeats in a run, so no claim is made (see docs/compare.md)."
+    footer = (
+        f"{tally}. * = the 95% intervals of A and B do not overlap: of the repeats' mean (± half-width, "
+        "n repeats), or of a single point's own [low, high];\ndetectable = the smallest change, relative "
+        "to A, those two intervals could show."
+    )
+    if "no interval" in counts:
+        footer += (
+            "\nno interval = a run with one repeat and no interval of its own for that row (a tool's own "
+            "number, or too few samples), so no claim is made (see docs/compare.md)."
+        )
     return "\n".join(line.rstrip() for line in lines) + "\n\n" + footer

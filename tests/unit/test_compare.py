@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 import subprocess
 import sys
@@ -165,10 +166,55 @@ def test_verdict_flips_where_the_intervals_stop_overlapping(tmp_path: Path) -> N
 def test_a_single_repeat_makes_no_claim(tmp_path: Path) -> None:
     table = run_pair(tmp_path, {10: [1000.0]}, {10: [2000.0, 2010.0, 1990.0]})
     throughput = row(table)
-    assert throughput["verdict"] == "no repeats"
+    assert throughput["verdict"] == "no interval"
     assert throughput["rel_change"] == pytest.approx(1.0)
     assert math.isnan(throughput["ci_a"]) and throughput["n_a"] == 1
     assert not any(line.startswith("*") for line in format_table(table).splitlines())
+
+
+def with_intervals(root: Path, half: float) -> Path:
+    """Every point's throughput given its own 95% interval, value ± ``half`` (as a point's per-request
+    records give it, aibench.results.stats)."""
+    for path in root.glob("*/points/*/summary.json"):
+        summary = json.loads(path.read_text())
+        for metric in summary["metrics"]:
+            if metric["name"] == "throughput":
+                value = metric["value"]
+                metric.update(ci_low=value - half, ci_high=value + half, n=10, low_n=False)
+        write_json(path, summary)
+    return root
+
+
+def test_single_repeats_are_judged_on_the_points_own_intervals(tmp_path: Path) -> None:
+    """One repeat each: the points' own intervals make the call (basis stated), and the smallest change
+    they could show is the sum of their half-widths relative to A."""
+    def pair(name: str, b: float) -> pd.Series:
+        a_run = with_intervals(write_run(tmp_path / name / "a", {10: [1000.0]}), 20.0)
+        b_run = with_intervals(write_run(tmp_path / name / "b", {10: [b]}), 20.0)
+        return row(compare(load_run(a_run), load_run(b_run)))
+
+    apart, close = pair("apart", 1050.0), pair("close", 1030.0)
+    assert (apart["verdict"], apart["basis"]) == ("changed", "point intervals")  # 1030 > 1020
+    assert (close["verdict"], close["basis"]) == ("within noise", "point intervals")  # 1010 < 1020
+    assert apart["detectable"] == pytest.approx(0.04) and (apart["low_a"], apart["high_a"]) == (980.0, 1020.0)
+    # the latency rows carry no interval of their own (a tool's number): still no claim
+    table = compare(load_run(tmp_path / "apart" / "a"), load_run(tmp_path / "apart" / "b"))
+    p99 = row(table, "latency", "p99")
+    assert (p99["verdict"], p99["basis"]) == ("no interval", "")
+    text = format_table(table)
+    line = next(line for line in text.splitlines() if "throughput" in line)
+    assert line.startswith("*") and "[980, 1020]" in line and "4.0%" in line and "(point intervals)" in line
+
+
+def test_repeats_show_their_spread_beside_the_points_own_intervals(tmp_path: Path) -> None:
+    a = with_intervals(write_run(tmp_path / "a", {10: [1000.0, 1010.0, 990.0]}), 5.0)
+    b = with_intervals(write_run(tmp_path / "b", {10: [1500.0]}), 30.0)
+    throughput = row(compare(load_run(a), load_run(b)))
+    assert throughput["within_a"] == pytest.approx(5.0)
+    assert throughput["ci_a"] == pytest.approx(4.303 * 10 / 3**0.5)
+    assert (throughput["verdict"], throughput["basis"]) == ("changed", "repeats (A), point interval (B)")
+    text = format_table(compare(load_run(a), load_run(b)))
+    assert "(n=3; within ±5.00)" in next(line for line in text.splitlines() if "throughput" in line)
 
 
 def test_missing_experiment_or_point_is_only_in_one_run(tmp_path: Path) -> None:
@@ -246,7 +292,7 @@ def test_the_shipped_older_run_reads_in_todays_vocabulary() -> None:
     assert "p50" not in set(shipped["stat"])
     table = compare(shipped, shipped)
     redis = table[(table["experiment"] == "redis-default") & (table["metric"] == "latency")]
-    assert set(redis["stat"]) == {"mean", "median", "p99"} and set(redis["verdict"]) == {"no repeats"}
+    assert set(redis["stat"]) == {"mean", "median", "p99"} and set(redis["verdict"]) == {"no interval"}
 
 
 def test_zero_baseline_has_no_relative_change(tmp_path: Path) -> None:
