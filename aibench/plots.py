@@ -24,9 +24,11 @@ from aibench.results.stats import current_stats
 def _label(keys: tuple, names: list[str]) -> str:
     """A line's legend as a reader says it ("p99, GET, pipeline 16"): a metric by its name (server_
     dropped), a stat or Redis command by its value, a client node as "node 0" or "sum over nodes",
-    anything else as "<name> <value>"."""
+    anything else as "<name> <value>"; a value the row has not (NaN) is left out."""
     parts = []
     for name, value in zip(names, keys, strict=True):
+        if not isinstance(value, str) and pd.isna(value):  # a label this row has not (a server's row)
+            continue
         if name == "metric":
             parts.append(str(value).removeprefix("server_"))
         elif name in ("stat", "command"):
@@ -38,6 +40,42 @@ def _label(keys: tuple, names: list[str]) -> str:
     return ", ".join(parts) or "all"
 
 
+#: a statistic's line style and marker; a line's colour is its configuration's (Palette)
+STAT_STYLES = {"mean": ("-", "o"), "median": ("--", "s"), "p90": ("-.", "v"), "p95": ("-.", "D"),
+               "p99": (":", "^"), "max": ((0, (1, 3)), "x")}  # fmt: skip
+#: the styles of the several series of one panel that are not told apart by their stat alone
+SERIES_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (1, 3)), "v"))
+COLOURS = tuple(plt.get_cmap("tab10").colors)
+
+
+class Palette:
+    """One colour per configuration (a Redis command, a client node, the other swept values, a
+    deployment), the same in every panel of a figure: colours go to the configurations' legends in
+    sorted order, so figures of one experiment with the same configurations colour them alike."""
+
+    def __init__(self, configurations: list[str]) -> None:
+        self._index = {c: i for i, c in enumerate(sorted(set(configurations)))}
+
+    def colour(self, configuration: str) -> tuple[float, ...]:
+        return COLOURS[self._index.get(configuration, 0) % len(COLOURS)]
+
+
+def _configurations(data: pd.DataFrame, keys: list[str]) -> list[tuple[tuple, str]]:
+    """Each configuration of ``data`` over ``keys`` (its values, its legend)."""
+    if not keys:
+        return [((), "")]
+    names = _names(keys)
+    out = []
+    for values, _ in data.groupby(keys, dropna=False):
+        values = values if isinstance(values, tuple) else (values,)
+        out.append((values, _label(values, names)))
+    return out
+
+
+def _names(keys: list[str]) -> list[str]:
+    return [k.removeprefix("param_").removeprefix(SERVICE_PREFIX) for k in keys]
+
+
 def _save(fig: plt.Figure, outputs: list[str | os.PathLike[str]]) -> None:
     for output in outputs:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
@@ -45,12 +83,26 @@ def _save(fig: plt.Figure, outputs: list[str | os.PathLike[str]]) -> None:
     plt.close(fig)
 
 
+def log_base(values: pd.Series) -> int | None:
+    """The x axis' log base for a parameter's values: 2 where each value doubles the last, or more by a
+    power of two (1, 2, 4, 8 concurrency; 1, 4, 16), 10 where they span a factor of 10 otherwise, None
+    (linear) else."""
+    numbers = np.sort(pd.to_numeric(values, errors="coerce").dropna().unique())
+    if len(numbers) < 2 or numbers[0] <= 0:
+        return None
+    doublings = np.log2(numbers / numbers[0])
+    if len(numbers) >= 3 and (np.abs(doublings - np.round(doublings)) < 0.05).all():
+        return 2
+    return 10 if numbers[-1] / numbers[0] >= 10 else None
+
+
 def _x_axis(ax: plt.Axes, values: pd.Series, param: str) -> None:
-    numbers = pd.to_numeric(values, errors="coerce").dropna()
-    if len(numbers) and numbers.min() > 0 and numbers.max() / numbers.min() >= 10:
-        ax.set_xscale("log")
-        ticks = sorted(numbers.unique())
+    base = log_base(values)
+    if base:
+        ax.set_xscale("log", base=base)
+        ticks = sorted(pd.to_numeric(values, errors="coerce").dropna().unique())
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
     ax.set_xlabel(param)
 
 
@@ -82,23 +134,34 @@ def sweep_figure(
         ax.set_visible(False)
     kinds = data["service"].dropna().unique() if "service" in data.columns else []
     services = ", ".join(sorted(map(str, kinds))) or "this server"
+    palette = Palette([label for _, label in _configurations(data, _configuration_keys(data, param, swept))])
     for ax, panel in zip(axes[0], client_panels, strict=False):
-        _panel(ax, data, panel, param, swept)
+        _panel(ax, data, panel, param, swept, palette)
     for ax, panel in zip(axes[1] if rows == 2 else [], server_panels, strict=False):
-        _panel(ax, data, panel, param, swept, missing=f"not exported by {services}")
+        _panel(ax, data, panel, param, swept, palette, missing=f"not exported by {services}")
     if shown.tradeoff:
         ax = axes[0][first_row - 1]
         ax.set_visible(True)
-        _tradeoff_panel(ax, data[data["source"] == "client"], param, shown.throughput, shown.tradeoff)
+        client_rows = data[data["source"] == "client"]
+        _tradeoff_panel(ax, client_rows, param, shown.throughput, shown.tradeoff, palette)
     fig.suptitle(experiment)
     _save(fig, outputs)
 
 
+def _configuration_keys(data: pd.DataFrame, param: str, swept: list[str]) -> list[str]:
+    """What tells a sweep figure's lines apart besides their stat: a label (a Redis command, a client
+    node: its own numbers and the nodes' sum), the other swept parameters, the deployment's values."""
+    labels = [c for c in ("command", NODE) if c in data.columns and data[c].notna().any()]
+    return labels + [f"param_{p}" for p in swept if p != param] + _deployment_keys(data)
+
+
 def _panel(
-    ax: plt.Axes, data: pd.DataFrame, panel: Panel, param: str, swept: list[str], missing: str | None = None
+    ax: plt.Axes, data: pd.DataFrame, panel: Panel, param: str, swept: list[str], palette: Palette,
+    missing: str | None = None,
 ) -> None:
-    """One panel: a line per metric (when it shows several), stat, label and other swept value. With no
-    rows it stays hidden, or says ``missing`` (a server that does not export the metric)."""
+    """One panel: a line per metric (when it shows several), stat and configuration, its colour the
+    configuration's and its style the stat's. With no rows it stays hidden, or says ``missing`` (a
+    server that does not export the metric)."""
     subset = data[panel.rows(data)]
     column = f"param_{param}"
     if subset.empty:
@@ -110,19 +173,22 @@ def _panel(
             ax.set_yticks([])
         return
     ax.set_visible(True)
-    # a line per label value: a Redis command, a client node (its own numbers, and the nodes' sum)
-    labels = [c for c in ("command", NODE) if c in subset.columns and subset[c].notna().any()]
-    group_keys = (["metric"] if panel.also else []) + ["stat"] + labels
-    group_keys += [f"param_{p}" for p in swept if p != param] + _deployment_keys(subset)
-    names = [k.removeprefix("param_").removeprefix(SERVICE_PREFIX) for k in group_keys]
-    for keys, group in subset.groupby(group_keys, dropna=False):
+    series_keys = (["metric"] if panel.also else []) + ["stat"]
+    config_keys = _configuration_keys(data, param, swept)
+    series = [s if isinstance(s, tuple) else (s,) for s, _ in subset.groupby(series_keys)]
+    for keys, group in subset.groupby(series_keys + config_keys, dropna=False):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        what, configuration = keys[: len(series_keys)], keys[len(series_keys) :]
+        style, marker = STAT_STYLES[what[-1]] if not panel.also and what[-1] in STAT_STYLES else \
+            SERIES_STYLES[series.index(what) % len(SERIES_STYLES)]  # fmt: skip
+        colour = palette.colour(_label(configuration, _names(config_keys)) if config_keys else "")
         by_x = _bars(group, column)
-        label = _label(keys if isinstance(keys, tuple) else (keys,), names)
         bars = ax.errorbar(by_x.index.to_numpy(), by_x["mean"], yerr=[by_x["below"], by_x["above"]],
-                           marker="o", capsize=3, label=label)  # fmt: skip
+                           marker=marker, linestyle=style, color=colour, capsize=3,
+                           label=_label(keys, [*series_keys, *_names(config_keys)]))  # fmt: skip
         small = by_x[by_x["low_n"]]
         if not small.empty:  # a stat its sample cannot estimate: drawn hollow
-            ax.plot(small.index.to_numpy(), small["mean"], "o", markerfacecolor="white",
+            ax.plot(small.index.to_numpy(), small["mean"], marker, markerfacecolor="white",
                     markeredgecolor=bars.lines[0].get_color(), zorder=3)  # fmt: skip
     _x_axis(ax, subset[column], param)
     ax.set_ylabel(f"{panel.title} ({subset['unit'].iloc[0]})")
@@ -222,29 +288,56 @@ def _mean_by(data: pd.DataFrame, column: str, metric: str, stat: str) -> pd.Seri
 
 
 def _tradeoff_panel(
-    ax: plt.Axes, data: pd.DataFrame, param: str, throughput: str, tradeoff: Tradeoff
+    ax: plt.Axes, data: pd.DataFrame, param: str, throughput: str, tradeoff: Tradeoff, palette: Palette
 ) -> None:
+    """The kind's trade-off (latency, recall) against its throughput: a line per series and
+    deployment, each point labelled with its swept value where the label has room."""
     column = f"param_{param}"
     keys = _deployment_keys(data)
+    points: list[tuple[float, float, str]] = []
     groups = data.groupby(keys, dropna=False) if keys else [((), data)]
     for values, group in groups:
         values = values if isinstance(values, tuple) else (values,)
-        deployed = _label(values, [k.removeprefix(SERVICE_PREFIX) for k in keys]) if keys else ""
+        deployed = _label(values, _names(keys)) if keys else ""
         x = _mean_by(group, column, throughput, "mean")
-        for metric, stat in tradeoff.series:
+        for number, (metric, stat) in enumerate(tradeoff.series):
             y = _mean_by(group, column, metric, stat)
             both = pd.concat([x.rename("x"), y.rename("y")], axis=1, join="inner").sort_index()
             if both.empty:
                 continue
+            style, marker = SERIES_STYLES[number % len(SERIES_STYLES)]
             label = f"{metric} {stat}" + (f", {deployed}" if deployed else "")
-            ax.plot(both["x"], both["y"], marker="o", label=label)
-            for value, row in both.iterrows():
-                ax.annotate(f"{param}={value}", (row["x"], row["y"]), fontsize="x-small", alpha=0.7)
+            ax.plot(both["x"], both["y"], marker=marker, linestyle=style, color=palette.colour(deployed),
+                    label=label)  # fmt: skip
+            points += [(r["x"], r["y"], f"{param} {value:g}" if isinstance(value, float | int) else
+                        f"{param} {value}") for value, r in both.iterrows()]  # fmt: skip
     ax.set_xlabel(f"{throughput} (mean)")
     ax.set_ylabel(tradeoff.ylabel)
     ax.set_title(tradeoff.title)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="x-small")
+    label_apart(ax, points)
+
+
+#: the least distance, in fractions of the axes (x, y), between two labelled points
+LABEL_ROOM = (0.12, 0.06)
+
+
+def label_apart(ax: plt.Axes, points: list[tuple[float, float, str]]) -> list[str]:
+    """Label each point with its text unless it lands within LABEL_ROOM of a point already labelled
+    (in the axes' final scale); the labels drawn, in order."""
+    ax.autoscale_view()
+    to_axes = ax.transAxes.inverted()
+    placed: list[tuple[float, float]] = []
+    drawn = []
+    for x, y, text in points:
+        at = to_axes.transform(ax.transData.transform((x, y)))
+        if any(abs(at[0] - px) < LABEL_ROOM[0] and abs(at[1] - py) < LABEL_ROOM[1] for px, py in placed):
+            continue
+        placed.append((float(at[0]), float(at[1])))
+        ax.annotate(text, (x, y), xytext=(4, 4), textcoords="offset points", fontsize="x-small", alpha=0.8)
+        drawn.append(text)
+    return drawn
 
 
 def ttft_cdf_figure(raw_files: dict[str, str | os.PathLike[str]], experiment: str, outputs: list) -> None:

@@ -213,3 +213,53 @@ def test_a_scale_whose_configuration_changes_with_it_gets_no_ideal_line(
     ]
     assert "no ideal line" in drawn[0].get_suptitle()
     plt.close("all")
+
+
+def test_a_configuration_keeps_its_colour_in_every_panel_and_a_stat_its_style(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Colour = configuration (here the Redis command and the other swept value), the same in the
+    throughput and the latency panel; line style = the statistic."""
+    drawn: list[plt.Figure] = []
+    monkeypatch.setattr(plots, "_save", lambda fig, outputs: drawn.append(fig))
+    rows = []
+    for clients in (1, 2, 4, 8):
+        for pipeline in (1, 16):
+            for command, scale in (("GET", 1.0), ("SET", 0.8)):
+                point = dict(point=f"c{clients}-p{pipeline}_r0", param_clients=clients,
+                             param_pipeline=pipeline, command=command)  # fmt: skip
+                ops = 1000 * clients * scale
+                rows += [row(metric="throughput", stat="mean", value=ops, unit="ops/s", **point),
+                         row(metric="latency", stat="p99", value=clients / scale, unit="ms",
+                             **point)]  # fmt: skip
+    plots.sweep_figure(pd.DataFrame(rows), "e", "clients", ["clients", "pipeline"], [], "redis-benchmark")
+    throughput, latency = [ax for ax in drawn[0].axes if ax.get_visible()]
+    colours = []
+    for ax in (throughput, latency):
+        handles, labels = ax.get_legend_handles_labels()
+        colours.append({label.split(", ", 1)[1]: handle.lines[0].get_color() for handle, label in
+                        zip(handles, labels, strict=True)})  # fmt: skip
+    assert colours[0] == colours[1] and len(set(colours[0].values())) == 4, colours
+    assert set(colours[0]) == {"GET, pipeline 1", "GET, pipeline 16", "SET, pipeline 1", "SET, pipeline 16"}
+    assert {h.lines[0].get_linestyle() for h in throughput.get_legend_handles_labels()[0]} == {"-"}
+    assert {h.lines[0].get_linestyle() for h in latency.get_legend_handles_labels()[0]} == {":"}
+    # clients doubles: a log2 axis with the measured values as ticks
+    assert throughput.get_xscale() == "log" and [t.get_text() for t in throughput.get_xticklabels()] == [
+        "1", "2", "4", "8"]  # fmt: skip
+    plt.close("all")
+
+
+def test_log_axes_where_a_parameter_doubles_or_spans_decades() -> None:
+    cases = {(1, 2, 4, 8): 2, (1, 2, 4, 8, 16, 32): 2, (1, 10, 100): 10, (1, 3, 30): 10, (10, 20, 30): None,
+             (1, 2): None, (0, 1, 2, 4): None, (100, 1000): 10}  # fmt: skip
+    for values, base in cases.items():
+        assert plots.log_base(pd.Series(values)) == base, values
+
+
+def test_point_labels_that_would_overlap_are_left_out() -> None:
+    fig, ax = plt.subplots()
+    ax.plot([0, 1, 1.01, 2], [0, 1, 1.0, 2])
+    points = [(0.0, 0.0, "c 1"), (1.0, 1.0, "c 2"), (1.01, 1.0, "c 4"), (2.0, 2.0, "c 8")]
+    assert plots.label_apart(ax, points) == ["c 1", "c 2", "c 8"]
+    assert [t.get_text() for t in ax.texts] == ["c 1", "c 2", "c 8"]
+    plt.close(fig)
