@@ -186,6 +186,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_results(args: argparse.Namespace) -> int:
+    """The run's headline tables; with --compare, `aibench compare` of the two runs instead."""
+    if args.compare:
+        return cmd_compare(argparse.Namespace(run_a=args.results, run_b=args.compare, metric=None,
+                                              all_stats=False, prometheus=False, experiment=args.experiment,
+                                              csv=None))  # fmt: skip
+    from aibench.results.glance import print_results
+
+    print_results(args.results, experiments=args.experiment)
+    return 0
+
+
 def cmd_archive(args: argparse.Namespace) -> int:
     from aibench.archive import pack
 
@@ -255,6 +267,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--prometheus", action="store_true", help="include the Prometheus resource series")
     p.add_argument("--csv", metavar="OUT", help="also write the comparison table to this CSV file")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("results", help="a run's headline numbers per experiment and point, with intervals")
+    p.add_argument("results", nargs="?", default="results", help="results directory or archive (.tar.gz)")
+    p.add_argument("--experiment", action="append", help="only this experiment (repeatable)")
+    p.add_argument("--compare", metavar="RUN_B", help="compare with this run instead (aibench compare)")
+    p.set_defaults(func=cmd_results)
 
     p = sub.add_parser("archive", help="pack a finished run's raw results and provenance into one .tar.gz")
     p.add_argument("results", help="results directory of the run")

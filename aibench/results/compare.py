@@ -8,13 +8,14 @@ each row names the basis used and the smallest change the two intervals could ha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
 import tarfile
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,18 +57,27 @@ def _table_of(root: Path, label: str | os.PathLike[str]) -> pd.DataFrame:
     return current_stats(tidy_table(point_dirs))
 
 
-def load_run(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """The tidy table of a run, regenerated from its point dirs: a results directory or a .tar.gz archive
-    (whose members are under one top directory, run/, mirroring the results directory)."""
+@contextlib.contextmanager
+def opened_run(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """The root of the run at ``path``: a results directory itself, or a .tar.gz archive (whose
+    members are under one top directory, run/, mirroring the results directory) extracted, checked,
+    into a temporary directory removed afterwards."""
     source = Path(path)
     if source.is_dir():
-        return _table_of(source, path)
+        yield source
+        return
     if not source.is_file():
         raise AibenchError(f"{path}: no such results directory or archive")
     if not tarfile.is_tarfile(source):
         raise AibenchError(f"{path}: neither a results directory nor a tar archive")
-    with tempfile.TemporaryDirectory(prefix="aibench-compare-") as tmp:
-        return _table_of(_extract(source, Path(tmp)), path)
+    with tempfile.TemporaryDirectory(prefix="aibench-run-") as tmp:
+        yield _extract(source, Path(tmp))
+
+
+def load_run(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """The tidy table of a run, regenerated from its point dirs: a results directory or a .tar.gz archive."""
+    with opened_run(path) as root:
+        return _table_of(root, path)
 
 
 # --- comparing --------------------------------------------------------------------------------------
