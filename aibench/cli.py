@@ -186,6 +186,47 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_query(args: argparse.Namespace) -> int:
+    """PromQL against the run's Prometheus (live, or its saved TSDB): a table, CSV or JSON."""
+    import json
+    import time
+
+    import pandas as pd
+
+    from aibench.monitoring.query import point_window, prometheus_of, run_query
+
+    if args.point and not args.experiment:
+        raise AibenchError("--point needs --experiment (point ids repeat across experiments)")
+    if args.range and not args.point:
+        raise AibenchError("--range needs a window: --point (with --experiment)")
+    window = point_window(args.results, args.experiment, args.point) if args.point else None
+    with prometheus_of(args.results) as source:
+        rows = run_query(source, args.promql, window, args.range, args.step)
+    if args.json:  # times as Unix seconds, as Prometheus gives them
+        print(json.dumps(rows, indent=1))
+        return 0
+    table = pd.DataFrame(rows)
+    if rows:  # each series' labels, then its samples
+        table = table[[c for c in table.columns if c not in ("time", "value")] + ["time", "value"]]
+    if args.csv:
+        print(table.to_csv(index=False), end="")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    console.print(f"{args.promql}: from {source.describe()}", markup=False, highlight=False)
+    shown = Table()
+    for column in table.columns:
+        shown.add_column(column, justify="right" if column in ("time", "value") else "left")
+    for _, row in table.iterrows():
+        labels = row.drop(["time", "value"]).fillna("").astype(str).tolist()
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["time"]))
+        shown.add_row(*labels, at, f"{row['value']:.6g}")
+    console.print(shown if len(table) else "no series")
+    return 0
+
+
 def cmd_results(args: argparse.Namespace) -> int:
     """The run's headline tables; with --compare, `aibench compare` of the two runs instead."""
     if args.compare:
@@ -267,6 +308,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--prometheus", action="store_true", help="include the Prometheus resource series")
     p.add_argument("--csv", metavar="OUT", help="also write the comparison table to this CSV file")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("query", help="PromQL against the run's Prometheus, live or its saved TSDB")
+    p.add_argument("promql", metavar="PROMQL")
+    p.add_argument("--results", default="results", help="results directory of the run")
+    p.add_argument("--experiment", help="the point's experiment (with --point)")
+    p.add_argument("--point", help="a point id: an instant query at its window's end, --range over it")
+    p.add_argument("--range", action="store_true", help="a range query over the point's window")
+    p.add_argument("--step", type=float, default=1.0, help="a range query's step in seconds (default 1)")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--csv", action="store_true", help="CSV on stdout")
+    shown.add_argument("--json", action="store_true", help="JSON on stdout")
+    p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("results", help="a run's headline numbers per experiment and point, with intervals")
     p.add_argument("results", nargs="?", default="results", help="results directory or archive (.tar.gz)")

@@ -12,6 +12,9 @@ from aibench.files import write_text
 from aibench.services import SERVICES
 from aibench.services.base import Command, Exporter, ServiceContext, ServiceKind
 
+#: how long a run's TSDB keeps its samples (the schema's default, for callers that pass raw params)
+RETENTION = "30d"
+
 
 @SERVICES.register
 class Prometheus(ServiceKind):
@@ -42,9 +45,9 @@ class Prometheus(ServiceKind):
             [
                 "prometheus",
                 f"--config.file={path}",
-                f"--storage.tsdb.path={ctx.datadir}",
+                f"--storage.tsdb.path={ctx.params.get('tsdb_path') or ctx.datadir}",
                 f"--web.listen-address={ctx.host}:{ctx.port}",
-                "--storage.tsdb.retention.time=30d",
+                f"--storage.tsdb.retention.time={ctx.params.get('retention_time', RETENTION)}",
                 "--log.level=warn",
             ]
         )
