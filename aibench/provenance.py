@@ -148,6 +148,8 @@ def service_record(service_dir: ServiceDir) -> dict[str, Any]:
     }  # fmt: skip
     if spec is not None:
         record.update(_kind_provenance(spec))
+    if service_dir.node_info.is_file():  # its node's hardware, as its service job found it
+        record["hardware"] = {k: v for k, v in read_json(service_dir.node_info).items() if k != "node"}
     return record
 
 

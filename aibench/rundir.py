@@ -195,13 +195,14 @@ class ServiceDir(_Directory):
     SPEC, HANDLE, ENDPOINT = "spec.json", "handle.json", "endpoint.json"
     READY, STOPPED, PREPARED = "ready.json", "stopped.json", "prepared.json"
     SECRETS, LOG, HEARTBEAT, NODE_READY = "secrets.env", "service.log", "heartbeat.json", "node_ready.json"
+    NODE_INFO = "node.json"
     #: where a service keeps its on-disk state (a database, Prometheus' TSDB), and where an earlier
     #: deployment's goes when the service is deployed again
     DATA, REPLACED = "data", "replaced"
     #: files that describe a live deployment (Snakemake temp() outputs): stale once it has ended
     LIVE = (HANDLE, READY, PREPARED)
     #: what the service job and the waiting rule write about one deployment: stale at the next deploy
-    PER_DEPLOYMENT = (ENDPOINT, READY, STOPPED, HEARTBEAT, NODE_READY)
+    PER_DEPLOYMENT = (ENDPOINT, READY, STOPPED, HEARTBEAT, NODE_READY, NODE_INFO)
     #: the deployment's records an archive keeps (besides its logs)
     RECORDS = (SPEC, ENDPOINT, STOPPED, LOG)
 
@@ -251,6 +252,11 @@ class ServiceDir(_Directory):
     def node_ready(self) -> Path:
         """A loopback-only service's readiness, probed by its service job on its own node."""
         return self.path / self.NODE_READY
+
+    @property
+    def node_info(self) -> Path:
+        """The hardware of the node the service job runs on (aibench.hardware), written as it starts."""
+        return self.path / self.NODE_INFO
 
     @property
     def data(self) -> Path:

@@ -26,6 +26,7 @@ from aibench import heartbeat
 from aibench.containers import apptainer_command
 from aibench.contracts import Endpoint, ExporterRecord, JobSpec
 from aibench.files import write_json
+from aibench.hardware import node_hardware
 from aibench.monitoring import sidecars
 from aibench.monitoring.file_sd import remove_targets, write_target
 from aibench.ports import free_port
@@ -387,6 +388,7 @@ def tear_down(job: ServiceJob) -> None:
 def serve(job: ServiceJob) -> int:
     """The stages from the first prepare step to the service's end; the exit code."""
     register_targets(job)
+    write_json(job.dirs.node_info, {"node": socket.gethostname(), **node_hardware()})
     if not run_prepare_steps(job):
         return STEP_FAILED
     start_service(job)

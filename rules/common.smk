@@ -218,12 +218,14 @@ def run_inputs():
     files = list(config_files(workflow))
     for exp in PLAN.experiments.values():
         files += [exp.file, exp.service.file, exp.client.file]
+    files += [recipe.file for recipe in PLAN.monitors.values()]  # Prometheus', Grafana's
     return [str(f) for f in dict.fromkeys(files)]
 
 
 def all_targets():
     targets = [str(RUN.summary), *figures(), *stopped_files()]
-    return targets + [str(RUN.manifest)]
+    overviews = [str(RUN.figure(name, "overview", "html")) for name in PLAN.experiments]
+    return targets + [str(RUN.manifest), *overviews]
 
 
 # The deploy rules' params are DeploymentSpecs as plain JSON: Snakemake's params rerun trigger compares

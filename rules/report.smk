@@ -122,6 +122,26 @@ rule plot_resources:
         "../scripts/plot_resources.py"
 
 
+# Each experiment's overview page, first in its category: needs the manifest (the nodes' hardware).
+rule overview:
+    input:
+        manifest=RUN.manifest,
+    output:
+        html=report(
+            RUN.figure("{experiment}", "overview", "html"),
+            caption="../report/overview.rst",
+            category="{experiment}",
+            labels={"experiment": "{experiment}", "figure": "overview"},
+        ),
+    log:
+        RUN.log("overview_{experiment}"),
+    localrule: True
+    params:
+        results=str(RUN.root),
+    script:
+        "../scripts/write_overview.py"
+
+
 # Provenance: written last, once every deployment is stopped (docs/results-schema.md, "manifest.json").
 rule manifest:
     input:

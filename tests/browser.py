@@ -334,8 +334,8 @@ class Figure:
     labels: dict[str, str]  # its row in the results table: label -> value
     filename: str  # as named in its data: URL
     mime: str
-    data: bytes  # the image the page displays, decoded from its data: URL
-    width: int  # as decoded by the browser; 0 if it could not decode it
+    data: bytes  # the image (or HTML page) the page displays, decoded from its data: URL
+    width: int  # as decoded by the browser (an HTML page: its frame's); 0 if it could not decode it
     height: int
     shown: bool  # decoded and laid out on screen with a non-zero size
 
@@ -390,18 +390,26 @@ _WALK = """(async (stepMs) => {
       const cells = [...panel().querySelectorAll("tbody tr")[i].querySelectorAll("td")];
       const labels = {};
       cells.slice(0, -1).forEach((cell, j) => { labels[header[j] || `column ${j}`] = text(cell); });
-      const before = main().querySelector("img")?.src;
+      // an image shows as an <img>, an HTML page (an experiment's overview) in an <iframe>
+      const before = main().querySelector("img, iframe")?.src;
       cells.at(-1).querySelector("a").click();  // the "view" (eye) button
-      const img = await until(`the figure of row ${i} of ${path}`, () => {
-        const img = main().querySelector("img");
-        return img && img.src !== before ? img : null;
+      const shown = await until(`the figure of row ${i} of ${path}`, () => {
+        const el = main().querySelector("img, iframe");
+        return el && el.src !== before ? el : null;
       });
-      const decoded = await img.decode().then(() => true, () => false);
-      const box = img.getBoundingClientRect();
-      found.push({
-        path, labels, src: img.src, width: img.naturalWidth, height: img.naturalHeight,
-        shown: decoded && box.width > 0 && box.height > 0,
-      });
+      const box = shown.getBoundingClientRect();
+      if (shown.tagName === "IMG") {
+        const decoded = await shown.decode().then(() => true, () => false);
+        found.push({
+          path, labels, src: shown.src, width: shown.naturalWidth, height: shown.naturalHeight,
+          shown: decoded && box.width > 0 && box.height > 0,
+        });
+      } else {
+        found.push({
+          path, labels, src: shown.src, width: Math.round(box.width), height: Math.round(box.height),
+          shown: box.width > 0 && box.height > 0,
+        });
+      }
     }
     return found;
   };

@@ -25,7 +25,7 @@ from aibench.contracts import DeploymentSpec, Endpoint, JobSpec, Placement, Runt
 from aibench.errors import AibenchError
 from aibench.files import read_json
 from aibench.monitoring.prometheus import PrometheusClient
-from aibench.rundir import RunDir, ServiceDir
+from aibench.rundir import PointDir, RunDir, ServiceDir
 from aibench.tunnel import forward_target
 
 #: the saved TSDB's temporary Prometheus: how long it may take to load (replaying its WAL), and a
@@ -75,13 +75,13 @@ def _saved(monitoring: ServiceDir) -> Iterator[Source]:
                            "archives leave the TSDB out)")  # fmt: skip
     runtime, image = _runtime(monitoring)
     with tempfile.TemporaryDirectory(prefix="aibench-query-") as tmp:
-        tsdb, targets = Path(tmp) / "tsdb", Path(tmp) / "targets"
+        tsdb, targets = Path(tmp) / "tsdb", Path(tmp) / "file_sd"
         shutil.copytree(monitoring.data, tsdb, ignore=shutil.ignore_patterns("lock"))
         targets.mkdir()
         params = {"scrape_interval_s": 60, "targets_dir": str(targets), "tsdb_path": str(tsdb),
                   "retention_time": SAVED_RETENTION}  # fmt: skip
         spec = DeploymentSpec("query", "prometheus", params, Placement(runtime=runtime), image=image)
-        service = ServiceDir(Path(tmp) / "service")
+        service = ServiceDir(Path(tmp) / "prometheus")
         lifecycle.deploy(service, spec)
         try:
             ready = lifecycle.wait_ready(service, timeout_s=SAVED_READY_S, interval_s=0.1)
@@ -109,7 +109,7 @@ def point_window(results: str | Path, experiment: str, point: str) -> dict[str, 
     root = Path(results)
     for p in read_points(root, str(results)):
         if p.experiment == experiment and p.point == point:
-            window = read_json(p.directory / "summary.json")["window"]
+            window = read_json(PointDir(p.directory).summary)["window"]
             return {"start": float(window["start"]), "end": float(window["end"])}
     raise AibenchError(f"{results}: no point {point!r} of experiment {experiment!r}")
 

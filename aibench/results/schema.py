@@ -15,6 +15,7 @@ from typing import Any
 
 from aibench import RESULTS_SCHEMA_VERSION, __version__
 from aibench.files import atomic_open, write_json
+from aibench.hardware import node_hardware
 from aibench.rundir import PointDir
 
 
@@ -59,6 +60,7 @@ def provenance() -> dict[str, Any]:
         "platform": platform.platform(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "written_at": time.time(),
+        "hardware": node_hardware(),
     }
 
 

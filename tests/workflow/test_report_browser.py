@@ -91,14 +91,22 @@ def test_report_opens_in_chromium_with_every_figure(
 
     assert page_problems(report) == []
     assert figure_problems(report, figures) == []
+    # the experiment's overview opens its category: the headline table, environment, commands
+    (overview,) = [f for f in view_report(report).figures if f.filename == "overview.html"]
+    assert overview.mime == "text/html" and overview.shown and overview.labels.get("experiment") == EXPERIMENT
+    page = overview.data.decode()
+    assert (workspace / "results" / "figures" / EXPERIMENT / "overview.html").read_text() == page
+    assert "Environment" in page and "snakemake --profile profiles/local" in page and "throughput" in page
 
     # The checks can fail: a figure left out of the report, a figure that does not decode, a file cut
     # short (the browser drops the unterminated script: no error, no app) and a script that fails (the
     # start page still draws; the error is caught, and the results cannot be opened).
-    def drop_clients(categories: dict[str, dict[str, list[str]]]) -> None:
+    # (the resources figure is the one dropped: left with two results whose "figure" label takes two
+    # values once each, the report would fold them into one row with a toggle, abstract_results.js)
+    def drop_resources(categories: dict[str, dict[str, list[str]]]) -> None:
         for subcategories in categories.values():
             for paths in subcategories.values():
-                paths[:] = [p for p in paths if not p.endswith("/clients.png")]
+                paths[:] = [p for p in paths if not p.endswith("/resources.png")]
 
     def corrupt_clients(results: dict[str, dict[str, Any]]) -> None:
         for path, entry in results.items():
@@ -106,9 +114,9 @@ def test_report_opens_in_chromium_with_every_figure(
                 header = entry["data_uri"].partition(",")[0]
                 entry["data_uri"] = header + "," + base64.b64encode(b"\x89PNG not an image").decode()
 
-    dropped = edited(report, workspace / "dropped.html", "categories", drop_clients)
+    dropped = edited(report, workspace / "dropped.html", "categories", drop_resources)
     assert figure_problems(dropped, figures) == [
-        f"{EXPERIMENT}/clients.png is not in the report (it shows ['resources.png'])"
+        f"{EXPERIMENT}/resources.png is not in the report (it shows ['clients.png', 'overview.html'])"
     ]
     corrupt = edited(report, workspace / "corrupt.html", "results", corrupt_clients)
     assert figure_problems(corrupt, figures) == [f"{EXPERIMENT}/clients.png is not displayed: image/png 0 px"]
