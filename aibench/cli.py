@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from aibench.errors import AibenchError
@@ -227,6 +227,19 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fetch_results(args: argparse.Namespace) -> int:
+    from aibench.fetch import Remote, fetch
+
+    remote = Remote.parse(args.remote)
+    dest = Path(args.dest or PurePosixPath(remote.path.rstrip("/")).name or "results")
+    options = ["-i", args.identity] if args.identity else []
+    options += [a for option in args.ssh_option for a in ("-o", option)]
+    names = fetch(remote, dest, args.port, options)
+    print(f"{dest}: {len(names)} files of {remote.login}:{remote.path} (records, figures, report; "
+          "no secrets, service data or TSDB)")  # fmt: skip
+    return 0
+
+
 def cmd_results(args: argparse.Namespace) -> int:
     """The run's headline tables; with --compare, `aibench compare` of the two runs instead."""
     if args.compare:
@@ -320,6 +333,15 @@ def parser() -> argparse.ArgumentParser:
     shown.add_argument("--csv", action="store_true", help="CSV on stdout")
     shown.add_argument("--json", action="store_true", help="JSON on stdout")
     p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("fetch-results", help="bring a run's results home over ssh (resumable; no secrets)")
+    p.add_argument("remote", metavar="USER@HOST:PATH", help="e.g. u100000@login.lxp.lu:aibench/results")
+    p.add_argument("dest", nargs="?", help="local directory (default: the remote directory's name)")
+    p.add_argument("--port", type=port_number, default=8822, help="SSH port of the login host (default 8822)")
+    p.add_argument("--identity", "-i", help="ssh private key file")
+    p.add_argument("--ssh-option", "-o", action="append", default=[], metavar="OPTION",
+                   help="an ssh option, passed as -o OPTION (repeatable), e.g. ProxyJump=gw")  # fmt: skip
+    p.set_defaults(func=cmd_fetch_results)
 
     p = sub.add_parser("results", help="a run's headline numbers per experiment and point, with intervals")
     p.add_argument("results", nargs="?", default="results", help="results directory or archive (.tar.gz)")

@@ -456,6 +456,13 @@ def is_record(relative: PurePath) -> bool:
     return deployment and (parts[-1] in ServiceDir.RECORDS or parts[-1].endswith(".log"))
 
 
+def is_fetched(relative: PurePath) -> bool:
+    """Whether ``aibench fetch-results`` brings the file at ``relative`` home: the run's records (as an
+    archive keeps them), its figures and its report. Owner-only files are left out besides, by mode."""
+    parts = relative.parts
+    return is_record(relative) or (bool(parts) and (parts[0] == "figures" or parts == ("report.html",)))
+
+
 def _is_service(name: str) -> bool:
     """A service job's directory name: ``service``, or a replica's ``service-r<n>``."""
     return name == SERVICE or (name.startswith(f"{SERVICE}-r") and name[len(SERVICE) + 2 :].isdigit())
