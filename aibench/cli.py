@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path, PurePosixPath
@@ -74,6 +75,8 @@ def cmd_run_client(args: argparse.Namespace) -> int:
     for name in kind.secret_names:
         if name in os.environ and name not in secrets:
             secrets[name] = os.environ[name]
+    if not logging.getLogger().handlers:  # the load's progress lines, on stderr
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     summary = run_point(
         client_kind=args.kind,
         endpoint=_endpoint(args.endpoint),
@@ -81,6 +84,8 @@ def cmd_run_client(args: argparse.Namespace) -> int:
         params=params,
         out_dir=args.out,
         timeout_s=args.timeout,
+        progress={"interval_s": args.progress_s, "stall_s": args.stall_s},
+        bar=None,  # a live bar when stderr is a terminal
     )
     print(f"{summary['status']}: {len(summary['metrics'])} metrics in {PointDir(args.out).summary}")
     if summary["status"] != "ok":
@@ -287,6 +292,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--secrets-file", help="0600 env file with the service credentials (else environment)")
     p.add_argument("--api", help="llm client: openai (chat), ollama (generate), or a full api name")
     p.add_argument("--timeout", type=float, default=900.0, help="time limit of the load in seconds")
+    p.add_argument("--progress-s", type=float, default=10.0, help="seconds between two progress lines")
+    p.add_argument("--stall-s", type=float, default=60.0,
+                   help="seconds without a completed request before the load counts as stalled")  # fmt: skip
     p.set_defaults(func=cmd_run_client)
 
     p = sub.add_parser("list", help="available service and client kinds and recipes")

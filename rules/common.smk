@@ -285,6 +285,7 @@ def point_settings(wildcards):
         "client_kind": exp.client.kind,
         "client_recipe": exp.client.name,
         "timeout_s": exp.client.timeout_s,
+        "progress": PLAN.config["progress"],
         "service": {
             "kind": exp.service.kind,
             "recipe": exp.service.name,

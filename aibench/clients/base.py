@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from typing import Any, ClassVar
 
+from aibench.clients import progress
 from aibench.clients.presentation import Presentation
 from aibench.errors import ClientError
 from aibench.results.schema import PointResult
@@ -15,6 +16,7 @@ def run_tool(argv: list[str], timeout_s: float, secret_values: list[str]) -> str
     """Run a load tool to completion within ``timeout_s``; its stdout, or a ClientError naming the
     command (secrets masked), the exit status and the end of its stderr."""
     shown = " ".join(mask_argv(argv, secret_values))
+    progress.start(None, timeout_s, counted=False)  # its completions are the tool's own: time only
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from aibench.clients import CLIENTS
+from aibench.clients.progress import INTERVAL_S, STALL_S, reporting
 from aibench.contracts import ClientNodes
 from aibench.files import read_json
 from aibench.lifecycle import deployment, ensure_alive
@@ -32,13 +33,19 @@ def run_point(
     service: dict[str, Any] | None = None,
     client_recipe: str | None = None,
     deployment: str | None = None,
+    progress: dict[str, float] | None = None,
+    bar: bool | None = False,
 ) -> dict[str, Any]:
-    """Run the load, write its raw records and summary into ``out_dir`` (a PointDir); return the summary."""
+    """Run the load, write its raw records and summary into ``out_dir`` (a PointDir); return the summary.
+    While it runs, its progress goes to the log every ``progress["interval_s"]`` (with a warning after
+    ``progress["stall_s"]`` without a completion), and to a live bar with ``bar`` (None: on a terminal)."""
     client = CLIENTS.create(client_kind)
     start_wall = time.time()
     start = time.monotonic()
+    every = {**{"interval_s": INTERVAL_S, "stall_s": STALL_S}, **(progress or {})}
     try:
-        result = client.run(endpoint, secrets, params, timeout_s)
+        with reporting(LOG, every["interval_s"], every["stall_s"], bar):
+            result = client.run(endpoint, secrets, params, timeout_s)
     except Exception as exc:
         result = PointResult(metrics=[], raw_csv=b"", status="failed", error=f"{type(exc).__name__}: {exc}")
     duration = time.monotonic() - start

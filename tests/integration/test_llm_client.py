@@ -15,6 +15,8 @@ import asyncio
 import csv
 import gzip
 import io
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -296,3 +298,22 @@ def test_closed_loop_warm_up_ends_before_the_measured_requests_begin(tmp_path) -
     # the first measured requests go out together, one per worker
     firsts = sorted(float(r["intended_send_s"]) for r in measured)[:3]
     assert firsts[-1] - firsts[0] < ITL / 1000
+
+
+def test_run_client_reports_progress_and_a_stall_while_the_load_runs(tmp_path) -> None:
+    """`aibench run-client` against the scheduled server: progress lines on stderr while the point
+    runs (done of planned, rate, failures, time), and, with a first chunk 2.5 s away at a 1 s stall
+    limit, the warning that nothing completes, then its end."""
+    with ScheduledServer(ttft_ms=2500, itl_ms=5) as server:
+        argv = [sys.executable, "-m", "aibench.cli", "run-client", "llm", "--endpoint", server.url,
+                "--api", "openai", "--out", str(tmp_path / "out"), "--progress-s", "0.5", "--stall-s", "1",
+                "--set", "mode=closed", "--set", "concurrency=2", "--set", "requests=4",
+                "--set", "warmup_requests=0", "--set", "max_tokens=4", "--set", "model=m"]  # fmt: skip
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert any("progress: 0 of 4 requests (0%)" in line for line in lines), lines
+    assert any("stalled: none of the requests completed for" in line for line in lines), lines
+    assert any("progress resumed: 2 of 4 requests" in line for line in lines), lines
+    end = [line for line in lines if "progress at the end: 4 of 4 requests (100%), " in line]
+    assert len(end) == 1 and "0 failed" in end[0], lines

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from aibench.clients import progress
 from aibench.clients.arrivals import schedule
 
 TOKEN_HEADER = "X-Chroma-Token"
@@ -84,10 +85,12 @@ def run_queries(
     """Warm-up queries (back to back), then ``requests`` measured ones in the closed or open loop; query
     vectors are used in turn. Queries not sent before ``deadline`` are recorded as such."""
     k, count = p["k"], len(queries)
+    tracker = progress.start(p["warmup_requests"] + p["requests"], None, "queries")
     first = open_collection()
     warmup = [Query(n % count, 0.0, warmup=True) for n in range(p["warmup_requests"])]
     for q in warmup:
         _ask(first, queries[q.index], k, q)
+        tracker.completed(q.status == "ok")
     offset = p["warmup_requests"]
     measured = [Query((offset + n) % count, 0.0, warmup=False) for n in range(p["requests"])]
     size = p["concurrency"] if p["mode"] == "closed" else p["max_inflight"]
@@ -100,6 +103,7 @@ def run_queries(
                 q.status, q.error = "not sent", "the client's time limit was reached"
                 continue
             _ask(handle, queries[q.index], k, q)
+            tracker.completed_in_thread(q.status == "ok")
 
     threads = [threading.Thread(target=worker, args=(h,), daemon=True) for h in handles]
     for thread in threads:

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from aibench.clients import progress
 from aibench.clients.arrivals import schedule
 from aibench.clients.llm import protocols
 
@@ -157,6 +158,7 @@ async def run(
     timeout = aiohttp.ClientTimeout(total=targets[0].request_timeout_s)
     records: list[Record] = []
     total = warmup_requests + requests if requests else None
+    tracker = progress.start(total, duration_s or None)
     async with aiohttp.ClientSession(
         connector=connector, timeout=timeout, trace_configs=[tracing()]
     ) as session:
@@ -181,6 +183,7 @@ async def run(
                         )
                         records.append(record)
                         await send(session, target_of(record), prompts[index % len(prompts)], record, origin)
+                        tracker.completed(record.status == "ok")
 
                 await asyncio.gather(*(worker(n) for n in range(concurrency)))
 
@@ -205,7 +208,9 @@ async def run(
                 record = Record(index, index < warmup_requests, intended=float(offset), origin=origin)
                 records.append(record)
                 prompt = prompts[index % len(prompts)]
-                tasks.append(asyncio.create_task(send(session, target_of(record), prompt, record, origin)))
+                task = asyncio.create_task(send(session, target_of(record), prompt, record, origin))
+                task.add_done_callback(lambda _, r=record: tracker.completed(r.status == "ok"))
+                tasks.append(task)
             await asyncio.gather(*tasks)
         for number, one in enumerate(targets):
             await count_tokens(session, one, [r for r in records if r.replica == number])
