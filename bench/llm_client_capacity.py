@@ -3,16 +3,19 @@
 Offers 1,000 requests/s (Poisson, seeded) for a few seconds and prints achieved/offered and the p99
 queue delay (actual send - intended send); targets >= 0.99 and <= 5 ms. Then raises the rate to
 find the ceiling (the highest rate still meeting both). Server and client are separate processes.
+Progress reporting is on, as in a workflow's point (aibench.clients.progress, at its default pace).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 
 import numpy as np
 from common import ROOT
 
+from aibench.clients import progress
 from aibench.clients.llm import load, metrics
 
 sys.path.insert(0, str(ROOT))
@@ -44,7 +47,10 @@ def offer(server: ScheduledServer, rate: float) -> tuple[float, float, float]:
 
 
 def main() -> None:
-    with ScheduledServer(ttft_ms=0, itl_ms=0) as server:
+    log = logging.getLogger("bench.capacity")
+    log.addHandler(logging.NullHandler())
+    log.propagate = False
+    with ScheduledServer(ttft_ms=0, itl_ms=0) as server, progress.reporting(log, bar=False):
         offer(server, 200)  # warm-up
         ratio, p99, errors = offer(server, 1000)
         print(f"1000 req/s offered: achieved/offered {ratio:.4f} (target >= 0.99), ", end="")

@@ -8,7 +8,10 @@ In the open loop, latency counts from the intended send time (no coordinated omi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -82,26 +85,17 @@ async def send(
                     f"HTTP {response.status}: {(await response.text())[:200]}",
                 )
                 return
-            async for line in response.content:
+            # whatever bytes arrived, split into lines here: one wake-up per received block rather than
+            # per line (a 16-chunk SSE answer is 36 lines), and every line of a block stamped with the
+            # moment the block arrived
+            pending = b""
+            ollama = target.api.startswith("ollama")
+            async for block in response.content.iter_any():
                 now = time.perf_counter() - origin
-                event = parse(line)
-                if event is None:
-                    continue
-                if event.error:
-                    record.status, record.error = "error", event.error[:200]
+                *lines, pending = (pending + block).split(b"\n")
+                if _take(lines, parse, record, now, ollama):
                     return
-                if event.text:
-                    record.chunks.append(now)
-                    record.text += event.text
-                if event.output_tokens is not None:
-                    record.prompt_tokens = event.prompt_tokens
-                    record.output_tokens = event.output_tokens
-                    record.token_source = "ollama:eval_count" if target.api.startswith("ollama") else "usage"
-                elif event.server_count is not None and record.token_source != "usage":
-                    record.output_tokens, record.token_source = event.server_count
-                record.timings.update(event.timings)
-                if event.done and target.api.startswith("ollama"):
-                    break
+            _take([pending], parse, record, time.perf_counter() - origin, ollama)  # no final newline
     except (TimeoutError, aiohttp.ClientError) as exc:
         record.status, record.error = "error", f"{type(exc).__name__}: {exc}"[:200]
     finally:
@@ -110,6 +104,31 @@ async def send(
         record.status, record.error = "error", "no content received"
     if record.output_tokens is None and record.chunks:
         record.output_tokens, record.token_source = len(record.chunks), "chunks"
+
+
+def _take(lines: list[bytes], parse: Any, record: Record, now: float, ollama: bool) -> bool:
+    """The stream's lines that arrived at ``now`` into ``record``; True once it has ended (an error
+    event, or Ollama's final object)."""
+    for line in lines:
+        event = parse(line)
+        if event is None:
+            continue
+        if event.error:
+            record.status, record.error = "error", event.error[:200]
+            return True
+        if event.text:
+            record.chunks.append(now)
+            record.text += event.text
+        if event.output_tokens is not None:
+            record.prompt_tokens = event.prompt_tokens
+            record.output_tokens = event.output_tokens
+            record.token_source = "ollama:eval_count" if ollama else "usage"
+        elif event.server_count is not None and record.token_source != "usage":
+            record.output_tokens, record.token_source = event.server_count
+        record.timings.update(event.timings)
+        if event.done and ollama:
+            return True
+    return False
 
 
 async def _on_headers_sent(session: Any, context: SimpleNamespace, params: Any) -> None:
@@ -127,7 +146,28 @@ def tracing() -> aiohttp.TraceConfig:
     return config
 
 
-async def run(
+@contextlib.contextmanager
+def no_full_collections() -> Iterator[None]:
+    """No full (generation-2) garbage collection while a load runs: one took ~40 ms near the 10,000th
+    request (seen with gc.callbacks) and every send scheduled within it went late (p99 queue delay
+    50-90 ms at 1,500 requests/s, 2-3 ms without, bench/llm_client_capacity.py). The young generations
+    still collect the short-lived garbage of each request; the full collection runs once it is over."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(thresholds[0], thresholds[1], 1_000_000)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.collect()
+
+
+async def run(target: Target | list[Target], prompts: list[str], **load: Any) -> tuple[list[Record], float]:
+    """:func:`_run` (the load itself; its parameters) with no full garbage collection in it."""
+    with no_full_collections():
+        return await _run(target, prompts, **load)
+
+
+async def _run(
     target: Target | list[Target],
     prompts: list[str],
     *,
