@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+import threading
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from aibench.clients import progress
@@ -12,19 +14,56 @@ from aibench.results.schema import PointResult
 from aibench.secrets import mask, mask_argv
 
 
-def run_tool(argv: list[str], timeout_s: float, secret_values: list[str]) -> str:
+def run_tool(
+    argv: list[str], timeout_s: float, secret_values: list[str], on_line: Callable[[str], None] | None = None
+) -> str:
     """Run a load tool to completion within ``timeout_s``; its stdout, or a ClientError naming the
-    command (secrets masked), the exit status and the end of its stderr."""
+    command (secrets masked), the exit status and the end of its stderr. With ``on_line``, each line of
+    its stdout is handed to it as it comes (a tool's own interim reports: its progress); without, the
+    load's progress is its time only (aibench.clients.progress)."""
     shown = " ".join(mask_argv(argv, secret_values))
-    progress.start(None, timeout_s, counted=False)  # its completions are the tool's own: time only
+    if on_line is None:
+        progress.start(None, timeout_s, counted=False)  # its completions are the tool's own: time only
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+        if on_line is None:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+            code, out, err = done.returncode, done.stdout, done.stderr
+        else:
+            code, out, err = _streamed(argv, timeout_s, on_line)
     except subprocess.TimeoutExpired:
         raise ClientError(f"{argv[0]} ran past its time limit of {timeout_s:g} s: {shown}") from None
-    if done.returncode != 0 or not done.stdout.strip():
-        stderr = mask(done.stderr, secret_values).strip()
-        raise ClientError(f"{argv[0]} failed (exit {done.returncode}): {stderr[-2000:]}\ncommand: {shown}")
-    return done.stdout
+    if code != 0 or not out.strip():
+        stderr = mask(err, secret_values).strip()
+        raise ClientError(f"{argv[0]} failed (exit {code}): {stderr[-2000:]}\ncommand: {shown}")
+    return out
+
+
+def _streamed(argv: list[str], timeout_s: float, on_line: Callable[[str], None]) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr of ``argv``, its stdout lines handed to ``on_line`` as they come;
+    killed (TimeoutExpired) past ``timeout_s``."""
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        lines: list[str] = []
+        errors: list[str] = []
+        assert proc.stdout is not None and proc.stderr is not None
+        drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)  # type: ignore[union-attr]
+        drain.start()
+
+        def read() -> None:
+            for line in proc.stdout:  # type: ignore[union-attr]
+                lines.append(line)
+                on_line(line)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            code = proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+        reader.join()
+        drain.join()
+    return code, "".join(lines), "".join(errors)
 
 
 def share_of(total: int, rank: int, nodes: int) -> int:

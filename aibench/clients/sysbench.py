@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 import subprocess
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aibench.clients import CLIENTS
+from aibench.clients import CLIENTS, progress
 from aibench.clients.base import ClientKind, run_tool
 from aibench.clients.presentation import Panel, Presentation, Stats
 from aibench.errors import ClientError
@@ -30,6 +32,24 @@ _INTERVAL = re.compile(
 )
 INTERVAL_COLUMNS = ["time_s", "threads", "tps", "qps", "reads_per_s", "writes_per_s", "other_per_s",
                     "latency_p95_ms", "errors_per_s", "reconnects_per_s"]  # fmt: skip
+
+
+def counting(seconds: float) -> Callable[[str], None]:
+    """The load's progress from sysbench's own per-second report lines (--report-interval=1): each
+    adds that second's transactions (tps x 1 s) and errors to the count; a second without any is no
+    completion (so a stalled database shows as stalled)."""
+    tracker = progress.start(None, seconds, unit="transactions")
+
+    def line(text: str) -> None:
+        if (m := _INTERVAL.search(text)) is None:
+            return
+        done, failed = round(float(m["tps"])), round(float(m["err"]))
+        if done or failed:
+            tracker.done += done + failed
+            tracker.failed += failed
+            tracker.last = time.monotonic()
+
+    return line
 
 
 def intervals_csv(text: str) -> bytes:
@@ -110,12 +130,13 @@ class Sysbench(ClientKind):
         return path
 
     def _sysbench(
-        self, args: list[str], endpoint: dict, secrets: dict, params: dict, timeout_s: float
+        self, args: list[str], endpoint: dict, secrets: dict, params: dict, timeout_s: float,
+        on_line: Callable[[str], None] | None = None,
     ) -> str:
         with tempfile.TemporaryDirectory(prefix="aibench-sysbench-") as tmp:
             config = self._config(endpoint, secrets, params, Path(tmp))
             argv = ["sysbench", f"--config-file={config}", params["test"], *args]
-            return run_tool(argv, timeout_s, [secrets["MYSQL_PASSWORD"]])
+            return run_tool(argv, timeout_s, [secrets["MYSQL_PASSWORD"]], on_line)
 
     def prepare(
         self, endpoint: dict[str, Any], secrets: dict[str, str], params: dict[str, Any], timeout_s: float
@@ -131,7 +152,7 @@ class Sysbench(ClientKind):
         args = ["run", f"--threads={params['threads']}", f"--time={params['time_s']}", "--report-interval=1"]
         if params["rate"]:
             args.append(f"--rate={params['rate']}")
-        out = self._sysbench(args, endpoint, secrets, params, timeout_s)
+        out = self._sysbench(args, endpoint, secrets, params, timeout_s, counting(params["time_s"]))
         try:
             metrics = parse_report(out)
         except ValueError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -138,11 +139,19 @@ def test_root_needs_its_password_from_the_first_connection(tmp_path: Path) -> No
         lifecycle.stop(service_dir)
 
 
-def test_prepare_then_run_closed_and_open_loop(mysql: Path, tmp_path: Path) -> None:
+def test_prepare_then_run_closed_and_open_loop(
+    mysql: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     base = validate({"test": "oltp_read_write", "tables": 2, "table_size": 500, "threads": 2, "time_s": 2},
                     "kinds/sysbench", "t")  # fmt: skip
     assert prepare_against(mysql, "sysbench", base, 120)["prepared"] is True
-    closed = run_point_against(mysql, tmp_path / "closed", client_kind="sysbench", params=base, timeout_s=120)
+    with caplog.at_level(logging.INFO, logger="aibench.client"):
+        closed = run_point_against(mysql, tmp_path / "closed", client_kind="sysbench", params=base,
+                                   timeout_s=120, progress={"interval_s": 1, "stall_s": 60})  # fmt: skip
+    # its progress, counted from sysbench's own per-second reports as they came
+    ends = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress at the end: ")]
+    assert len(ends) == 1 and " transactions, " in ends[0], ends
+    counted = int(ends[0].removeprefix("progress at the end: ").split()[0])
     by = {(m["name"], m["stat"], m["labels"].get("kind")): m["value"] for m in closed["metrics"]}
     assert by[("transactions_per_s", "mean", None)] > 10
     assert by[("queries_per_s", "mean", None)] > by[("transactions_per_s", "mean", None)]
@@ -151,6 +160,7 @@ def test_prepare_then_run_closed_and_open_loop(mysql: Path, tmp_path: Path) -> N
     # oltp_read_write may hit the odd deadlock, which sysbench counts as an ignored error and retries
     assert by[("errors", "count", None)] <= 0.01 * by[("transactions", "count", None)]
     assert by[("reconnects", "count", None)] == 0
+    assert abs(counted - by[("transactions", "count", None)]) <= 0.2 * by[("transactions", "count", None)]
     report = closed["client"]["tool"]["report"]  # sysbench's own report, kept with the summary
     assert "SQL statistics" in report and parse_report(report) == [Metric(**m) for m in closed["metrics"]]
     raw = gzip.decompress((tmp_path / "closed" / "raw.csv.gz").read_bytes()).decode().splitlines()
