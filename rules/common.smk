@@ -218,7 +218,9 @@ def run_inputs():
     files = list(config_files(workflow))
     for exp in PLAN.experiments.values():
         files += [exp.file, exp.service.file, exp.client.file]
-    files += [recipe.file for recipe in PLAN.monitors.values()]  # Prometheus', Grafana's
+    files += [
+        recipe.file for recipe in PLAN.monitors.values()
+    ]  # Prometheus', Grafana's
     return [str(f) for f in dict.fromkeys(files)]
 
 
