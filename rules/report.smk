@@ -136,8 +136,6 @@ rule overview:
     log:
         RUN.log("overview_{experiment}"),
     localrule: True
-    params:
-        results=str(RUN.root),
     script:
         "../scripts/write_overview.py"
 
