@@ -25,6 +25,7 @@ from aibench.contracts import DeploymentSpec, Endpoint, JobSpec, Placement, Runt
 from aibench.errors import AibenchError
 from aibench.files import read_json
 from aibench.monitoring.prometheus import PrometheusClient
+from aibench.records import RecordError
 from aibench.rundir import PointDir, RunDir, ServiceDir
 from aibench.tunnel import forward_target
 
@@ -64,7 +65,10 @@ def _runtime(monitoring: ServiceDir) -> tuple[Runtime, str | None]:
     """How the run's own Prometheus ran (native or its image under Apptainer)."""
     if not monitoring.spec.exists():
         return Runtime(), None
-    spec = JobSpec.read(monitoring.spec)
+    try:
+        spec = JobSpec.read(monitoring.spec)
+    except RecordError:  # an earlier version's spec.json: the native runtime
+        return Runtime(), None
     return spec.runtime, spec.image
 
 

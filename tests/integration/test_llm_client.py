@@ -17,6 +17,7 @@ import gzip
 import io
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -317,3 +318,31 @@ def test_run_client_reports_progress_and_a_stall_while_the_load_runs(tmp_path) -
     assert any("progress resumed: 2 of 4 requests" in line for line in lines), lines
     end = [line for line in lines if "progress at the end: 4 of 4 requests (100%), " in line]
     assert len(end) == 1 and "0 failed" in end[0], lines
+
+
+@pytest.mark.parametrize("mode", ["closed", "open"])
+def test_a_point_runs_until_its_precision_target_or_its_cap(mode: str, tmp_path) -> None:
+    """``until`` against the scheduled server (TTFT 20 ms, a spread of the machine's own jitter): a
+    median within 5% stops at the target, soon after min_requests and long before the cap; a p90
+    within 0.0001% cannot be reached and stops at max_duration_s, saying so with the precision it had."""
+    load_params = {"mode": mode, "concurrency": 4, "rate": 40, "requests": 0, "warmup_requests": 2,
+                   "max_tokens": 4, "api": "openai-completions"}  # fmt: skip
+    with ScheduledServer(ttft_ms=20, itl_ms=2) as server:
+        started = time.monotonic()
+        met = run_llm(server, tmp_path / "met", **load_params, until={
+            "metric": "ttft", "stat": "median", "rel_ci": 0.05, "min_requests": 40, "max_duration_s": 30})
+        took = time.monotonic() - started
+        started = time.monotonic()
+        capped = run_llm(server, tmp_path / "capped", **load_params, until={
+            "metric": "ttft", "stat": "p90", "rel_ci": 1e-6, "min_requests": 40, "max_duration_s": 3})
+        capped_took = time.monotonic() - started
+    by = {(m["name"], m["stat"]): m for m in met["metrics"]}
+    precision = by[("until_precision", "mean")]
+    assert precision["formula"] == "load.until;metric=ttft;stat=median;rel_ci=0.05;stopped=target_met"
+    assert precision["value"] <= 0.05 and precision["n"] >= 40
+    assert 40 <= by[("requests", "count")]["value"] <= 200 and took < 15, (by[("requests", "count")], took)
+    by = {(m["name"], m["stat"]): m for m in capped["metrics"]}
+    precision = by[("until_precision", "mean")]
+    assert precision["formula"].endswith(";stopped=max_duration_s") and precision["value"] > 1e-6
+    assert 2.5 < capped_took < 10, capped_took
+    assert by[("warmup_excluded", "count")]["value"] == 2

@@ -16,7 +16,7 @@ import pandas as pd
 from aibench.clients import CLIENTS
 from aibench.clients.chroma import metrics as chroma_metrics
 from aibench.clients.fanout import _merged
-from aibench.clients.llm import LLMClient
+from aibench.clients.llm import LLMClient, stopping
 from aibench.clients.llm import metrics as llm_metrics
 from aibench.clients.redis_benchmark import parse_csv
 from aibench.clients.sysbench import parse_report
@@ -68,6 +68,10 @@ def llm_metric_sets() -> Iterator[list[Metric]]:
                       "kinds/llm", "test")  # fmt: skip
     yield LLMClient._search(params, lambda rate, concurrency: samples.llm_records(), {"ttft_ms": 500.0})[1]
     yield merged_from_nodes(validate({}, "kinds/llm", "test"))
+    until = {"metric": "ttft", "stat": "median", "rel_ci": 0.5, "max_duration_s": 60, "min_requests": 3}
+    params = validate({"requests": 0, "until": until, "warmup_rule": "mser5"}, "kinds/llm", "test")
+    records = samples.llm_records()
+    yield stopping.stop_metrics(records, params, stopping.Until.of(params), True, 0)
 
 
 def merged_from_nodes(params: dict[str, Any]) -> list[Metric]:

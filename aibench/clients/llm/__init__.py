@@ -9,7 +9,7 @@ from typing import Any
 
 from aibench.clients import CLIENTS
 from aibench.clients.base import ClientKind, share_of
-from aibench.clients.llm import load, metrics, prompts, search
+from aibench.clients.llm import load, metrics, prompts, search, stopping
 from aibench.clients.presentation import Panel, Presentation, Stats, Tradeoff
 from aibench.results.formulas import formula
 from aibench.results.schema import Metric, PointResult
@@ -71,7 +71,11 @@ class LLMClient(ClientKind):
     )  # fmt: skip
 
     def own_duration_s(self, params: dict[str, Any]) -> float | None:
-        """A timed load (requests 0) runs duration_s per trial, an SLO search up to search_trials trials."""
+        """A timed load (requests 0) runs duration_s per trial, an SLO search up to search_trials trials;
+        one ``until`` a precision target at most its max_duration_s."""
+        until = stopping.Until.of(params)
+        if until is not None:
+            return min(until.max_duration_s, params["duration_s"] or until.max_duration_s)
         if params["requests"]:
             return None
         return float(params["duration_s"]) * (params["search_trials"] if params["search"] != "none" else 1)
@@ -82,6 +86,11 @@ class LLMClient(ClientKind):
     def params_problem(
         self, params: dict[str, Any], timeout_s: float
     ) -> tuple[tuple[str, ...], str] | None:
+        if params.get("until") and params["search"] != "none":
+            return ("until", "search"), (
+                "an SLO search runs trials of a fixed size, a precision target runs one load until it is "
+                "met: set one of them"
+            )
         if params["search"] != "none" and params["search_low"] >= params["search_high"]:
             return (
                 ("search_low", "search_high"),
@@ -104,13 +113,25 @@ class LLMClient(ClientKind):
             running = load.run(
                 targets, texts, mode=p["mode"], concurrency=concurrency, rate=rate, arrival=p["arrival"],
                 seed=p["seed"], requests=p["requests"], duration_s=p["duration_s"],
-                warmup_requests=p["warmup_requests"],
+                warmup_requests=p["warmup_requests"], stop_when=stop_when,
+                max_duration_s=until.max_duration_s if until else 0.0,
             )  # fmt: skip
             return asyncio.run(asyncio.wait_for(running, left))[0]
 
+        until = stopping.Until.of(p)
+        met = [False]
+
+        def precise_enough(records: list[load.Record]) -> bool:
+            assert until is not None
+            met[0] = until.met(stopping.values_of(records, until.metric))
+            return met[0]
+
+        stop_when = precise_enough if until else None
         if p["search"] == "none":
             records = run_load(p["rate"], p["concurrency"])
+            trimmed = stopping.trim_warmup(records, p["warmup_rule"], until.metric if until else "ttft")
             result = metrics.summarize(records, p["mode"], self._offered(p), self._slo(p))
+            result += stopping.stop_metrics(records, p, until, met[0], trimmed)
         else:
             records, result = self._search(p, run_load, self._slo(p))
         tool = {"name": "aibench-llm", "api": p["api"], "model": targets[0].model, "replicas": len(targets)}
@@ -143,6 +164,8 @@ class LLMClient(ClientKind):
     SEED_STRIDE = 7919
 
     def nodes_problem(self, params: dict[str, Any], nodes: int) -> tuple[tuple[str, ...], str] | None:
+        if params.get("until"):
+            return ("until",), "a precision target stops one load when it is met, from one client node"
         if params["search"] != "none":
             return ("search",), "an SLO search runs its trials one after another, from one client node"
         if params["mode"] == "closed" and params["concurrency"] < nodes:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -21,6 +22,7 @@ import aiohttp
 from aibench.clients import progress
 from aibench.clients.arrivals import schedule
 from aibench.clients.llm import protocols
+from aibench.clients.llm.stopping import CHECK_S
 
 
 @dataclass
@@ -181,10 +183,15 @@ async def _run(
     warmup_requests: int,
     ramp_up_s: float = 0.0,
     phase_s: float = 0.0,
+    stop_when: Callable[[list[Record]], bool] | None = None,
+    max_duration_s: float = 0.0,
 ) -> tuple[list[Record], float]:
     """Run the load; returns the records and the wall-clock time of the origin. With several targets
     (the replicas of one service), request ``i`` goes to target ``i mod n`` (round robin). ``phase_s``
-    delays every intended send of the open loop (one client node's share of a constant schedule)."""
+    delays every intended send of the open loop (one client node's share of a constant schedule).
+    ``stop_when`` (a precision target: aibench.clients.llm.stopping) is asked every CHECK_S from the
+    first measured send on: once it says so, no further request is sent (those in flight complete);
+    ``max_duration_s`` bounds the measured phase besides ``requests`` and ``duration_s``."""
     targets = target if isinstance(target, list) else [target]
 
     def target_of(record: Record) -> Target:
@@ -198,7 +205,16 @@ async def _run(
     timeout = aiohttp.ClientTimeout(total=targets[0].request_timeout_s)
     records: list[Record] = []
     total = warmup_requests + requests if requests else None
-    tracker = progress.start(total, duration_s or None)
+    horizon = min(duration_s or math.inf, max_duration_s or math.inf)
+    tracker = progress.start(total, horizon if math.isfinite(horizon) else None)
+    stopped = [False]  # set by the precision target's watch
+
+    async def watch() -> None:
+        while stop_when is not None and not stopped[0]:
+            await asyncio.sleep(CHECK_S)
+            stopped[0] = stop_when(records)
+
+    watching: asyncio.Task | None = None
     async with aiohttp.ClientSession(
         connector=connector, timeout=timeout, trace_configs=[tracing()]
     ) as session:
@@ -216,7 +232,7 @@ async def _run(
                     while True:
                         index = next(counter, None)
                         now = time.perf_counter() - origin
-                        if index is None or now >= deadline:
+                        if index is None or now >= deadline or stopped[0]:
                             return
                         record = Record(
                             index, index < warmup_requests, intended=now, closed_loop=True, origin=origin
@@ -232,15 +248,16 @@ async def _run(
             if warmup_requests:
                 await phase(0, warmup_requests, float("inf"), ramp=True)
             start = time.perf_counter() - origin
-            await phase(warmup_requests, total, start + duration_s if duration_s else float("inf"),
-                        ramp=not warmup_requests)  # fmt: skip
+            watching = asyncio.create_task(watch())
+            await phase(warmup_requests, total, start + horizon, ramp=not warmup_requests)
         else:
-            count = total if total is not None else warmup_requests + int(duration_s * rate) + 1
+            count = total if total is not None else warmup_requests + int(horizon * rate) + 1
             offsets = [phase_s + o for o in schedule(count, rate, arrival, seed)]
             tasks = []
             origin_wall, origin = time.time(), time.perf_counter()
+            watching = asyncio.create_task(watch())
             for index, offset in enumerate(offsets):
-                if duration_s and offset >= duration_s:
+                if offset >= horizon or stopped[0]:
                     break
                 delay = offset - (time.perf_counter() - origin)
                 if delay > 0:
@@ -252,6 +269,8 @@ async def _run(
                 task.add_done_callback(lambda _, r=record: tracker.completed(r.status == "ok"))
                 tasks.append(task)
             await asyncio.gather(*tasks)
+        if watching is not None:
+            watching.cancel()
         for number, one in enumerate(targets):
             await count_tokens(session, one, [r for r in records if r.replica == number])
     return sorted(records, key=lambda r: r.index), origin_wall
