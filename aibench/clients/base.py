@@ -15,14 +15,16 @@ from aibench.secrets import mask, mask_argv
 
 
 def run_tool(
-    argv: list[str], timeout_s: float, secret_values: list[str], on_line: Callable[[str], None] | None = None
+    argv: list[str], timeout_s: float, secret_values: list[str], on_line: Callable[[str], None] | None = None,
+    tracked: bool = False,
 ) -> str:
     """Run a load tool to completion within ``timeout_s``; its stdout, or a ClientError naming the
     command (secrets masked), the exit status and the end of its stderr. With ``on_line``, each line of
-    its stdout is handed to it as it comes (a tool's own interim reports: its progress); without, the
-    load's progress is its time only (aibench.clients.progress)."""
+    its stdout is handed to it as it comes (a tool's own interim reports: its progress); ``tracked``:
+    the caller counts its progress otherwise; neither: the load's progress is its time only
+    (aibench.clients.progress)."""
     shown = " ".join(mask_argv(argv, secret_values))
-    if on_line is None:
+    if on_line is None and not tracked:
         progress.start(None, timeout_s, counted=False)  # its completions are the tool's own: time only
     try:
         if on_line is None:

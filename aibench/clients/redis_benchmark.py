@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import subprocess
+import threading
 import time
 from typing import Any
 
-from aibench.clients import CLIENTS
+import redis
+
+from aibench.clients import CLIENTS, progress
 from aibench.clients.base import ClientKind, run_tool, share_of
 from aibench.clients.presentation import Panel, Presentation, Stats
 from aibench.errors import ClientError
@@ -98,6 +101,51 @@ def version() -> str:
     return out.stdout.strip()
 
 
+class CommandCounter:
+    """The load's progress while redis-benchmark runs, which prints none with --csv (tried: nothing on
+    its stdout before the end): the server's own count of commands processed (INFO stats
+    total_commands_processed, read every POLL_S with the load's account), less its count when the load
+    began and the INFO calls themselves; of the requests x tests planned. Other clients of the server
+    (its exporter's scrapes) count too, so it is an estimate: progress, not a measurement. A server that
+    cannot be asked leaves the progress at time only."""
+
+    POLL_S = 1.0
+
+    def __init__(self, host: str, port: int, user: str | None, password: str | None, planned: int) -> None:
+        self.client = redis.Redis(host=host, port=port, username=user, password=password, socket_timeout=5)
+        self.planned = planned
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, name="aibench-redis-progress", daemon=True)
+
+    def _count(self) -> int:
+        return int(self.client.info("stats")["total_commands_processed"])
+
+    def _poll(self) -> None:
+        try:
+            base, asked = self._count(), 1
+        except redis.RedisError:  # the tool still runs; its progress is its time only
+            progress.start(None, None, counted=False)
+            return
+        tracker = progress.start(self.planned, None, unit="commands")
+        while not self.stop.wait(self.POLL_S):
+            try:
+                done = self._count() - base - asked
+            except redis.RedisError:
+                continue
+            asked += 1
+            if done > tracker.done:
+                tracker.done, tracker.last = done, time.monotonic()
+
+    def __enter__(self) -> CommandCounter:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        self.client.close()
+
+
 @CLIENTS.register
 class RedisBenchmark(ClientKind):
     name = "redis-benchmark"
@@ -139,7 +187,9 @@ class RedisBenchmark(ClientKind):
         user, password = credentials(secrets)
         argv = command_line(endpoint["host"], int(endpoint["port"]), password, params, user)
         shown = " ".join(mask_argv(argv, [password or ""]))
-        return run_tool(argv, timeout_s, [password or ""]), shown
+        planned = params["requests"] * len([t for t in str(params["tests"]).split(",") if t.strip()])
+        with CommandCounter(endpoint["host"], int(endpoint["port"]), user, password, planned):
+            return run_tool(argv, timeout_s, [password or ""], tracked=True), shown
 
     # -- a point's load from several client nodes (aibench.clients.fanout)
 

@@ -25,8 +25,10 @@ BENCH_USER = "benchmark"
 #: ACLSelectorCheckCmd() in src/acl.c exempts). Its startup `CONFIG GET save/appendonly` is left
 #: denied on purpose: CONFIG GET would also read `requirepass`; getRedisConfig() in
 #: src/redis-benchmark.c then only warns "Could not fetch server CONFIG" and carries on.
+#: INFO besides, for the load's progress: the client reads the server's total_commands_processed while
+#: redis-benchmark runs (aibench.clients.redis_benchmark.CommandCounter; INFO shows no password)
 BENCH_COMMANDS = ("ping", "set", "get", "incr", "lpush", "rpush", "lpop", "rpop", "sadd", "hset", "spop",
-                  "zadd", "zpopmin", "lrange", "mset")  # fmt: skip
+                  "zadd", "zpopmin", "lrange", "mset", "info")  # fmt: skip
 #: the keys those commands name (same source): key:__rand_int__ (SET/GET/MSET), counter:__rand_int__
 #: (INCR), and mylist, myset, myhash, myzset; __rand_int__ becomes a number with -r, stays literal without
 BENCH_KEYS = ("key:*", "counter:*", "mylist", "myset", "myhash", "myzset")

@@ -4,6 +4,7 @@ commands on the benchmark's keys and nothing else; the `default` user's password
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import stat
@@ -17,6 +18,7 @@ import pytest
 import redis
 import yaml
 
+from aibench.clients import progress
 from aibench.clients.redis_benchmark import RedisBenchmark, credentials
 from aibench.ports import free_port
 from aibench.probes import poll, redis_ping
@@ -160,3 +162,27 @@ def test_no_process_command_line_holds_the_main_passwords_during_a_load(service:
     assert outcome and not isinstance(outcome[0], Exception), outcome
     assert seen_load, "the scan never saw redis-benchmark running: the load was too short to prove anything"
     assert not leaks, "a main password is on a command line"
+
+
+def test_the_loads_progress_is_the_servers_command_count(
+    service: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    """redis-benchmark prints no progress with --csv: the client reads INFO stats with the benchmark
+    account while it runs (INFO shows no password), and the log gets commands done of planned."""
+    secrets = service["secrets"]
+    bench = as_user(service, BENCH_USER, secrets["REDIS_BENCH_PASSWORD"])
+    info = str(bench.info("all"))
+    assert not any(secrets[name] in info for name in ("REDIS_PASSWORD", "REDIS_BENCH_PASSWORD",
+                                                      "REDIS_EXPORTER_PASSWORD"))  # fmt: skip
+    params = {"tests": "get,set", "clients": 10, "pipeline": 1, "data_size": 3, "requests": 150000,
+              "keyspace": 1000, "threads": 0}  # fmt: skip
+    endpoint = {"host": service["host"], "port": service["port"]}
+    log = logging.getLogger("test.redis.progress")
+    logged = caplog.at_level(logging.INFO, logger="test.redis.progress")
+    with logged, progress.reporting(log, 0.5, 60, bar=False):
+        RedisBenchmark().run(endpoint, secrets, params, 120)
+    lines = [r.getMessage() for r in caplog.records]
+    end = [line for line in lines if line.startswith("progress at the end: ")]
+    assert len(end) == 1 and " of 300000 commands" in end[0], lines
+    done = int(end[0].removeprefix("progress at the end: ").split()[0])
+    assert done <= 300000 * 1.05, end  # the server's count, less the load's own INFO calls
