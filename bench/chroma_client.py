@@ -63,7 +63,7 @@ def main() -> None:
         through, bare, straight, recall_gaps = [], [], [], []
         bare_loop(collection, data.queries)  # warm-up
         for n in range(ROUNDS):
-            records = load.run_queries(lambda: collection, data.queries, PARAMS, time.perf_counter() + 600)
+            records, _ = load.run_queries(lambda: collection, data.queries, PARAMS, time.perf_counter() + 600)
             by = {(m.name, m.stat): m.value for m in metrics.summarize([], records, exact, PARAMS)}
             through.append(by[("queries_per_s", "mean")])
             bare.append(bare_loop(collection, data.queries))

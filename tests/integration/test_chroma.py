@@ -157,3 +157,23 @@ def test_run_client_cli(chroma: Path, tmp_path: Path) -> None:
     assert summary["status"] == "ok" and summary["params"]["count"] == 500
     token = read_secrets(chroma / "secrets.env")["CHROMA_TOKEN"]
     assert token not in done.stdout + done.stderr and token not in json.dumps(summary)
+
+
+@pytest.mark.parametrize("mode", ["closed", "open"])
+def test_queries_run_until_their_precision_target(chroma: Path, tmp_path: Path, mode: str) -> None:
+    """``until`` on query latency: a median within 20% is met long before the 5,000 queries allowed
+    (those never sent are left out, not counted as failures); one within 0.0001% stops at its 2 s cap."""
+    target = {"metric": "query_latency", "stat": "median", "rel_ci": 0.2, "min_requests": 30,
+              "max_duration_s": 60}  # fmt: skip
+    met, raw = point(chroma, tmp_path / "met", mode=mode, rate=200, requests=5000, until=target)
+    by = {(m["name"], m["stat"]): m for m in met["metrics"]}
+    precision = by[("until_precision", "mean")]
+    assert met["status"] == "ok" and precision["formula"].endswith(";stopped=target_met"), precision
+    assert precision["value"] <= 0.2 and 30 <= by[("requests", "count")]["value"] < 5000
+    assert by[("error_rate", "mean")]["value"] == 0
+    measured = [r for r in raw if r["phase"] == "query" and r["warmup"] == "0"]
+    assert len(measured) == by[("requests", "count")]["value"]
+    capped, _ = point(chroma, tmp_path / "capped", mode=mode, rate=200, requests=5000,
+                      until={**target, "rel_ci": 1e-6, "max_duration_s": 2})  # fmt: skip
+    precision = next(m for m in capped["metrics"] if m["name"] == "until_precision")
+    assert precision["formula"].endswith(";stopped=max_duration_s") and precision["value"] > 1e-6

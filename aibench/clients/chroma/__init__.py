@@ -12,6 +12,7 @@ from aibench.clients.base import ClientKind
 from aibench.clients.chroma import load, metrics
 from aibench.clients.chroma.recall import exact_neighbours
 from aibench.clients.presentation import Panel, Presentation, Stats, Tradeoff
+from aibench.clients.stopping import MAX_DURATION, REQUESTS_DONE, TARGET_MET, Until, precision_metric
 from aibench.datasets import vectors
 from aibench.results.schema import PointResult
 from aibench.services.chroma import TOKEN
@@ -60,11 +61,15 @@ class ChromaClient(ClientKind):
                 handle = load.connect(endpoint["host"], endpoint["port"], secrets.get(TOKEN))
                 return handle.get_collection(name, embedding_function=None)
 
-            records = load.run_queries(open_collection, data.queries, p, deadline)
+            records, met = load.run_queries(open_collection, data.queries, p, deadline)
         finally:
             client.delete_collection(name)
         result = metrics.summarize(batches, records, exact, p)
         measured = [q for q in records if not q.warmup]
+        if (until := Until.of(p)) is not None:
+            reason = TARGET_MET if met else REQUESTS_DONE if len(measured) >= p["requests"] else MAX_DURATION
+            latencies = [(q.done - q.intended) * 1000 for q in measured if q.status == "ok"]
+            result.append(precision_metric(until, latencies, reason))
         failed = [q for q in measured if q.status != "ok"]
         return PointResult(
             metrics=result,

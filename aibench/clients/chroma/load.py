@@ -7,6 +7,7 @@ from the intended send, so a saturated pool shows as queue delay). Times are tim
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -18,6 +19,7 @@ import numpy as np
 
 from aibench.clients import progress
 from aibench.clients.arrivals import schedule
+from aibench.clients.stopping import CHECK_S, Until
 
 TOKEN_HEADER = "X-Chroma-Token"
 
@@ -28,6 +30,10 @@ class Batch:
     size: int
     start: float
     end: float
+
+
+#: the status of a measured query the load never sent, as its precision target ended it first
+UNSENT = "unsent"
 
 
 @dataclass
@@ -81,9 +87,11 @@ def _ask(collection: Any, vector: np.ndarray, k: int, query: Query) -> None:
 
 def run_queries(
     open_collection: Callable[[], Any], queries: np.ndarray, p: dict[str, Any], deadline: float
-) -> list[Query]:
+) -> tuple[list[Query], bool]:
     """Warm-up queries (back to back), then ``requests`` measured ones in the closed or open loop; query
-    vectors are used in turn. Queries not sent before ``deadline`` are recorded as such."""
+    vectors are used in turn. Queries not sent before ``deadline`` are recorded as such. With ``until``
+    (aibench.clients.stopping), no query is sent once its precision target is met or its
+    max_duration_s is over: those are left out. Returns the queries, and whether the target was met."""
     k, count = p["k"], len(queries)
     tracker = progress.start(p["warmup_requests"] + p["requests"], None, "queries")
     first = open_collection()
@@ -97,15 +105,31 @@ def run_queries(
     handles = [first] + [open_collection() for _ in range(size - 1)]
     jobs: queue.SimpleQueue[Query | None] = queue.SimpleQueue()
 
+    until = Until.of(p)
+    stop = threading.Event()  # the precision target is met, or its max_duration_s is over
+    horizon = time.perf_counter() + (until.max_duration_s if until else math.inf)
+
     def worker(handle: Any) -> None:
         while (q := jobs.get()) is not None:
+            if stop.is_set() or time.perf_counter() > horizon:
+                q.status = UNSENT  # not a failure: the load was over
+                continue
             if time.perf_counter() > deadline:
                 q.status, q.error = "not sent", "the client's time limit was reached"
                 continue
             _ask(handle, queries[q.index], k, q)
             tracker.completed_in_thread(q.status == "ok")
 
+    def watch() -> None:
+        assert until is not None
+        while not stop.wait(CHECK_S):
+            answered = [(q.done - q.intended) * 1000 for q in list(measured) if q.done and q.status == "ok"]
+            if until.met(answered):
+                stop.set()
+
     threads = [threading.Thread(target=worker, args=(h,), daemon=True) for h in handles]
+    if until is not None:
+        threads.append(threading.Thread(target=watch, daemon=True))
     for thread in threads:
         thread.start()
     if p["mode"] == "closed":  # every worker takes the next query as soon as it is free
@@ -117,9 +141,15 @@ def run_queries(
             q.intended = origin + float(at)
             if (wait := q.intended - time.perf_counter()) > 0:
                 time.sleep(wait)
+            if stop.is_set() or q.intended > horizon:
+                q.status = UNSENT
+                continue
             jobs.put(q)
-    for _ in threads:
+    for _ in handles:
         jobs.put(None)
-    for thread in threads:
+    for thread in threads[: len(handles)]:
         thread.join()
-    return warmup + measured
+    met = stop.is_set()
+    stop.set()  # ends the watch
+    sent = [q for q in measured if q.status != UNSENT]
+    return warmup + sent, met

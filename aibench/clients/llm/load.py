@@ -22,7 +22,7 @@ import aiohttp
 from aibench.clients import progress
 from aibench.clients.arrivals import schedule
 from aibench.clients.llm import protocols
-from aibench.clients.llm.stopping import CHECK_S
+from aibench.clients.stopping import CHECK_S
 
 
 @dataclass
