@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from aibench.errors import AibenchError
-from aibench.rundir import is_fetched
+from aibench.rundir import MANIFEST, is_fetched
 
 LOGIN_PORT = 8822
 _REMOTE = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>[A-Za-z0-9.-]+):(?P<path>.+)$")
@@ -69,8 +69,8 @@ def fetch(
         raise AibenchError("rsync is not installed here (apt install rsync, brew install rsync)")
     ssh = ssh_command(port, ssh_options or [])
     names = sorted(n for n in remote_files(remote, ssh) if is_fetched(PurePosixPath(n)))
-    if not any(PurePosixPath(n).parts == ("manifest.json",) for n in names):
-        raise AibenchError(f"{remote.login}:{remote.path}: no manifest.json: not a finished run's results")
+    if not any(PurePosixPath(n).parts == (MANIFEST,) for n in names):
+        raise AibenchError(f"{remote.login}:{remote.path}: no {MANIFEST}: not a finished run's results")
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", prefix="aibench-fetch-", suffix=".list") as listing:
         listing.write("\n".join(names) + "\n")

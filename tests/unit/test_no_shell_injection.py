@@ -262,9 +262,10 @@ def test_sysbench_gets_its_test_as_one_argument(
     sysbench_module = sys.modules[type(CLIENTS.create("sysbench")).__module__]
     seen: list[list[str]] = []
 
-    def run_tool(argv: list[str], timeout_s: float, secret_values: list[str]) -> str:
+    def run_tool(argv: list[str], timeout_s: float, secret_values: list[str], *how: Any) -> str:
         seen.append(argv)
-        return client_base.run_tool([sys.executable, "-c", PRINT_ARGV, *argv[1:]], timeout_s, secret_values)
+        shown = [sys.executable, "-c", PRINT_ARGV, *argv[1:]]
+        return client_base.run_tool(shown, timeout_s, secret_values, *how)
 
     monkeypatch.setattr(sysbench_module, "run_tool", run_tool)
     params: dict[str, Any] = {}
