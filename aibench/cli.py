@@ -1,4 +1,5 @@
-"""The `aibench` command: validate files, run a client on its own, inspect and stop services, tunnel."""
+"""The `aibench` command: validate files, run a client on its own, inspect and stop services, tunnel;
+query, show, compare, fetch and archive a run's results; preflight on MeluXina."""
 
 from __future__ import annotations
 
