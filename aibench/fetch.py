@@ -73,10 +73,11 @@ def fetch(
         raise AibenchError(f"{remote.login}:{remote.path}: no {MANIFEST}: not a finished run's results")
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", prefix="aibench-fetch-", suffix=".list") as listing:
-        listing.write("\n".join(names) + "\n")
+        listing.write("\0".join(names) + "\0")  # as find gave them: a name may hold a newline
         listing.flush()
-        argv = ["rsync", "--archive", "--partial", "--files-from", listing.name, "--chmod=Fgo-w,Dgo-w",
-                "-e", shlex.join(ssh), f"{remote.login}:{remote.path.rstrip('/')}/", f"{dest}/"]  # fmt: skip
+        argv = ["rsync", "--archive", "--partial", "--from0", "--files-from", listing.name,
+                "--chmod=Fgo-w,Dgo-w", "-e", shlex.join(ssh), f"{remote.login}:{remote.path.rstrip('/')}/",
+                f"{dest}/"]  # fmt: skip
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise AibenchError(f"rsync from {remote.login}:{remote.path} exited {done.returncode}: "

@@ -59,7 +59,7 @@ def node_hardware() -> dict[str, Any]:
         "cpu_model": _first("/proc/cpuinfo", "model name") or _first("/proc/cpuinfo", "CPU part")
         or platform.processor() or None,
         "cpus_node": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "memory_bytes": int(memory.split()[0]) * 1024 if memory else None,
         "gpus": gpus(),
         "kernel": platform.release(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import threading
 from collections.abc import Callable
@@ -12,6 +13,8 @@ from aibench.clients.presentation import Presentation
 from aibench.errors import ClientError
 from aibench.results.schema import PointResult
 from aibench.secrets import mask, mask_argv
+
+LOG = logging.getLogger("aibench.client")
 
 
 def run_tool(
@@ -34,6 +37,9 @@ def run_tool(
             code, out, err = _streamed(argv, timeout_s, on_line)
     except subprocess.TimeoutExpired:
         raise ClientError(f"{argv[0]} ran past its time limit of {timeout_s:g} s: {shown}") from None
+    finally:
+        if (tracker := progress.current()) is not None:
+            tracker.finish()
     if code != 0 or not out.strip():
         stderr = mask(err, secret_values).strip()
         raise ClientError(f"{argv[0]} failed (exit {code}): {stderr[-2000:]}\ncommand: {shown}")
@@ -53,7 +59,10 @@ def _streamed(argv: list[str], timeout_s: float, on_line: Callable[[str], None])
         def read() -> None:
             for line in proc.stdout:  # type: ignore[union-attr]
                 lines.append(line)
-                on_line(line)
+                try:
+                    on_line(line)
+                except Exception:  # progress only: the tool's output is still read to its end
+                    LOG.exception("reading %s's progress from its line %r failed", argv[0], line[:200])
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()

@@ -37,6 +37,7 @@ class Progress:
     failed: int = 0
     started: float = field(default_factory=time.monotonic)
     last: float = field(default_factory=time.monotonic)
+    finished: bool = False
 
     def completed(self, ok: bool = True) -> None:
         """One completion, from the load's one thread (the LLM client's event loop)."""
@@ -44,6 +45,10 @@ class Progress:
         if not ok:
             self.failed += 1
         self.last = time.monotonic()
+
+    def finish(self) -> None:
+        """The load is over (what follows, e.g. counting tokens, completes no request): no stall."""
+        self.finished = True
 
     def completed_in_thread(self, ok: bool = True) -> None:
         """One completion, from one of several worker threads (Chroma's)."""
@@ -113,7 +118,7 @@ class _Reporter(threading.Thread):
             self._check_stall(progress, now)
 
     def _check_stall(self, progress: Progress, now: float) -> None:
-        if not progress.counted:
+        if not progress.counted or progress.finished:
             return
         quiet = now - progress.last
         if quiet >= self.stall_s and not self._stalled:

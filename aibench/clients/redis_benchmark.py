@@ -112,7 +112,8 @@ class CommandCounter:
     POLL_S = 1.0
 
     def __init__(self, host: str, port: int, user: str | None, password: str | None, planned: int) -> None:
-        self.client = redis.Redis(host=host, port=port, username=user, password=password, socket_timeout=5)
+        self.client = redis.Redis(host=host, port=port, username=user, password=password, socket_timeout=5,
+                                  socket_connect_timeout=5)  # fmt: skip
         self.planned = planned
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._poll, name="aibench-redis-progress", daemon=True)

@@ -64,7 +64,7 @@ def environment_rows(results: Path, experiment: str, manifest: dict[str, Any]) -
         if service.get("experiment") != experiment:
             continue
         hardware = service.get("hardware")
-        what = service.get("image") or service.get("kind")
+        what = service.get("image") or service.get("kind") or "?"
         if service.get("model"):
             what += f", model {service['model']}"
         job = f", SLURM job {service['slurm_job_id']}" if service.get("slurm_job_id") else ""
@@ -92,7 +92,7 @@ def commands(results: Path, experiment: str, manifest: dict[str, Any]) -> list[s
              *[a for copy in copies for a in ("--configfile", str(copy.absolute()))],
              "--config", f"experiments=[{experiment}]", f"recipes={(run.provenance / 'recipes').absolute()}",
              "results=results-rerun"]  # fmt: skip
-    lines = [f"git checkout {commit}"] if commit else []
+    lines = [shlex.join(["git", "checkout", str(commit)])] if commit else []
     return [*lines, shlex.join(rerun), f"make paper RUN={shlex.quote(str(Path(results).absolute()))}"]
 
 

@@ -173,7 +173,11 @@ def test_queries_run_until_their_precision_target(chroma: Path, tmp_path: Path, 
     assert by[("error_rate", "mean")]["value"] == 0
     measured = [r for r in raw if r["phase"] == "query" and r["warmup"] == "0"]
     assert len(measured) == by[("requests", "count")]["value"]
-    capped, _ = point(chroma, tmp_path / "capped", mode=mode, rate=200, requests=5000,
-                      until={**target, "rel_ci": 1e-6, "max_duration_s": 2})  # fmt: skip
+    capped, raw = point(chroma, tmp_path / "capped", mode=mode, rate=200, requests=5000,
+                        until={**target, "rel_ci": 1e-6, "max_duration_s": 2})  # fmt: skip
     precision = next(m for m in capped["metrics"] if m["name"] == "until_precision")
     assert precision["formula"].endswith(";stopped=max_duration_s") and precision["value"] > 1e-6
+    # the queries span the 2 s cap (and what was in flight then), not the 25 s 5,000 would take
+    queries = [r for r in raw if r["phase"] == "query" and r["warmup"] == "0"]
+    span = max(float(r["done_s"]) for r in queries) - min(float(r["intended_s"]) for r in queries)
+    assert 1.5 < span < 3.5, span

@@ -77,6 +77,9 @@ def a_run(results: Path) -> dict[str, bytes]:
         "e/service/data/dump.rdb": (b"db", 0o644),
         "e/service/replaced/20261201T000000-abcdef/data/dump.rdb": (b"old", 0o644),
     }
+    # a shareable file whose name, read as lines, would also name the secret: not a way in
+    crafted = "figures/x\ne/service/secrets.env"
+    shared[crafted] = b"crafted"
     for name, data in shared.items():
         (results / name).parent.mkdir(parents=True, exist_ok=True)
         (results / name).write_bytes(data)

@@ -149,8 +149,12 @@ def test_prepare_then_run_closed_and_open_loop(
         closed = run_point_against(mysql, tmp_path / "closed", client_kind="sysbench", params=base,
                                    timeout_s=120, progress={"interval_s": 1, "stall_s": 60})  # fmt: skip
     # its progress, counted from sysbench's own per-second reports as they came
-    ends = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress at the end: ")]
+    lines = [r.getMessage() for r in caplog.records]
+    ends = [line for line in lines if line.startswith("progress at the end: ")]
     assert len(ends) == 1 and " transactions, " in ends[0], ends
+    # while it ran, not only at its end: a line before the end counted some already
+    during = [line for line in lines if line.startswith("progress: ") and " transactions, " in line]
+    assert any(int(line.removeprefix("progress: ").split()[0]) > 0 for line in during), lines
     counted = int(ends[0].removeprefix("progress at the end: ").split()[0])
     by = {(m["name"], m["stat"], m["labels"].get("kind")): m["value"] for m in closed["metrics"]}
     assert by[("transactions_per_s", "mean", None)] > 10

@@ -26,7 +26,7 @@ def test_the_node_hardware_is_read_from_the_node() -> None:
     found = node_hardware()
     assert found["cpus_usable"] == len(os.sched_getaffinity(0)) and found["cpus_node"] == os.cpu_count()
     assert found["memory_bytes"] > 2**30 and found["cpu_model"]
-    assert found["gpus"] == [] or isinstance(found["gpus"], list)
+    assert isinstance(found["gpus"], list)  # nvidia-smi is not on this machine's PATH: none, not an error
 
 
 def test_gpus_come_from_nvidia_smi(monkeypatch: pytest.MonkeyPatch) -> None:

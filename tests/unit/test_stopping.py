@@ -68,3 +68,39 @@ def test_an_until_load_is_refused_where_it_cannot_work() -> None:
     assert LLMClient().nodes_problem(plain, 2)[0] == ("until",)
     assert LLMClient().own_duration_s(plain) == 60  # the budget and the SLURM time count its cap
     assert LLMClient().params_problem({**plain, "until": {**plain["until"], "max_duration_s": 1000}}, 900)
+
+
+def test_mser5_cuts_by_send_order_whatever_failed_or_has_no_value() -> None:
+    """The cut is found on the answered requests' values, and everything sent up to its last one is
+    excluded: a failure inside the transient too (else the error rate and the window would keep it),
+    and a request with no value (tpot of a one-token answer) does not shift the cut."""
+    rng, records = np.random.default_rng(5), []
+    for index in range(1, 201):
+        slow = index <= 20
+        first, gap = index + (0.5 if slow else 0.05) + rng.normal(0, 0.002), 0.05 if slow else 0.01
+        chunks = [first] if index in (7, 150) else [first, first + gap, first + 2 * gap]  # one: no tpot
+        record = load.Record(index, False, intended=float(index), chunks=chunks, end=chunks[-1],
+                             output_tokens=len(chunks))  # fmt: skip
+        if index == 12:
+            record.status, record.chunks = "error", []
+        records.append(record)
+    cut = stopping.trim_warmup(records, "mser5", "ttft")
+    assert 20 <= cut <= 26 and all(r.warmup for r in records if r.index <= 20)
+    assert next(r for r in records if r.index == 12).warmup  # the failure inside the transient
+    for r in records:
+        r.warmup = False
+    assert 20 <= stopping.trim_warmup(records, "mser5", "tpot") <= 26  # 7's missing tpot shifts nothing
+
+
+def test_the_running_check_gathers_each_answer_once() -> None:
+    answers = stopping.Answers("ttft")
+    records = [load.Record(i, i == 0, intended=float(i)) for i in range(5)]
+    assert answers.update(records) == []  # all in flight
+    for r in records[:3]:
+        r.chunks, r.end = [r.intended + 0.1], r.intended + 0.2
+    records.append(load.Record(5, False, intended=5.0, chunks=[5.3], end=5.4))
+    assert answers.update(records) == pytest.approx([100.0, 100.0, 300.0])  # the warm-up left out
+    for r in records[3:5]:
+        r.chunks, r.end = [r.intended + 0.05], r.intended + 0.1
+    assert sorted(answers.update(records)) == pytest.approx(sorted(stopping.values_of(records, "ttft")))
+    assert answers.pending == []

@@ -67,7 +67,8 @@ class ChromaClient(ClientKind):
         result = metrics.summarize(batches, records, exact, p)
         measured = [q for q in records if not q.warmup]
         if (until := Until.of(p)) is not None:
-            reason = TARGET_MET if met else REQUESTS_DONE if len(measured) >= p["requests"] else MAX_DURATION
+            sent = [q for q in measured if q.status != "not sent"]  # not sent: the client's time limit
+            reason = TARGET_MET if met else REQUESTS_DONE if len(sent) >= p["requests"] else MAX_DURATION
             latencies = [(q.done - q.intended) * 1000 for q in measured if q.status == "ok"]
             result.append(precision_metric(until, latencies, reason))
         failed = [q for q in measured if q.status != "ok"]

@@ -106,12 +106,17 @@ def run_queries(
     jobs: queue.SimpleQueue[Query | None] = queue.SimpleQueue()
 
     until = Until.of(p)
-    stop = threading.Event()  # the precision target is met, or its max_duration_s is over
+    stop = threading.Event()  # the precision target is met
     horizon = time.perf_counter() + (until.max_duration_s if until else math.inf)
+    closed = p["mode"] == "closed"
+    answered: list[float] = []  # the measured answers' latencies, ms, as they come (for the target)
+    lock = threading.Lock()
 
     def worker(handle: Any) -> None:
         while (q := jobs.get()) is not None:
-            if stop.is_set() or time.perf_counter() > horizon:
+            # the closed loop queues every query at once: one not taken yet when the load is over is
+            # never sent; the open loop's were released at their intended time and are all sent
+            if closed and (stop.is_set() or time.perf_counter() > horizon):
                 q.status = UNSENT  # not a failure: the load was over
                 continue
             if time.perf_counter() > deadline:
@@ -119,37 +124,48 @@ def run_queries(
                 continue
             _ask(handle, queries[q.index], k, q)
             tracker.completed_in_thread(q.status == "ok")
+            if q.status == "ok":
+                with lock:
+                    answered.append((q.done - q.intended) * 1000)
 
     def watch() -> None:
         assert until is not None
         while not stop.wait(CHECK_S):
-            answered = [(q.done - q.intended) * 1000 for q in list(measured) if q.done and q.status == "ok"]
-            if until.met(answered):
+            with lock:
+                values = list(answered)
+            if until.met(values):
                 stop.set()
 
-    threads = [threading.Thread(target=worker, args=(h,), daemon=True) for h in handles]
-    if until is not None:
-        threads.append(threading.Thread(target=watch, daemon=True))
-    for thread in threads:
+    workers = [threading.Thread(target=worker, args=(h,), daemon=True) for h in handles]
+    watcher = threading.Thread(target=watch, daemon=True) if until is not None else None
+    for thread in [*workers, *([watcher] if watcher else [])]:
         thread.start()
-    if p["mode"] == "closed":  # every worker takes the next query as soon as it is free
-        for q in measured:
-            jobs.put(q)
-    else:  # each query is released at its intended time, whether or not a worker is free
-        origin = time.perf_counter() + 0.05
-        for q, at in zip(measured, schedule(len(measured), p["rate"], p["arrival"], p["seed"]), strict=True):
-            q.intended = origin + float(at)
-            if (wait := q.intended - time.perf_counter()) > 0:
-                time.sleep(wait)
-            if stop.is_set() or q.intended > horizon:
-                q.status = UNSENT
-                continue
-            jobs.put(q)
-    for _ in handles:
-        jobs.put(None)
-    for thread in threads[: len(handles)]:
-        thread.join()
-    met = stop.is_set()
-    stop.set()  # ends the watch
+    met = False
+    try:
+        if closed:  # every worker takes the next query as soon as it is free
+            for q in measured:
+                jobs.put(q)
+        else:  # each query is released at its intended time, whether or not a worker is free
+            origin = time.perf_counter() + 0.05
+            at = schedule(len(measured), p["rate"], p["arrival"], p["seed"])
+            for number, (q, offset) in enumerate(zip(measured, at, strict=True)):
+                q.intended = origin + float(offset)
+                if stop.is_set() or q.intended > horizon:  # the load is over: none of the rest is sent
+                    for rest in measured[number:]:
+                        rest.status = UNSENT
+                    break
+                if (wait := q.intended - time.perf_counter()) > 0:
+                    time.sleep(wait)
+                jobs.put(q)
+    finally:
+        for _ in workers:
+            jobs.put(None)
+        for thread in workers:
+            thread.join()
+        met = stop.is_set()
+        stop.set()  # ends the watch
+        tracker.finish()
+        if watcher is not None:
+            watcher.join(10)
     sent = [q for q in measured if q.status != UNSENT]
     return warmup + sent, met

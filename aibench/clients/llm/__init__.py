@@ -121,9 +121,11 @@ class LLMClient(ClientKind):
         until = stopping.Until.of(p)
         met = [False]
 
+        answers = stopping.Answers(until.metric) if until else None
+
         def precise_enough(records: list[load.Record]) -> bool:
-            assert until is not None
-            met[0] = until.met(stopping.values_of(records, until.metric))
+            assert until is not None and answers is not None
+            met[0] = until.met(answers.update(records))
             return met[0]
 
         stop_when = precise_enough if until else None
@@ -166,6 +168,8 @@ class LLMClient(ClientKind):
     def nodes_problem(self, params: dict[str, Any], nodes: int) -> tuple[tuple[str, ...], str] | None:
         if params.get("until"):
             return ("until",), "a precision target stops one load when it is met, from one client node"
+        if params["warmup_rule"] != "fixed":
+            return ("warmup_rule",), "MSER-5 finds the steady state of one load's series: one client node"
         if params["search"] != "none":
             return ("search",), "an SLO search runs its trials one after another, from one client node"
         if params["mode"] == "closed" and params["concurrency"] < nodes:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -112,7 +113,11 @@ def _take(lines: list[bytes], parse: Any, record: Record, now: float, ollama: bo
     """The stream's lines that arrived at ``now`` into ``record``; True once it has ended (an error
     event, or Ollama's final object)."""
     for line in lines:
-        event = parse(line)
+        try:
+            event = parse(line)
+        except ValueError as exc:  # not JSON: a stream cut mid-line, or not the API asked for
+            record.status, record.error = "error", f"malformed stream line ({exc}): {line[:100]!r}"[:200]
+            return True
         if event is None:
             continue
         if event.error:
@@ -146,6 +151,9 @@ def tracing() -> aiohttp.TraceConfig:
     config = aiohttp.TraceConfig()
     config.on_request_headers_sent.append(_on_headers_sent)
     return config
+
+
+LOG = logging.getLogger("aibench.client")
 
 
 @contextlib.contextmanager
@@ -208,13 +216,6 @@ async def _run(
     horizon = min(duration_s or math.inf, max_duration_s or math.inf)
     tracker = progress.start(total, horizon if math.isfinite(horizon) else None)
     stopped = [False]  # set by the precision target's watch
-
-    async def watch() -> None:
-        while stop_when is not None and not stopped[0]:
-            await asyncio.sleep(CHECK_S)
-            stopped[0] = stop_when(records)
-
-    watching: asyncio.Task | None = None
     async with aiohttp.ClientSession(
         connector=connector, timeout=timeout, trace_configs=[tracing()]
     ) as session:
@@ -248,32 +249,55 @@ async def _run(
             if warmup_requests:
                 await phase(0, warmup_requests, float("inf"), ramp=True)
             start = time.perf_counter() - origin
-            watching = asyncio.create_task(watch())
-            await phase(warmup_requests, total, start + horizon, ramp=not warmup_requests)
+            async with _watching(stop_when, records, stopped):
+                await phase(warmup_requests, total, start + horizon, ramp=not warmup_requests)
         else:
             count = total if total is not None else warmup_requests + int(horizon * rate) + 1
             offsets = [phase_s + o for o in schedule(count, rate, arrival, seed)]
             tasks = []
             origin_wall, origin = time.time(), time.perf_counter()
-            watching = asyncio.create_task(watch())
-            for index, offset in enumerate(offsets):
-                if offset >= horizon or stopped[0]:
-                    break
-                delay = offset - (time.perf_counter() - origin)
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                record = Record(index, index < warmup_requests, intended=float(offset), origin=origin)
-                records.append(record)
-                prompt = prompts[index % len(prompts)]
-                task = asyncio.create_task(send(session, target_of(record), prompt, record, origin))
-                task.add_done_callback(lambda _, r=record: tracker.completed(r.status == "ok"))
-                tasks.append(task)
-            await asyncio.gather(*tasks)
-        if watching is not None:
-            watching.cancel()
+            async with _watching(stop_when, records, stopped):
+                for index, offset in enumerate(offsets):
+                    if offset >= horizon or stopped[0]:
+                        break
+                    delay = offset - (time.perf_counter() - origin)
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    record = Record(index, index < warmup_requests, intended=float(offset), origin=origin)
+                    records.append(record)
+                    prompt = prompts[index % len(prompts)]
+                    task = asyncio.create_task(send(session, target_of(record), prompt, record, origin))
+                    task.add_done_callback(lambda _, r=record: tracker.completed(r.status == "ok"))
+                    tasks.append(task)
+                await asyncio.gather(*tasks)
+        tracker.finish()  # the token counts below complete no request: not a stall
         for number, one in enumerate(targets):
             await count_tokens(session, one, [r for r in records if r.replica == number])
     return sorted(records, key=lambda r: r.index), origin_wall
+
+
+@contextlib.asynccontextmanager
+async def _watching(
+    stop_when: Callable[[list[Record]], bool] | None, records: list[Record], stopped: list[bool]
+) -> AsyncIterator[None]:
+    """While the measured phase runs: ``stop_when`` asked every CHECK_S, ``stopped[0]`` set once it says
+    so. Its task is cancelled and awaited however the phase ends (a failure, the client's time limit)."""
+
+    async def watch() -> None:
+        try:
+            while not stopped[0]:
+                await asyncio.sleep(CHECK_S)
+                stopped[0] = stop_when(records)  # type: ignore[misc]
+        except Exception:  # a broken check must not pass unseen: the load then runs to its cap
+            LOG.exception("the precision target's check failed: the load runs to its cap")
+
+    task = asyncio.create_task(watch()) if stop_when is not None else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 async def count_tokens(session: aiohttp.ClientSession, target: Target, records: list[Record]) -> None:

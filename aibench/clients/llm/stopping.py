@@ -10,7 +10,7 @@ from aibench.clients.stopping import MAX_DURATION, REQUESTS_DONE, TARGET_MET, Un
 from aibench.results.formulas import formula
 from aibench.results.schema import Metric
 
-__all__ = ["Until", "stop_metrics", "trim_warmup", "values_of"]
+__all__ = ["Answers", "Until", "stop_metrics", "trim_warmup", "values_of"]
 
 
 def values_of(records: list[Any], metric: str) -> list[float]:
@@ -21,18 +21,54 @@ def values_of(records: list[Any], metric: str) -> list[float]:
     return [per_request(r)[f"{metric}_ms"] for r in sorted(done, key=lambda r: r.index)]
 
 
+class Answers:
+    """The until metric's values of the measured answers, gathered while the load runs: each check takes
+    only the records sent since the last one and those still in flight (not the whole load again), so
+    it holds up the event loop that sends the requests for no longer as the load grows."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self.seen = 0
+        self.pending: list[Any] = []
+        self.values: list[float] = []
+
+    def update(self, records: list[Any]) -> list[float]:
+        from aibench.clients.llm.metrics import per_request
+
+        self.pending += records[self.seen :]
+        self.seen = len(records)
+        waiting = []
+        for record in self.pending:
+            if record.warmup:
+                continue
+            if math.isnan(record.end):  # in flight
+                waiting.append(record)
+            elif record.status == "ok":
+                self.values.append(per_request(record)[f"{self.metric}_ms"])
+        self.pending = waiting
+        return self.values
+
+
 def trim_warmup(records: list[Any], rule: str, metric: str) -> int:
-    """Under ``rule`` mser5, mark the measured requests before the steady state as warm-up (MSER-5 on
-    ``metric`` in send order); how many it marked (0 under ``fixed``)."""
+    """Under ``rule`` mser5, mark the measured requests before the steady state as warm-up: MSER-5 on
+    ``metric`` of the answered ones in send order (a request without a value, e.g. tpot of a one-token
+    answer, left out of the series), and every measured request sent up to the last one it cuts,
+    failed ones too; how many it marked (0 under ``fixed``)."""
     if rule != "mser5":
         return 0
     from aibench.clients.llm.metrics import per_request
 
-    measured = sorted((r for r in records if not r.warmup and r.status == "ok"), key=lambda r: r.index)
-    cut = mser5([per_request(r)[f"{metric}_ms"] for r in measured])
-    for record in measured[:cut]:
+    measured = sorted((r for r in records if not r.warmup), key=lambda r: r.index)
+    valued = [(r, per_request(r)[f"{metric}_ms"]) for r in measured if r.status == "ok"]
+    valued = [(r, v) for r, v in valued if not math.isnan(v)]
+    cut = mser5([v for _, v in valued])
+    if cut == 0:
+        return 0
+    last = valued[cut - 1][0].index
+    trimmed = [r for r in measured if r.index <= last]
+    for record in trimmed:
         record.warmup = True
-    return cut
+    return len(trimmed)
 
 
 def stop_metrics(
