@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 #: defaults of the config's ``progress`` (config/schemas/config.schema.yaml)
 INTERVAL_S, STALL_S = 10.0, 60.0
@@ -96,11 +97,13 @@ def current() -> Progress | None:
 
 
 class _Reporter(threading.Thread):
-    def __init__(self, log: logging.Logger, interval_s: float, stall_s: float, bar: bool) -> None:
+    def __init__(
+        self, log: logging.Logger, interval_s: float, stall_s: float, bar: bool, console: Any = None
+    ) -> None:
         super().__init__(name="aibench-progress", daemon=True)
         self.log, self.interval_s, self.stall_s = log, interval_s, stall_s
         self.stop = threading.Event()
-        self.bar = _Bar() if bar else None
+        self.bar = _Bar(console) if bar else None
         self._stalled = False
 
     def run(self) -> None:
@@ -131,15 +134,15 @@ class _Reporter(threading.Thread):
 
 
 class _Bar:
-    """rich's live progress bar on the terminal (stderr)."""
+    """rich's live progress bar on the terminal (stderr, or ``console``'s)."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Any = None) -> None:
         from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as RichProgress
 
         columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[line]}"),
                    TimeElapsedColumn())  # fmt: skip
-        self.view = RichProgress(*columns, transient=True)
+        self.view = RichProgress(*columns, transient=True, **({"console": console} if console else {}))
         self.task: int | None = None
         self.view.start()
 
@@ -160,13 +163,14 @@ class _Bar:
 
 @contextlib.contextmanager
 def reporting(
-    log: logging.Logger, interval_s: float = INTERVAL_S, stall_s: float = STALL_S, bar: bool | None = None
+    log: logging.Logger, interval_s: float = INTERVAL_S, stall_s: float = STALL_S, bar: bool | None = None,
+    console: Any = None,
 ) -> Iterator[None]:
     """Report the progress of whatever load starts inside (a bar too when ``bar``, by default when
-    stderr is a terminal); a last line at the end."""
+    stderr is a terminal; on ``console``, a rich Console, where given); a last line at the end."""
     global _current
     _current = None
-    reporter = _Reporter(log, interval_s, stall_s, sys.stderr.isatty() if bar is None else bar)
+    reporter = _Reporter(log, interval_s, stall_s, sys.stderr.isatty() if bar is None else bar, console)
     reporter.start()
     try:
         yield

@@ -49,3 +49,23 @@ def test_a_tool_run_as_a_process_is_never_called_stalled(caplog: pytest.LogCaptu
     lines = [r.getMessage() for r in caplog.records]
     assert any(line.startswith("progress: running:") for line in lines)
     assert not any("stalled" in line for line in lines)
+
+
+def test_the_live_bar_draws_a_load_and_goes(caplog: pytest.LogCaptureFixture) -> None:
+    """`aibench run-client` on a terminal: rich's bar, redrawn from the reporter thread, removed at the
+    end (transient); the log still gets its last line."""
+    import io
+
+    from rich.console import Console
+
+    log = logging.getLogger("test.progress.bar")
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=120)
+    logged = caplog.at_level(logging.INFO, logger="test.progress.bar")
+    with logged, progress.reporting(log, 0.2, 60, bar=True, console=console):
+        tracker = progress.start(10, None)
+        for _ in range(4):
+            tracker.completed()
+        time.sleep(0.8)
+    assert "4 of 10 requests (40%)" in screen.getvalue()  # drawn while it ran
+    assert [r.getMessage() for r in caplog.records][-1].startswith("progress at the end: 4 of 10 requests")
