@@ -117,25 +117,33 @@ class CommandCounter:
         self.planned = planned
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._poll, name="aibench-redis-progress", daemon=True)
+        self.tracker: progress.Progress | None = None
+        self.base = self.asked = 0
 
     def _count(self) -> int:
         return int(self.client.info("stats")["total_commands_processed"])
 
     def _poll(self) -> None:
         try:
-            base, asked = self._count(), 1
+            self.base, self.asked = self._count(), 1
         except redis.RedisError:  # the tool still runs; its progress is its time only
             progress.start(None, None, counted=False)
             return
-        tracker = progress.start(self.planned, None, unit="commands")
+        self.tracker = progress.start(self.planned, None, unit="commands")
         while not self.stop.wait(self.POLL_S):
-            try:
-                done = self._count() - base - asked
-            except redis.RedisError:
-                continue
-            asked += 1
-            if done > tracker.done:
-                tracker.done, tracker.last = done, time.monotonic()
+            self._update()
+
+    def _update(self) -> None:
+        """Read the server's count once more into the tracker."""
+        if self.tracker is None:
+            return
+        try:
+            done = self._count() - self.base - self.asked
+        except redis.RedisError:
+            return
+        self.asked += 1
+        if done > self.tracker.done:
+            self.tracker.done, self.tracker.last = done, time.monotonic()
 
     def __enter__(self) -> CommandCounter:
         self.thread.start()
@@ -144,6 +152,7 @@ class CommandCounter:
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.thread.join(10)
+        self._update()  # the count at the end, not a second old
         self.client.close()
 
 
