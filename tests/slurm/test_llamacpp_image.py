@@ -30,7 +30,9 @@ pytestmark = [pytest.mark.workflow, pytest.mark.usefixtures("local_slurm", "appt
 EXPERIMENT = {
     "service": "llamacpp",
     "client": "llm",
-    "client_params": {"max_tokens": 8, "requests": 8, "mode": "closed"},
+    # long enough at concurrency 4 (two rounds of 4 x 32 tokens, ~3 s) for 1 s scrapes to see the
+    # server busy: with 8 tokens the point lasted about a second and a scrape could miss it
+    "client_params": {"max_tokens": 32, "requests": 8, "mode": "closed"},
     "sweep": {"concurrency": [1, 4]},
 }
 
