@@ -22,8 +22,8 @@ from pathlib import Path, PurePosixPath
 
 from aibench.errors import AibenchError
 from aibench.rundir import MANIFEST, is_fetched
+from aibench.tunnel import LOGIN_PORT
 
-LOGIN_PORT = 8822
 _REMOTE = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>[A-Za-z0-9.-]+):(?P<path>.+)$")
 
 

@@ -4,12 +4,13 @@ and manifest say what the numbers were measured on.
 
 The CPU from /proc/cpuinfo ("model name"; "CPU part" on Arm where there is none), the CPUs this
 process may use (its affinity, as SLURM's cgroup allows) beside the node's, MemTotal from
-/proc/meminfo, the GPUs from ``nvidia-smi --query-gpu=name,memory.total --format=csv,noheader,nounits``
-where nvidia-smi is on PATH (the GPU exporter's query form, aibench.monitoring.gpu_exporter).
+/proc/meminfo, the GPUs from nvidia-smi where it is on PATH (the GPU exporter's own query,
+aibench.monitoring.gpu_exporter.query).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import shutil
@@ -34,23 +35,20 @@ def _first(path: str, key: str) -> str | None:
 
 def gpus() -> list[dict[str, Any]] | str:
     """The node's GPUs (name, memory MiB), or why they are unknown."""
+    from aibench.monitoring.gpu_exporter import query
+
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return []
-    argv = [smi, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"]
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=NVIDIA_SMI_TIMEOUT_S, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        rows = query(smi, NVIDIA_SMI_TIMEOUT_S)
+    except subprocess.CalledProcessError as exc:
+        return f"nvidia-smi exited {exc.returncode}: {(exc.stderr or '').strip()[:200]}"
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
         return f"nvidia-smi: {exc}"
-    if done.returncode != 0:
-        return f"nvidia-smi exited {done.returncode}: {done.stderr.strip()[:200]}"
-    out = []
-    for line in done.stdout.splitlines():
-        name, _, memory = line.rpartition(",")
-        if name:
-            mib = float(memory) if memory.strip().isdigit() else None
-            out.append({"name": name.strip(), "memory_mib": mib})
-    return out
+    memory = (float(row["memory.total"]) for row in rows)
+    return [{"name": str(row["name"]), "memory_mib": None if math.isnan(mib) else mib}
+            for row, mib in zip(rows, memory, strict=True)]  # fmt: skip
 
 
 def node_hardware() -> dict[str, Any]:

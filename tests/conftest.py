@@ -163,6 +163,11 @@ def run_to_end(argv: list[str], timeout: float, **popen: Any) -> subprocess.Comp
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
+def aibench(*args: str | Path, timeout: float = 180) -> subprocess.CompletedProcess:
+    """The `aibench` command as a user runs it (this interpreter, from the project root), to its end."""
+    return run_to_end([sys.executable, "-m", "aibench.cli", *map(str, args)], timeout, cwd=ROOT)
+
+
 def snakemake(
     config: Path, *args: str, profile: str = "profiles/local", timeout: float = 600
 ) -> subprocess.CompletedProcess:

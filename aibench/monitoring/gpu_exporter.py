@@ -52,6 +52,14 @@ def parse(text: str) -> list[dict[str, float | str]]:
     return rows
 
 
+def query(nvidia_smi: str, timeout_s: float = 10.0) -> list[dict[str, float | str]]:
+    """One ``nvidia-smi --query-gpu=FIELDS`` call, parsed; CalledProcessError (its stderr kept) when it
+    fails, TimeoutExpired past ``timeout_s``."""
+    done = subprocess.run([nvidia_smi, f"--query-gpu={FIELDS}", "--format=csv,noheader,nounits"],
+                          capture_output=True, text=True, timeout=timeout_s, check=True)  # fmt: skip
+    return parse(done.stdout)
+
+
 class NvidiaSmiCollector(Collector):
     def __init__(self, nvidia_smi: str) -> None:
         self.nvidia_smi = nvidia_smi
@@ -59,9 +67,7 @@ class NvidiaSmiCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("aibench_gpu_exporter_up", "1 if the last nvidia-smi query succeeded.")
         try:
-            done = subprocess.run([self.nvidia_smi, f"--query-gpu={FIELDS}", "--format=csv,noheader,nounits"],
-                                  capture_output=True, text=True, timeout=10, check=True)  # fmt: skip
-            rows = parse(done.stdout)
+            rows = query(self.nvidia_smi)
         except (OSError, subprocess.SubprocessError, ValueError):
             up.add_metric([], 0)
             yield up

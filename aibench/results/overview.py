@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from aibench.archive import read_points
+from aibench.archive import RunPoint, read_points
 from aibench.files import read_json
 from aibench.results.glance import experiment_glance
 from aibench.rundir import PointDir, RunDir
@@ -56,9 +56,9 @@ def _hardware_row(role: str, where: str, hardware: dict[str, Any] | None) -> lis
             _gpus(hw.get("gpus")) if hw else "-"]  # fmt: skip
 
 
-def environment_rows(results: Path, experiment: str, manifest: dict[str, Any]) -> list[list[str]]:
-    """A row per deployment (its node's hardware) and per client host of ``experiment``."""
-    run = RunDir(results)
+def environment_rows(experiment: str, points: list[RunPoint], manifest: dict[str, Any]) -> list[list[str]]:
+    """A row per deployment (its node's hardware) of ``experiment`` and per client host of its
+    ``points``."""
     rows = []
     for service in manifest.get("services", []):
         if service.get("experiment") != experiment:
@@ -70,10 +70,9 @@ def environment_rows(results: Path, experiment: str, manifest: dict[str, Any]) -
         job = f", SLURM job {service['slurm_job_id']}" if service.get("slurm_job_id") else ""
         rows.append(_hardware_row(f"service ({what})", f"{service.get('node') or '?'}{job}", hardware))
     clients: dict[str, dict[str, Any] | None] = {}
-    for p in read_points(run.root, str(results)):
-        if p.experiment == experiment:
-            provenance = read_json(PointDir(p.directory).summary).get("provenance", {})
-            clients.setdefault(provenance.get("host") or "?", provenance.get("hardware"))
+    for p in points:
+        provenance = read_json(PointDir(p.directory).summary).get("provenance", {})
+        clients.setdefault(provenance.get("host") or "?", provenance.get("hardware"))
     rows += [_hardware_row("client", host, hw) for host, hw in clients.items()]
     return rows
 
@@ -115,7 +114,7 @@ def overview_html(results: str | Path, experiment: str) -> str:
         '"Uncertainty").</p>',
         _table(glance.columns, glance.rows),
         "<h3>Environment</h3>",
-        _table(ENVIRONMENT, environment_rows(results, experiment, manifest)),
+        _table(ENVIRONMENT, environment_rows(experiment, points, manifest)),
         f"<p>git commit <code>{html.escape(commit)}</code>; hosts: "
         f"{html.escape(', '.join(manifest.get('hosts', [])) or '-')}.</p>",
         _table(["software", "version"], versions),

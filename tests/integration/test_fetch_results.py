@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 
 from aibench.ports import free_port
 from aibench.probes import poll, tcp
+from tests.conftest import aibench
 
 ROOT = Path(__file__).resolve().parents[2]
 SSHD = Path("/usr/sbin/sshd")
@@ -54,10 +54,6 @@ def login_host(tmp_path: Path) -> Iterator[list[str]]:
         sshd.terminate()
         sshd.wait(10)
 
-
-def aibench(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "aibench.cli", *map(str, args)]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
 
 
 def a_run(results: Path) -> dict[str, bytes]:

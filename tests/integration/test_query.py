@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,14 +16,11 @@ from aibench.monitoring.file_sd import write_target
 from aibench.monitoring.prometheus import PrometheusClient
 from aibench.probes import NotReady, poll
 from aibench.rundir import RunDir
+from tests.conftest import aibench
 from tests.unit.test_compare import write_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
-def aibench(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "aibench.cli", *map(str, args)]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
 
 
 def digest(directory: Path) -> dict[str, str]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import subprocess
-import sys
 import tarfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +17,7 @@ from aibench.errors import AibenchError
 from aibench.files import read_json, write_json
 from aibench.recipes import point_id
 from aibench.results.compare import compare, format_table, load_run, t_quantile_975
+from tests.conftest import aibench
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_BASE = {"data_size": 3, "keyspace": 100000, "pipeline": 1, "requests": 1000, "tests": "get,set"}
@@ -384,10 +383,6 @@ def test_not_a_run_is_a_clear_error(tmp_path: Path) -> None:
 
 # --- the command ------------------------------------------------------------------------------------
 
-
-def aibench(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "aibench.cli", *map(str, args)]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_cli_end_to_end(tmp_path: Path) -> None:

@@ -5,8 +5,6 @@ schema with intervals, a small sample and a failed point."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -15,15 +13,12 @@ from rich.console import Console
 from aibench.files import write_json
 from aibench.results.compare import load_run
 from aibench.results.glance import cell, glance, print_results
+from tests.conftest import aibench
 from tests.unit.test_compare import make_archive, with_intervals, write_run
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "examples" / "local-run.tar.gz"
 
-
-def aibench(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "aibench.cli", *map(str, args)]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_the_shipped_run_at_a_glance_matches_its_table() -> None:
